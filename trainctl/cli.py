@@ -1,0 +1,83 @@
+"""`trainctl` command line: subcommand dispatch with lazy imports.
+
+`trainctl --help` must answer at once, so nothing here imports torch; each subcommand imports what it needs.
+`train` hands the rest of the command line to Hydra untouched, so every Hydra flag works as in any Hydra app.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+USAGE = """\
+usage: trainctl <command> [args]
+
+Config-driven training of PyTorch models (Hydra configs, TensorBoard logs under runs/).
+
+commands:
+  train [overrides]   train a model; takes every Hydra flag and override, e.g.
+                        trainctl train model=cnn dataset=fashionmnist trainer.epochs=2
+                        trainctl train -m optimizer.lr=1e-3,1e-2 model=mlp,cnn
+                        trainctl train experiment=smoke
+                        trainctl train --help          (config groups and options)
+  list [GROUP]        table of registered components (model, dataset, optimizer, scheduler, loss, device)
+  doctor              versions, devices, and which datasets are available offline
+
+run `trainctl <command> --help` for a command's options.
+"""
+
+
+def _train(args: list[str]) -> int:
+    from trainctl.overrides import check_group_choices
+
+    check_group_choices(args)
+    from trainctl.hydra_app import run_train
+
+    return run_train(args)
+
+
+def _list(args: list[str]) -> int:
+    from trainctl.listing import run_list
+
+    return run_list(args)
+
+
+def _doctor(args: list[str]) -> int:
+    from trainctl.doctor import run_doctor
+
+    return run_doctor(args)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "list": _list, "doctor": _doctor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    if args[0] in ("--version", "-V"):
+        from trainctl import __version__
+
+        print(f"trainctl {__version__}")
+        return 0
+    if args[0] in ("-sc", "--shell-completion"):
+        args = ["train", *args]  # Hydra's completion script calls the program with -sc
+    command = COMMANDS.get(args[0])
+    if command is None:
+        from trainctl.registry import did_you_mean
+
+        hint = did_you_mean(args[0], list(COMMANDS))
+        print(f"error: unknown command '{args[0]}'{hint} (commands: {', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
+    from trainctl.errors import UserError
+
+    try:
+        return command(args[1:])
+    except UserError as e:
+        from trainctl.hydra_app import report_user_error
+
+        report_user_error(e)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,59 @@
+"""`trainctl list [GROUP]`: every registered component with a one-line description and its main parameters."""
+
+from __future__ import annotations
+
+from omegaconf import OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from trainctl.config import GROUPS, config_dir
+from trainctl.errors import UserError
+from trainctl.registry import did_you_mean
+
+DEVICE_HELP = {
+    "auto": "The best device present: cuda > mps > cpu.",
+    "cpu": "The CPU (always present).",
+    "cuda": "An NVIDIA GPU through CUDA.",
+    "mps": "An Apple-silicon GPU through Metal.",
+}
+
+
+def _yaml_params(group: str, name: str) -> str:
+    """`key=value` pairs from the option's YAML file (what a user gets without overrides)."""
+    path = config_dir() / group / f"{name}.yaml"
+    if not path.is_file():
+        return ""
+    node = OmegaConf.load(path)
+    values = {k: v for k, v in OmegaConf.to_container(node).items() if k not in ("defaults", "name")}
+    return "  ".join(f"{k}={OmegaConf.to_yaml({k: v}, sort_keys=False).split(': ', 1)[1].strip()}"
+                     for k, v in values.items())
+
+
+def rows(group: str) -> list[tuple[str, str, str]]:
+    """(name, description, parameters) for each option of a group."""
+    if group == "device":
+        return [(name, text, "") for name, text in DEVICE_HELP.items()]
+    from trainctl.components import REGISTRIES
+
+    return [(e.name, e.description, _yaml_params(group, e.name)) for e in REGISTRIES[group]]
+
+
+def run_list(args: list[str]) -> int:
+    if args and args[0] in ("-h", "--help"):
+        print("usage: trainctl list [GROUP]\n\nGROUP is one of: " + ", ".join(GROUPS))
+        return 0
+    groups = list(GROUPS)
+    if args:
+        if args[0] not in GROUPS:
+            raise UserError(f"unknown group '{args[0]}'{did_you_mean(args[0], groups)} (groups: {', '.join(groups)})")
+        groups = [args[0]]
+    console = Console()
+    for group in groups:
+        table = Table(title=f"{group}  (choose with {group}=NAME)", title_justify="left", show_lines=False)
+        table.add_column("name", style="bold cyan", no_wrap=True)
+        table.add_column("description")
+        table.add_column("main parameters (override as group.key=value)", style="dim")
+        for name, description, params in rows(group):
+            table.add_row(name, description, params)
+        console.print(table)
+    return 0

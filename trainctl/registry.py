@@ -1,0 +1,69 @@
+"""Name → builder registries, one per config group.
+
+Strict on purpose (as in mmengine and timm): registering a name twice is an error rather than a silent override,
+and an unknown name lists the valid ones with the closest match, so a typo never trains the wrong thing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from dataclasses import dataclass
+from typing import Callable, Generic, Iterator, TypeVar
+
+from trainctl.errors import UserError
+
+F = TypeVar("F", bound=Callable)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    builder: Callable
+    description: str
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """'; did you mean 'x'?' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class Registry(Generic[F]):
+    """A named table of builders for one kind of component (model, dataset, ...)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, description: str | None = None) -> Callable[[F], F]:
+        """Decorator: `@MODELS.register("cnn")`. The docstring's first line is the description."""
+
+        def add(builder: F) -> F:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} '{name}' is already registered (by {self._entries[name].builder!r})")
+            doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
+            self._entries[name] = Entry(name, builder, doc)
+            return builder
+
+        return add
+
+    def get(self, name: str) -> F:
+        return self.entry(name).builder  # type: ignore[return-value]
+
+    def entry(self, name: str) -> Entry:
+        if name not in self._entries:
+            valid = ", ".join(self.names())
+            raise UserError(
+                f"unknown {self.kind} '{name}'{did_you_mean(name, self.names())} (valid: {valid})"
+            )
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self._entries[n] for n in self.names())
