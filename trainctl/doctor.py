@@ -7,6 +7,7 @@ from importlib import metadata
 
 from omegaconf import OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trainctl.config import config_dir
@@ -34,12 +35,12 @@ def run_doctor(args: list[str]) -> int:
     versions = Table(title="versions", title_justify="left", show_header=False)
     for name, value in [("trainctl", __version__), ("python", platform.python_version()),
                         *((p, _version(p)) for p in PACKAGES)]:
-        versions.add_row(name, value)
+        versions.add_row(name, escape(value))
     console.print(versions)
 
     devices = Table(title="devices", title_justify="left", show_header=False)
     for line in describe_devices():
-        devices.add_row(line)
+        devices.add_row(escape(line))
     devices.add_row(f"device=auto chooses: [bold]{auto_device()}[/]")
     console.print(devices)
 
@@ -48,6 +49,6 @@ def run_doctor(args: list[str]) -> int:
     datasets.add_column("status")
     for entry in REGISTRIES["dataset"]:
         cfg = OmegaConf.load(config_dir() / "dataset" / f"{entry.name}.yaml")
-        datasets.add_row(entry.name, availability(cfg))
+        datasets.add_row(entry.name, escape(availability(cfg)))
     console.print(datasets)
     return 0

@@ -26,8 +26,9 @@ EXIT_USER_ERROR = 2
 
 def report_user_error(error: UserError) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
 
 
 def preflight(cfg: DictConfig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from trainctl.config import GROUPS, config_dir
@@ -25,8 +26,18 @@ def _yaml_params(group: str, name: str) -> str:
         return ""
     node = OmegaConf.load(path)
     values = {k: v for k, v in OmegaConf.to_container(node).items() if k not in ("defaults", "name")}
-    return "  ".join(f"{k}={OmegaConf.to_yaml({k: v}, sort_keys=False).split(': ', 1)[1].strip()}"
-                     for k, v in values.items())
+    return "  ".join(f"{k}={_override_text(v)}" for k, v in values.items())
+
+
+def _override_text(value: object) -> str:
+    """A value as it would be typed in an override: null, true, [16, 32]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(_override_text(v) for v in value) + "]"
+    return str(value)
 
 
 def rows(group: str) -> list[tuple[str, str, str]]:
@@ -54,6 +65,6 @@ def run_list(args: list[str]) -> int:
         table.add_column("description")
         table.add_column("main parameters (override as group.key=value)", style="dim")
         for name, description, params in rows(group):
-            table.add_row(name, description, params)
+            table.add_row(escape(name), escape(description), escape(params))
         console.print(table)
     return 0

@@ -1,0 +1,113 @@
+"""The config tree: every option composes against its schema and builds; bad values are caught by key."""
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+
+from trainctl.components import build_dataset, build_loss, build_model, build_optimizer, build_scheduler
+from trainctl.config import GROUPS, SCHEMAS, group_options
+from trainctl.device import available_devices, select_device
+from trainctl.errors import UserError
+from trainctl.validate import validate
+
+from conftest import NO_SYSTEM_DATA, compose_cfg
+
+
+def test_defaults_match_the_contract():
+    cfg = compose_cfg()
+    assert [cfg[g].name for g in GROUPS] == ["cnn", "fashionmnist", "adam", "none", "cross_entropy", "auto"]
+    assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.seed, cfg.objective) == (5, 64, 0, "val/acc")
+    assert cfg.dataset.val_fraction == pytest.approx(1 / 12)
+
+
+def test_every_yaml_option_has_a_schema_and_vice_versa():
+    for group in GROUPS:
+        assert group_options(group) == sorted(SCHEMAS[group]), group
+
+
+OPTIONS = [(g, name) for g in GROUPS for name in SCHEMAS[g]]
+
+
+@pytest.mark.parametrize(("group", "name"), OPTIONS)
+def test_every_option_composes_and_builds(group, name, fake_fashion):
+    # MNIST and Fashion-MNIST share file names, so one small fake root serves both.
+    overrides = [f"{group}={name}"]
+    if group == "dataset" and name == "blobs":
+        overrides.append("model=mlp")  # points, not images
+    else:
+        overrides += [f"dataset.root={fake_fashion}", NO_SYSTEM_DATA]
+    cfg = compose_cfg(overrides)
+    assert cfg[group].name == name
+    validate(cfg)
+    if group == "device":
+        if name in ("auto", *available_devices()):
+            assert isinstance(select_device(name), torch.device)
+        else:
+            with pytest.raises(UserError, match=f"no {name} device is available"):
+                select_device(name)
+        return
+    data = build_dataset(cfg.dataset, cfg.seed)
+    model = build_model(cfg.model, data.spec)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs)
+    loss_fn = build_loss(cfg.loss, data.spec)
+    x, y = data.transform(data.train.x[:8]), data.train.y[:8]
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    optimizer.step()
+    schedule.step({"val/loss": 1.0, "val/acc": 0.5})
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "the step changed nothing"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lrr=0.1", "optimizer.lrr"),
+        ("trainer.epochs=abc", "trainer.epochs"),
+        ("model.channels=[a,b]", "channels"),
+        ("seed=1.5", "seed"),
+    ],
+)
+def test_unknown_keys_and_wrong_types_fail_at_compose_time(override, message):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg([override])
+    assert message in f"{err.value} {err.value.__cause__}"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.lr=-1", r"optimizer.lr=-1.0 is out of range: it must be > 0"),
+        ("trainer.batch_size=0", r"trainer.batch_size=0 is out of range: it must be >= 1"),
+        ("dataset.val_fraction=1.5", r"dataset.val_fraction=1.5 is out of range: it must be < 1"),
+        ("dataset.val_fraction=0", r"dataset.val_fraction=0.0 is out of range: it must be > 0"),
+        ("trainer.epochs=0", r"trainer.epochs=0 is out of range"),
+        ("objective=val/accuracy", r"objective='val/accuracy' is not a metric trainctl computes"),
+        ("loss.label_smoothing=2", r"loss.label_smoothing=2.0 is out of range: it must be <= 1"),
+        ("model.channels=[16,0]", r"every item must be >= 1"),
+        ("device.name=tpu", r"device.name='tpu' is not allowed: choose one of auto, cpu, cuda, mps"),
+    ],
+)
+def test_out_of_range_values_are_rejected_by_key(override, message):
+    with pytest.raises(UserError, match=message):
+        validate(compose_cfg([override]))
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(UserError) as err:
+        validate(compose_cfg(["optimizer.lr=-1", "trainer.batch_size=0"]))
+    assert "optimizer.lr" in str(err.value) and "trainer.batch_size" in str(err.value)
+
+
+def test_checkpoint_monitor_follows_the_objective():
+    cfg = compose_cfg(["objective=val/loss"])
+    assert cfg.checkpoint.monitor == "val/loss"
+
+
+def test_smoke_experiment_is_offline_and_small():
+    cfg = compose_cfg(["experiment=smoke"])
+    assert cfg.dataset.name == "blobs" and cfg.device.name == "cpu" and cfg.trainer.epochs <= 2
+    assert OmegaConf.select(cfg, "dataset.root") is None  # generated: no files needed
