@@ -103,3 +103,30 @@ def test_blobs_are_two_separated_clusters():
         assert torch.allclose(split.x[split.y == 0].mean(0), torch.tensor([2.0, 2.0]), atol=0.2)
         assert torch.allclose(split.x[split.y == 1].mean(0), torch.tensor([-2.0, -2.0]), atol=0.2)
     assert (len(data.train), len(data.val), len(data.test)) == (800, 200, 200)
+
+
+def test_download_is_the_last_resort_and_lands_in_torchvision_layout(tmp_path, monkeypatch):
+    import torchvision
+
+    calls = []
+
+    class FakeFashionMNIST:  # stands in for the network: writes what torchvision's download would
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            make_idx_dataset(tmp_path / "data" / "FashionMNIST" / "raw")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeFashionMNIST)
+    data = build_dataset(fashion_cfg(tmp_path / "data", download=True), seed=0)
+    assert calls and all(download for _, _, download in calls)
+    assert len(data.test) == 200
+
+
+def test_failed_download_keeps_the_places_tried(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Network is unreachable")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    with pytest.raises(UserError, match=r"(?s)not found.*The download failed too: Network is unreachable"):
+        build_dataset(fashion_cfg(tmp_path / "data", download=True), seed=0)

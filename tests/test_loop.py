@@ -71,3 +71,17 @@ def test_best_checkpoint_follows_the_monitored_metric(tmp_path):
     assert result["objective_value"] == min(losses)
     best = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
     assert best["epoch"] == result["best_epoch"]
+
+
+def test_tensorboard_has_per_epoch_scalars_and_the_config(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(compose_cfg([*BLOBS, "trainer.epochs=3"]), run_dir=tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0, "scalars": 0})
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "throughput/train_images_per_s"):
+        assert tag in scalars, tag
+        assert [e.step for e in events.Scalars(tag)] == [1, 2, 3]
+    assert "test/acc" in scalars
+    assert any(t.startswith("config") for t in events.Tags()["tensors"])
