@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainctl.components import build_dataset, build_loss, build_model, build_optimizer
+from trainctl.components import build_dataset, build_loss, build_model, build_optimizer, build_scheduler
 from trainctl.config import config_dir, register_schemas
 from trainctl.loop import train_one_epoch
 
@@ -114,14 +114,15 @@ def trainctl_loop(cfg, images: int) -> float:
     """trainctl's own epoch function, capped to the same number of images."""
     data = build_dataset(cfg.dataset, cfg.seed)
     model = build_model(cfg.model, data.spec)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    optimizer = build_optimizer(cfg.optimizer, model)
+    schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs, 1000)
     loss_fn = build_loss(cfg.loss, data.spec)
     steps = images // cfg.trainer.batch_size
     warm = cfg.copy()
     warm.trainer.max_steps_per_epoch = 20
-    train_one_epoch(model, data, loss_fn, optimizer, warm, 0, NullBar())
+    train_one_epoch(model, data, loss_fn, optimizer, schedule, warm, 0, NullBar())
     cfg.trainer.max_steps_per_epoch = steps
-    _, _, rate = train_one_epoch(model, data, loss_fn, optimizer, cfg, 1, NullBar())
+    _, _, rate = train_one_epoch(model, data, loss_fn, optimizer, schedule, cfg, 1, NullBar())
     return rate
 
 

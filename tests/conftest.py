@@ -63,3 +63,52 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300, **env: str) -> subpr
 def run_dirs(cwd: Path) -> list[Path]:
     runs = cwd / "runs"
     return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.exists() else []
+
+
+def make_cifar_dataset(folder: Path, n_per_batch: int = 40, seed: int = 0) -> Path:
+    """CIFAR-10's python-pickle batches (dicts of bytes keys, N x 3072 uint8 rows), small and learnable."""
+    import pickle
+
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = [i % 10 for i in range(n_per_batch)]
+        images = rng.integers(0, 60, (n_per_batch, 3, 32, 32), dtype=np.uint8)
+        for row, label in enumerate(labels):
+            images[row, label % 3, 3 * label : 3 * label + 3, :] = 250
+        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": images.reshape(n_per_batch, 3072),
+                 b"filenames": [f"{name}_{i}.png".encode() for i in range(n_per_batch)]}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    return folder
+
+
+def make_image_folder(root: Path, classes: tuple[str, ...] = ("circle", "square", "stripe"), per_class: int = 8,
+                      size: int = 20) -> Path:
+    """<root>/{train,test}/<class>/*.png with a distinct bright region per class."""
+    from PIL import Image
+    import numpy as np
+
+    for part, n in (("train", per_class), ("test", max(2, per_class // 2))):
+        for k, name in enumerate(classes):
+            (root / part / name).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                pixels = np.full((size, size, 3), 20 + i, dtype=np.uint8)
+                pixels[:, k * size // len(classes) : (k + 1) * size // len(classes), k % 3] = 240
+                Image.fromarray(pixels).save(root / part / name / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def fake_cifar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset.root holding CIFAR-10 batches in torchvision's `cifar-10-batches-py/` layout."""
+    root = tmp_path_factory.mktemp("cifar")
+    make_cifar_dataset(root / "cifar-10-batches-py")
+    return root
+
+
+@pytest.fixture(scope="session")
+def fake_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("images"))

@@ -78,7 +78,8 @@ def test_cfg_job_prints_the_config_and_writes_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["model"]["name"] == "lenet" and cfg["optimizer"] == {
-        "name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": False, "dampening": 0.0, "weight_decay": 0.0}
+        "name": "sgd", "no_decay_bias_norm": False, "lr": 0.05, "momentum": 0.9, "nesterov": False,
+        "dampening": 0.0, "weight_decay": 0.0}
     assert not (tmp_path / "runs").exists()
 
 

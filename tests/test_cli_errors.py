@@ -16,7 +16,7 @@ ABSENT_DEVICE = next(d for d in ("mps", "cuda") if d not in available_devices())
     [
         (["model=cnnn"], "unknown model 'cnnn'; did you mean 'cnn'?"),
         (["-m", "model=mlp,lenett"], "unknown model 'lenett'; did you mean 'lenet'?"),
-        (["optimizer=adamw"], "unknown optimizer 'adamw'; did you mean 'adam'?"),
+        (["optimizer=adamm"], "unknown optimizer 'adamm'; did you mean 'adam'?"),
         (["optimizer.lrr=0.1"], "optimizer.lrr"),
         (["trainer.epochs=abc"], "trainer.epochs"),
         (["optimizer.lr=-1"], "optimizer.lr=-1.0 is out of range: it must be > 0"),

@@ -27,16 +27,25 @@ def test_every_yaml_option_has_a_schema_and_vice_versa():
 
 
 OPTIONS = [(g, name) for g in GROUPS for name in SCHEMAS[g]]
+# Options that need a matching partner (the default is cnn on fashion-format files).
+PAIRINGS = {
+    ("dataset", "blobs"): ["model=mlp"],
+    ("dataset", "sine"): ["model=lstm"],
+    ("dataset", "cifar10"): ["model=cnn", "dataset.root=CIFAR"],
+    ("dataset", "imagefolder"): ["model=cnn", "dataset.root=IMAGES"],
+    ("model", "resnet"): ["model.arch=resnet18"],
+    ("model", "torchvision"): ["model.arch=mobilenet_v3_small", "dataset=cifar10", "dataset.root=CIFAR"],
+}
 
 
 @pytest.mark.parametrize(("group", "name"), OPTIONS)
-def test_every_option_composes_and_builds(group, name, fake_fashion):
+def test_every_option_composes_and_builds(group, name, fake_fashion, fake_cifar, fake_images):
     # MNIST and Fashion-MNIST share file names, so one small fake root serves both.
-    overrides = [f"{group}={name}"]
-    if group == "dataset" and name == "blobs":
-        overrides.append("model=mlp")  # points, not images
-    else:
+    overrides = [f"{group}={name}", *PAIRINGS.get((group, name), [])]
+    generated = {"dataset=blobs", "dataset=sine"} & set(overrides)
+    if not generated and not any(o.startswith("dataset.root=") for o in overrides):
         overrides += [f"dataset.root={fake_fashion}", NO_SYSTEM_DATA]
+    overrides = [o.replace("CIFAR", str(fake_cifar)).replace("IMAGES", str(fake_images)) for o in overrides]
     cfg = compose_cfg(overrides)
     assert cfg[group].name == name
     validate(cfg)
@@ -49,15 +58,16 @@ def test_every_option_composes_and_builds(group, name, fake_fashion):
         return
     data = build_dataset(cfg.dataset, cfg.seed)
     model = build_model(cfg.model, data.spec)
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs, 10)
     loss_fn = build_loss(cfg.loss, data.spec)
-    x, y = data.transform(data.train.x[:8]), data.train.y[:8]
+    x, y = next(data.train.shuffled(8, data.train_transform, 0, 0))
     before = [p.detach().clone() for p in model.parameters()]
     loss = loss_fn(model(x), y)
     loss.backward()
     optimizer.step()
-    schedule.step({"val/loss": 1.0, "val/acc": 0.5})
+    schedule.step_batch()
+    schedule.step_epoch({"val/loss": 1.0, "val/acc": 0.5})
     assert torch.isfinite(loss)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "the step changed nothing"
 

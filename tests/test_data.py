@@ -6,7 +6,7 @@ import torch
 from omegaconf import OmegaConf
 
 from trainctl.components.datasets import build_dataset, check_available, locate_idx_files
-from trainctl.data import epoch_order, eval_batches, train_batches
+from trainctl.data import epoch_order
 from trainctl.errors import UserError
 
 from conftest import make_idx_dataset
@@ -70,10 +70,11 @@ def test_validation_split_size_and_seed(tmp_path):
 def test_normalisation_uses_dataset_statistics(tmp_path):
     make_idx_dataset(tmp_path / "d")
     data = build_dataset(fashion_cfg(tmp_path / "d"), seed=0)
-    x = data.transform(torch.tensor([[[[0, 255]]]], dtype=torch.uint8))
+    x = data.eval_transform(torch.tensor([[[[0, 255]]]], dtype=torch.uint8))
     assert torch.allclose(x, torch.tensor([[[[-0.286 / 0.353, (1 - 0.286) / 0.353]]]]))
     raw = build_dataset(fashion_cfg(tmp_path / "d", normalize=False), seed=0)
-    assert torch.equal(raw.transform(torch.tensor([[[[0, 255]]]], dtype=torch.uint8)), torch.tensor([[[[0.0, 1.0]]]]))
+    assert torch.equal(raw.eval_transform(torch.tensor([[[[0, 255]]]], dtype=torch.uint8)),
+                       torch.tensor([[[[0.0, 1.0]]]]))
 
 
 def test_epoch_order_is_a_function_of_seed_and_epoch():
@@ -88,11 +89,11 @@ def test_batches_cover_every_sample_once(tmp_path):
     make_idx_dataset(tmp_path / "d", n_train=130)
     data = build_dataset(fashion_cfg(tmp_path / "d"), seed=0)
     order = epoch_order(len(data.train), 0, 0, torch.device("cpu"))
-    ys = torch.cat([y for _, y in train_batches(data.train, 16, data.transform, order)])
-    assert sorted(ys.tolist()) == sorted(data.train.y.tolist())
-    skipped = list(train_batches(data.train, 16, data.transform, order, start_step=2))
+    ys = torch.cat([y for _, y in data.train.shuffled(16, data.train_transform, 0, 0)])
+    assert torch.equal(ys, data.train.y[order])
+    skipped = list(data.train.shuffled(16, data.train_transform, 0, 0, start_step=2))
     assert torch.equal(skipped[0][1], data.train.y[order[32:48]])
-    xs = torch.cat([x for x, _ in eval_batches(data.test, 64, data.transform)])
+    xs = torch.cat([x for x, _ in data.test.ordered(64, data.eval_transform)])
     assert xs.dtype == torch.float32 and xs.shape[0] == len(data.test)
 
 

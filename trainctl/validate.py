@@ -14,9 +14,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from trainctl.errors import UserError
 
-# Metric names a run produces; `objective` and every `monitor` must be one of them.
+# Metric names a run can produce; `objective` and every `monitor` must be one of them. The loop checks again
+# against the task of the dataset it built (no val/acc on a regression dataset).
 SPLITS = ("train", "val")
-CLASSIFICATION_METRICS = ("loss", "acc")
+ALL_METRICS = ("loss", "acc", "top5", "mse", "mae")
 
 
 def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
@@ -58,7 +59,7 @@ def _walk(node: DictConfig, prefix: str) -> list[str]:
 
 
 def metric_names() -> list[str]:
-    return [f"{split}/{metric}" for split in SPLITS for metric in CLASSIFICATION_METRICS]
+    return [f"{split}/{metric}" for split in SPLITS for metric in ALL_METRICS]
 
 
 def config_problems(cfg: DictConfig) -> list[str]:

@@ -1,5 +1,6 @@
 """Component registries and their builders; importing this package registers every built-in name."""
 
+from trainctl.components import cifar, convnets, imagefolder, recurrent  # noqa: F401  (register on import)
 from trainctl.components.datasets import DATASETS, build_dataset
 from trainctl.components.losses import LOSSES, build_loss
 from trainctl.components.models import MODELS, build_model

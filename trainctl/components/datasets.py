@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from trainctl.data import DataBundle, DataSpec, Split, image_normalizer, split_off_validation
+from trainctl.data import DataBundle, DataSpec, Split, image_transforms, split_off_validation
 from trainctl.errors import UserError
 from trainctl.idx import read_idx
 from trainctl.registry import Registry
@@ -29,17 +29,25 @@ IDX_FILES = {
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
+CIFAR_FILES = {f"data_batch_{i}": f"data_batch_{i}" for i in range(1, 6)} | {"test_batch": "test_batch"}
+
+
 @dataclass(frozen=True)
-class IdxSource:
-    """Where an IDX dataset's four files may be: the torchvision class name picks its `<root>/<Name>/raw/`."""
+class FileSource:
+    """A file-backed dataset: its files, the sub-folders of root they may sit in, and how to get them."""
 
+    files: dict[str, str]
+    subdirs: tuple[str, ...]  # e.g. torchvision's `<root>/FashionMNIST/raw/`, so its downloads are reused
     torchvision_name: str
-    debian_package: str
+    install_hint: str
 
 
-IDX_SOURCES = {
-    "fashionmnist": IdxSource("FashionMNIST", "dataset-fashion-mnist"),
-    "mnist": IdxSource("MNIST", "dataset-mnist"),
+FILE_SOURCES = {
+    "fashionmnist": FileSource(IDX_FILES, ("FashionMNIST/raw",), "FashionMNIST",
+                               "install Debian's package (apt-get install dataset-fashion-mnist)"),
+    "mnist": FileSource(IDX_FILES, ("MNIST/raw",), "MNIST", "install Debian's package (apt-get install dataset-mnist)"),
+    "cifar10": FileSource(CIFAR_FILES, ("cifar-10-batches-py",), "CIFAR10",
+                          "unpack cifar-10-python.tar.gz there (it holds cifar-10-batches-py/)"),
 }
 
 
@@ -53,33 +61,35 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 def candidate_dirs(cfg: DictConfig) -> list[Path]:
     """The folders searched for a file-backed dataset, in order."""
     root = Path(cfg.root).expanduser()
-    source = IDX_SOURCES[cfg.name]
-    return [root, root / source.torchvision_name / "raw", *(Path(d) for d in cfg.system_dirs)]
+    subdirs = [root / sub for sub in FILE_SOURCES[cfg.name].subdirs]
+    return [root, *subdirs, *(Path(d) for d in cfg.system_dirs)]
 
 
-def locate_idx_files(cfg: DictConfig) -> dict[str, Path] | None:
-    """The first folder holding all four IDX files, as a map of role → path; None when none does."""
+def locate_files(cfg: DictConfig) -> dict[str, Path] | None:
+    """The first folder holding all of a dataset's files, as a map of role → path; None when none does."""
     for folder in candidate_dirs(cfg):
-        found = {role: _find_file(folder, stem) for role, stem in IDX_FILES.items()}
+        found = {role: _find_file(folder, stem) for role, stem in FILE_SOURCES[cfg.name].files.items()}
         if all(found.values()):
             return found  # type: ignore[return-value]
     return None
 
 
+locate_idx_files = locate_files
+
+
 def missing_data_message(cfg: DictConfig) -> str:
-    source = IDX_SOURCES[cfg.name]
+    source = FILE_SOURCES[cfg.name]
     tried = "\n".join(f"  - {d}" for d in candidate_dirs(cfg))
     return (
-        f"dataset '{cfg.name}' not found. Looked for {', '.join(IDX_FILES.values())} (.gz or raw) in:\n{tried}\n"
-        f"Fix: put the files in {cfg.root}, or install Debian's package "
-        f"(apt-get install {source.debian_package}), or allow a download with dataset.download=true."
+        f"dataset '{cfg.name}' not found. Looked for {', '.join(source.files.values())} (.gz or raw) in:\n{tried}\n"
+        f"Fix: put the files in {cfg.root}, or {source.install_hint}, or allow a download with dataset.download=true."
     )
 
 
 def _download(cfg: DictConfig) -> None:
     import torchvision
 
-    dataset_cls = getattr(torchvision.datasets, IDX_SOURCES[cfg.name].torchvision_name)
+    dataset_cls = getattr(torchvision.datasets, FILE_SOURCES[cfg.name].torchvision_name)
     try:
         for train in (True, False):
             dataset_cls(root=str(Path(cfg.root).expanduser()), train=train, download=True)
@@ -87,13 +97,18 @@ def _download(cfg: DictConfig) -> None:
         raise UserError(f"{missing_data_message(cfg)}\nThe download failed too: {e}") from None
 
 
-def _idx_bundle(cfg: DictConfig, seed: int, class_names: tuple[str, ...]) -> DataBundle:
-    files = locate_idx_files(cfg)
+def find_or_download(cfg: DictConfig) -> dict[str, Path]:
+    files = locate_files(cfg)
     if files is None and cfg.download:
         _download(cfg)
-        files = locate_idx_files(cfg)
+        files = locate_files(cfg)
     if files is None:
         raise UserError(missing_data_message(cfg))
+    return files
+
+
+def _idx_bundle(cfg: DictConfig, seed: int, class_names: tuple[str, ...]) -> DataBundle:
+    files = find_or_download(cfg)
     tensors = {role: read_idx(path) for role, path in files.items()}
     for split in ("train", "test"):
         images, labels = tensors[f"{split}_images"], tensors[f"{split}_labels"]
@@ -107,7 +122,13 @@ def _idx_bundle(cfg: DictConfig, seed: int, class_names: tuple[str, ...]) -> Dat
     test = Split(tensors["test_images"].unsqueeze(1), tensors["test_labels"].long())
     num_classes = max(len(class_names), int(full_train.y.max()) + 1)
     spec = DataSpec(tuple(full_train.x.shape[1:]), num_classes, "classification", class_names[:num_classes])
-    return DataBundle(train, val, test, spec, image_normalizer(list(cfg.mean), list(cfg.std), cfg.normalize))
+    return DataBundle(train, val, test, spec, *transforms_from(cfg))
+
+
+def transforms_from(cfg: DictConfig):
+    """(train, eval) transforms of an image dataset config: augmentation, scaling, normalisation."""
+    return image_transforms(list(cfg.mean), list(cfg.std), cfg.normalize, cfg.get("crop_padding", 0),
+                            cfg.get("hflip", False))
 
 
 @DATASETS.register("fashionmnist")
@@ -138,19 +159,38 @@ def build_blobs(cfg: DictConfig, seed: int) -> DataBundle:
     return DataBundle(train, val, test, DataSpec((2,), 2, "classification", ("(2,2)", "(-2,-2)")))
 
 
+def _sine(n: int, length: int, generator: torch.Generator) -> Split:
+    phase = torch.rand(n, 1, generator=generator) * 2 * torch.pi
+    frequency = 0.5 + torch.rand(n, 1, generator=generator)  # 0.5 to 1.5 radians per unit time
+    t = phase + frequency * torch.linspace(0, 2 * torch.pi, length).unsqueeze(0)
+    return Split(torch.sin(t).unsqueeze(-1), torch.cos(t).unsqueeze(-1))
+
+
+@DATASETS.register("sine")
+def build_sine(cfg: DictConfig, seed: int) -> DataBundle:
+    """Regression: sequences of sin(t) as input and cos(t) as target, at random phases and frequencies."""
+    generator = torch.Generator().manual_seed(seed)
+    train, val = split_off_validation(_sine(cfg.n_train, cfg.length, generator), cfg.val_fraction, seed)
+    test = _sine(cfg.n_test, cfg.length, generator)
+    spec = DataSpec((cfg.length, 1), 0, "regression", (), (cfg.length, 1))
+    return DataBundle(train, val, test, spec)
+
+
 def availability(cfg: DictConfig) -> str:
     """One line for `trainctl doctor`: where a dataset would be read from, offline."""
-    if cfg.name not in IDX_SOURCES:
+    if cfg.name == "imagefolder":
+        return f"your images under {cfg.root}" + ("" if Path(cfg.root, "train").is_dir() else " (not there)")
+    if cfg.name not in FILE_SOURCES:
         return "generated (always available)"
-    files = locate_idx_files(cfg)
+    files = locate_files(cfg)
     if files is None:
         return f"not found offline (tried {', '.join(str(d) for d in candidate_dirs(cfg))})"
-    return f"found in {files['train_images'].parent}"
+    return f"found in {next(iter(files.values())).parent}"
 
 
 def check_available(cfg: DictConfig) -> None:
     """Fail before any output when a file-backed dataset is absent and may not be downloaded."""
-    if cfg.name in IDX_SOURCES and not cfg.download and locate_idx_files(cfg) is None:
+    if cfg.get("name") in FILE_SOURCES and not cfg.download and locate_files(cfg) is None:
         raise UserError(missing_data_message(cfg))
 
 

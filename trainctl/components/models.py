@@ -8,7 +8,9 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from trainctl.components.targets import has_target, instantiate_target
 from trainctl.data import DataSpec
+from trainctl.errors import UserError
 from trainctl.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -16,15 +18,13 @@ MODELS: Registry = Registry("model")
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
-def _flat_size(features: nn.Module, input_shape: tuple[int, ...]) -> int:
+def flat_size(features: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Size of `features`' output for one sample, found by a dry run (no hand-computed conv arithmetic)."""
     with torch.no_grad():
         return int(features(torch.zeros(1, *input_shape)).numel())
 
 
-def _need_image(name: str, spec: DataSpec) -> None:
-    from trainctl.errors import UserError
-
+def need_image(name: str, spec: DataSpec) -> None:
     if len(spec.input_shape) != 3:
         raise UserError(
             f"model '{name}' needs images (C, H, W) but the dataset gives inputs of shape {spec.input_shape}: "
@@ -45,14 +45,17 @@ def build_mlp(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         if cfg.dropout > 0:
             layers.append(nn.Dropout(cfg.dropout))
         width = hidden
-    layers.append(nn.Linear(width, spec.num_classes))
+    if spec.task == "regression":  # predict the whole target, shaped like it
+        layers += [nn.Linear(width, math.prod(spec.target_shape)), nn.Unflatten(1, spec.target_shape)]
+    else:
+        layers.append(nn.Linear(width, spec.num_classes))
     return nn.Sequential(*layers)
 
 
 @MODELS.register("cnn")
 def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     """Small convnet: conv 16@5x5 stride 2, ReLU, max-pool 2; conv 32@5x5, ReLU; linear to the classes."""
-    _need_image("cnn", spec)
+    need_image("cnn", spec)
     c1, c2 = cfg.channels
     k, pad = cfg.kernel_size, cfg.kernel_size // 2
     features = nn.Sequential(
@@ -63,13 +66,13 @@ def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         nn.ReLU(),
         nn.Flatten(),
     )
-    return nn.Sequential(*features, nn.Linear(_flat_size(features, spec.input_shape), spec.num_classes))
+    return nn.Sequential(*features, nn.Linear(flat_size(features, spec.input_shape), spec.num_classes))
 
 
 @MODELS.register("lenet")
 def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     """LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, fc 120, fc 84, fc classes."""
-    _need_image("lenet", spec)
+    need_image("lenet", spec)
     act = ACTIVATIONS[cfg.activation]
     # Padding 2 on the first conv turns 28x28 digits into LeNet's original 32x32 receptive field.
     features = nn.Sequential(
@@ -81,10 +84,21 @@ def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         nn.MaxPool2d(2),
         nn.Flatten(),
     )
-    flat = _flat_size(features, spec.input_shape)
+    flat = flat_size(features, spec.input_shape)
     head = [nn.Linear(flat, 120), act(), nn.Linear(120, 84), act(), nn.Linear(84, spec.num_classes)]
     return nn.Sequential(*features, *head)
 
 
 def build_model(cfg: DictConfig, spec: DataSpec) -> nn.Module:
+    if has_target(cfg):
+        model = instantiate_target(cfg, input_shape=spec.input_shape, num_classes=spec.num_classes, spec=spec)
+        if not isinstance(model, nn.Module):
+            raise UserError(f"model._target_ {cfg._target_} built a {type(model).__name__}, not a torch.nn.Module")
+        return model
+    if spec.task == "regression" and cfg.name in CLASSIFIERS:
+        raise UserError(f"model '{cfg.name}' is a classifier but the dataset is a regression task: "
+                        "use model=mlp, rnn, lstm or gru")
     return MODELS.get(cfg.name)(cfg, spec)
+
+
+CLASSIFIERS = ("cnn", "lenet", "vgg", "resnet", "torchvision")

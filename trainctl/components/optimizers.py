@@ -1,51 +1,86 @@
-"""Optimizer builders: `build_optimizer(cfg, params) -> Optimizer`."""
+"""Optimizer builders: `build_optimizer(cfg, model) -> Optimizer`."""
 
 from __future__ import annotations
 
-from typing import Iterable
-
 import torch
 from omegaconf import DictConfig
+from torch import nn
 
+from trainctl.components.targets import has_target, instantiate_target
 from trainctl.registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 
 
-def _fused_ok(params: list[torch.nn.Parameter]) -> bool:
+def param_groups(cfg: DictConfig, model: nn.Module) -> list[dict]:
+    """One group, or two when `no_decay_bias_norm`: biases and normalisation weights get no weight decay
+    (decaying them only shrinks scales and offsets that have nothing to do with overfitting)."""
+    if not cfg.get("no_decay_bias_norm"):
+        return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad:
+                (no_decay if name == "bias" or isinstance(module, NORM_LAYERS) else decay).append(param)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _fused(groups: list[dict]) -> bool | None:
     """The fused kernels (one launch for all parameters; about 10% faster per step on a 2-core CPU for the
     seed CNN) need floating-point parameters on CPU or CUDA."""
-    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    params = [p for g in groups for p in g["params"]]
+    ok = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return True if ok else None
 
 
 @OPTIMIZERS.register("sgd")
-def build_sgd(cfg: DictConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def build_sgd(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """Stochastic gradient descent with momentum, Nesterov and weight decay."""
-    params = list(params)
-    return torch.optim.SGD(
-        params,
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.nesterov,
-        dampening=cfg.dampening,
-        weight_decay=cfg.weight_decay,
-        fused=_fused_ok(params) or None,
-    )
+    groups = param_groups(cfg, model)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           dampening=cfg.dampening, weight_decay=cfg.weight_decay, fused=_fused(groups))
 
 
 @OPTIMIZERS.register("adam")
-def build_adam(cfg: DictConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def build_adam(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """Adam (Kingma & Ba), fused where the device supports it."""
-    params = list(params)
-    return torch.optim.Adam(
-        params,
-        lr=cfg.lr,
-        betas=tuple(cfg.betas),
-        eps=cfg.eps,
-        weight_decay=cfg.weight_decay,
-        fused=_fused_ok(params) or None,
-    )
+    groups = param_groups(cfg, model)
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                            weight_decay=cfg.weight_decay, fused=_fused(groups))
 
 
-def build_optimizer(cfg: DictConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    return OPTIMIZERS.get(cfg.name)(cfg, params)
+@OPTIMIZERS.register("adamw")
+def build_adamw(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """AdamW: Adam with decoupled weight decay (Loshchilov & Hutter)."""
+    groups = param_groups(cfg, model)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                             weight_decay=cfg.weight_decay, fused=_fused(groups))
+
+
+@OPTIMIZERS.register("nadam")
+def build_nadam(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """NAdam: Adam with Nesterov momentum (Dozat)."""
+    return torch.optim.NAdam(param_groups(cfg, model), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                             weight_decay=cfg.weight_decay)
+
+
+@OPTIMIZERS.register("rmsprop")
+def build_rmsprop(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """RMSprop (Hinton), optionally centred and with momentum."""
+    return torch.optim.RMSprop(param_groups(cfg, model), lr=cfg.lr, alpha=cfg.alpha, eps=cfg.eps,
+                               momentum=cfg.momentum, centered=cfg.centered, weight_decay=cfg.weight_decay)
+
+
+@OPTIMIZERS.register("adagrad")
+def build_adagrad(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Adagrad (Duchi et al.): per-parameter rates from accumulated squared gradients."""
+    groups = param_groups(cfg, model)
+    return torch.optim.Adagrad(groups, lr=cfg.lr, lr_decay=cfg.lr_decay, eps=cfg.eps,
+                               weight_decay=cfg.weight_decay, fused=_fused(groups))
+
+
+def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if has_target(cfg):
+        return instantiate_target(cfg, [p for p in model.parameters() if p.requires_grad])
+    return OPTIMIZERS.get(cfg.name)(cfg, model)

@@ -1,7 +1,9 @@
-"""Learning-rate schedule builders, stepped once per epoch by the loop.
+"""Learning-rate schedules: `build_scheduler(cfg, optimizer, epochs, steps_per_epoch) -> Schedule`.
 
-`build_scheduler(cfg, optimizer, epochs) -> Schedule`: a thin wrapper so the loop can call `step(metrics)` on
-every schedule alike (only plateau reads the metrics) and save/restore it through one interface.
+`Schedule` gives the loop one interface for all of them: `step_batch()` after every optimizer step and
+`step_epoch(metrics)` after every validation. It steps each torch scheduler at the rate it needs (onecycle per
+batch, the rest per epoch) and applies the optional linear warm-up on top of any of them by scaling the lr the
+scheduler chose, then restoring it, so the scheduler never sees the warm-up.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from trainctl.components.targets import has_target, instantiate_target
+from trainctl.formula import compile_formula
+from trainctl.metrics import higher_is_better
 from trainctl.registry import Registry
 
 SCHEDULERS: Registry = Registry("scheduler")
@@ -20,64 +25,134 @@ def metric_mode(metric: str, mode: str = "auto") -> str:
     """'max' for accuracies, 'min' for losses and errors, unless the user said otherwise."""
     if mode != "auto":
         return mode
-    return "max" if metric.rsplit("/", 1)[-1].startswith("acc") else "min"
+    return "max" if higher_is_better(metric) else "min"
 
 
 class Schedule:
-    """A learning-rate schedule stepped at the end of each epoch."""
+    def __init__(self, optimizer: torch.optim.Optimizer, scheduler: Any = None, per_batch: bool = False,
+                 monitor: str | None = None, warmup_steps: int = 0, warmup_start_factor: float = 1.0) -> None:
+        self.optimizer, self.scheduler, self.per_batch, self.monitor = optimizer, scheduler, per_batch, monitor
+        self.warmup_steps, self.warmup_start_factor = warmup_steps, warmup_start_factor
+        self.steps = 0
+        self.inner_lrs = [g["lr"] for g in optimizer.param_groups]
+        self._scale()
 
-    def __init__(self, scheduler: Any = None, monitor: str | None = None) -> None:
-        self.scheduler = scheduler
-        self.monitor = monitor
+    def _factor(self) -> float:
+        if self.steps >= self.warmup_steps:
+            return 1.0
+        return self.warmup_start_factor + (1 - self.warmup_start_factor) * self.steps / self.warmup_steps
 
-    def step(self, metrics: dict[str, float]) -> None:
-        if self.scheduler is None:
+    def _unscale(self) -> None:
+        for group, lr in zip(self.optimizer.param_groups, self.inner_lrs):
+            group["lr"] = lr
+
+    def _scale(self) -> None:
+        self.inner_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        factor = self._factor()
+        if factor != 1.0:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= factor
+
+    def step_batch(self) -> None:
+        if not self.per_batch and self.steps > self.warmup_steps:
+            self.steps += 1  # nothing to do: keep the hot loop cheap
             return
+        self._unscale()
+        self.steps += 1
+        if self.per_batch:
+            self.scheduler.step()
+        self._scale()
+
+    def step_epoch(self, metrics: dict[str, float]) -> None:
+        if self.scheduler is None or self.per_batch:
+            return
+        self._unscale()
         if self.monitor is not None:
             self.scheduler.step(metrics[self.monitor])
         else:
             self.scheduler.step()
+        self._scale()
 
     def state_dict(self) -> dict[str, Any]:
-        return self.scheduler.state_dict() if self.scheduler is not None else {}
+        inner = self.scheduler.state_dict() if self.scheduler is not None else {}
+        return {"scheduler": inner, "steps": self.steps, "inner_lrs": list(self.inner_lrs)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.scheduler is not None:
-            self.scheduler.load_state_dict(state)
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.steps, self.inner_lrs = state["steps"], list(state["inner_lrs"])
+
+
+def _schedule(cfg: DictConfig, optimizer, scheduler=None, **kwargs: Any) -> Schedule:
+    return Schedule(optimizer, scheduler, warmup_steps=cfg.get("warmup_steps", 0),
+                    warmup_start_factor=cfg.get("warmup_start_factor", 1.0), **kwargs)
 
 
 @SCHEDULERS.register("none")
-def build_none(cfg: DictConfig, optimizer: torch.optim.Optimizer, epochs: int) -> Schedule:
-    """Constant learning rate."""
-    return Schedule()
+def build_none(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
+    """Constant learning rate (after the optional warm-up)."""
+    return _schedule(cfg, optimizer)
 
 
 @SCHEDULERS.register("step")
-def build_step(cfg: DictConfig, optimizer: torch.optim.Optimizer, epochs: int) -> Schedule:
+def build_step(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
     """Multiply the learning rate by gamma every step_size epochs."""
-    return Schedule(torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma))
+    return _schedule(cfg, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma))
+
+
+@SCHEDULERS.register("multistep")
+def build_multistep(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
+    """Multiply the learning rate by gamma at each milestone epoch."""
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma)
+    return _schedule(cfg, optimizer, scheduler)
+
+
+@SCHEDULERS.register("exponential")
+def build_exponential(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
+    """Multiply the learning rate by gamma every epoch."""
+    return _schedule(cfg, optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, cfg.gamma))
 
 
 @SCHEDULERS.register("cosine")
-def build_cosine(cfg: DictConfig, optimizer: torch.optim.Optimizer, epochs: int) -> Schedule:
+def build_cosine(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
     """Cosine annealing to eta_min over t_max epochs (default: the whole run)."""
-    t_max = cfg.t_max or epochs
-    return Schedule(torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max, eta_min=cfg.eta_min))
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.t_max or epochs, eta_min=cfg.eta_min)
+    return _schedule(cfg, optimizer, scheduler)
 
 
 @SCHEDULERS.register("plateau")
-def build_plateau(cfg: DictConfig, optimizer: torch.optim.Optimizer, epochs: int) -> Schedule:
+def build_plateau(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
     """Decay the learning rate when a monitored metric stops improving."""
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer,
-        mode=metric_mode(cfg.monitor, cfg.mode),
-        factor=cfg.factor,
-        patience=cfg.patience,
-        threshold=cfg.threshold,
-        min_lr=cfg.min_lr,
+        optimizer, mode=metric_mode(cfg.monitor, cfg.mode), factor=cfg.factor, patience=cfg.patience,
+        threshold=cfg.threshold, min_lr=cfg.min_lr,
     )
-    return Schedule(scheduler, monitor=cfg.monitor)
+    return _schedule(cfg, optimizer, scheduler, monitor=cfg.monitor)
 
 
-def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, epochs: int) -> Schedule:
-    return SCHEDULERS.get(cfg.name)(cfg, optimizer, epochs)
+@SCHEDULERS.register("lambda")
+def build_lambda(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
+    """Learning-rate factor from a formula in `epoch` (arithmetic and math functions only, no code)."""
+    formula = compile_formula(cfg.formula, ("epoch",), "scheduler.formula")
+
+    def factor(epoch: int) -> float:  # a plain function: LambdaLR then keeps it out of the checkpoint
+        return formula(epoch=epoch)
+
+    return _schedule(cfg, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor))
+
+
+@SCHEDULERS.register("onecycle")
+def build_onecycle(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
+    """One-cycle policy (Smith): rises to max_lr, then anneals; stepped every batch."""
+    max_lr = cfg.max_lr or 10 * optimizer.param_groups[0]["lr"]
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch + 1, pct_start=cfg.pct_start,
+        anneal_strategy=cfg.anneal_strategy, div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor,
+    )
+    return _schedule(cfg, optimizer, scheduler, per_batch=True)
+
+
+def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
+    if has_target(cfg):
+        return Schedule(optimizer, instantiate_target(cfg, optimizer))
+    return SCHEDULERS.get(cfg.name)(cfg, optimizer, epochs, steps_per_epoch)

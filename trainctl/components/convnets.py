@@ -1,0 +1,112 @@
+"""Larger image models: VGG from a layer list, torchvision's ResNets adapted to small images, any torchvision model."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from trainctl.config import VGG_PRESETS
+from trainctl.data import DataSpec
+from trainctl.errors import UserError
+from trainctl.components.models import MODELS, flat_size, need_image
+
+
+@MODELS.register("vgg")
+def build_vgg(cfg: DictConfig, spec: DataSpec) -> nn.Module:
+    """VGG-style convnet from a layer list (numbers: 3x3 conv channels, M: 2x2 max-pool); presets vgg11/13/16."""
+    need_image("vgg", spec)
+    layers = OmegaConf.to_container(cfg.layers) if cfg.layers is not None else VGG_PRESETS[cfg.preset]
+    features: list[nn.Module] = []
+    channels, size = spec.input_shape[0], min(spec.input_shape[1:])
+    for item in layers:
+        if str(item).upper() == "M":
+            if size < 2:
+                raise UserError(f"model.layers has more 'M' pools than a {spec.input_shape[1]}px image allows: "
+                                "remove some 'M' entries")
+            features.append(nn.MaxPool2d(2))
+            size //= 2
+            continue
+        if not isinstance(item, int) or item < 1:
+            raise UserError(f"model.layers item {item!r} is neither a channel count nor 'M'")
+        features += [nn.Conv2d(channels, item, 3, padding=1), *([nn.BatchNorm2d(item)] if cfg.batch_norm else []),
+                     nn.ReLU(inplace=True)]
+        channels = item
+    head = nn.Sequential(
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, cfg.hidden), nn.ReLU(inplace=True),
+        nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, spec.num_classes),
+    )
+    return nn.Sequential(*features, head)
+
+
+def _torchvision_model(arch: str, weights: str | None, num_classes: int) -> nn.Module:
+    import torchvision
+
+    try:
+        builder = torchvision.models.get_model_builder(arch)
+    except ValueError:
+        from trainctl.registry import did_you_mean
+
+        names = torchvision.models.list_models(module=torchvision.models)
+        raise UserError(f"unknown torchvision model '{arch}'{did_you_mean(arch, names)}") from None
+    if weights is None:
+        return builder(num_classes=num_classes)
+    try:
+        model = builder(weights=weights)
+    except Exception as e:  # bad weight names and failed downloads come in many types; the message matters
+        raise UserError(
+            f"cannot load pretrained weights '{weights}' for {arch}: {e}. Pretrained weights are downloaded on first "
+            "use (into ~/.cache/torch); on an offline machine copy them there, or set model.weights=null."
+        ) from None
+    return _replace_classifier(model, num_classes)
+
+
+def _replace_classifier(model: nn.Module, num_classes: int) -> nn.Module:
+    """Swap the last Linear layer for one with `num_classes` outputs (pretrained models have 1000)."""
+    for parent in reversed(list(model.modules())):
+        for name, child in reversed(list(parent.named_children())):
+            if isinstance(child, nn.Linear):
+                if child.out_features != num_classes:
+                    setattr(parent, name, nn.Linear(child.in_features, num_classes))
+                return model
+    return model
+
+
+@MODELS.register("resnet")
+def build_resnet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
+    """torchvision ResNet by name, adapted to any channel count and small images; classes from the dataset."""
+    need_image("resnet", spec)
+    model = _torchvision_model(cfg.arch, cfg.weights, spec.num_classes)
+    in_channels = spec.input_shape[0]
+    if cfg.small_input:
+        # A 7x7 stride-2 stem and a max-pool would shrink a 28px image to 7px before the first block.
+        model.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    elif in_channels != 3:
+        model.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+    return model
+
+
+class RepeatChannels(nn.Module):
+    """Grey images to the 3 channels torchvision models expect."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.expand(-1, 3, -1, -1)
+
+
+@MODELS.register("torchvision")
+def build_torchvision(cfg: DictConfig, spec: DataSpec) -> nn.Module:
+    """Any torchvision classification model by name (grey inputs repeated to 3 channels)."""
+    need_image("torchvision", spec)
+    model = _torchvision_model(cfg.arch, cfg.weights, spec.num_classes)
+    if spec.input_shape[0] == 1:
+        model = nn.Sequential(RepeatChannels(), model)
+    elif spec.input_shape[0] != 3:
+        raise UserError(f"model=torchvision needs 1- or 3-channel images, not {spec.input_shape[0]} channels")
+    with torch.no_grad():
+        try:
+            flat_size(model.eval(), spec.input_shape)
+        except RuntimeError as e:
+            raise UserError(f"torchvision model '{cfg.arch}' cannot take {spec.input_shape} inputs ({e}); "
+                            "choose a larger dataset.image_size or another arch") from None
+    return model.train()

@@ -1,0 +1,74 @@
+"""Metrics that follow the dataset's task, accumulated on the device and read once.
+
+classification: loss, acc, top5 (when there are more than 5 classes), and per-class accuracy in evaluations;
+regression: loss, mse, mae. Nothing here calls `.item()` until `compute()`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+
+def metric_names(task: str, many_classes: bool = True) -> tuple[str, ...]:
+    """Scalar metric names of a task (per-class accuracies are reported separately)."""
+    if task == REGRESSION:
+        return ("loss", "mse", "mae")
+    return ("loss", "acc", "top5") if many_classes else ("loss", "acc")
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.rsplit("/", 1)[-1] in ("acc", "top5")
+
+
+class MetricAccumulator:
+    """Running sums of one pass over a split.
+
+    `full=False` (training) keeps the hot loop to two in-place adds per step: loss and accuracy (or squared
+    error); `full=True` (evaluation) adds top-5 and per-class accuracy, or the absolute error.
+    """
+
+    def __init__(self, task: str, num_classes: int, device: torch.device, full: bool = True) -> None:
+        self.task, self.num_classes, self.full = task, num_classes, full
+        self.n = 0
+        self.loss_sum = torch.zeros((), device=device)
+        self.score_sum = torch.zeros((), device=device)  # correct predictions, or summed squared error
+        self.extra_sum = torch.zeros((), device=device)  # top-5 hits, or summed absolute error
+        if full and task != REGRESSION:
+            self.class_correct = torch.zeros(num_classes, dtype=torch.long, device=device)
+            self.class_total = torch.zeros(num_classes, dtype=torch.long, device=device)
+
+    @torch.no_grad()
+    def update(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
+        batch = target.shape[0]
+        self.n += batch
+        self.loss_sum += loss.detach() * batch
+        output = output.detach()
+        if self.task == REGRESSION:
+            error = (output - target).flatten(1)
+            self.score_sum += error.pow(2).mean(1).sum()
+            if self.full:
+                self.extra_sum += error.abs().mean(1).sum()
+            return
+        hit = output.argmax(dim=-1) == target
+        self.score_sum += hit.sum()
+        if self.full:
+            if self.num_classes > 5:
+                self.extra_sum += (output.topk(5, dim=-1).indices == target.unsqueeze(-1)).any(-1).sum()
+            self.class_correct += torch.bincount(target[hit], minlength=self.num_classes)
+            self.class_total += torch.bincount(target, minlength=self.num_classes)
+
+    def compute(self) -> dict[str, float]:
+        """Means over the samples seen: the one host sync."""
+        loss, score, extra = (torch.stack([self.loss_sum, self.score_sum, self.extra_sum]) / max(self.n, 1)).tolist()
+        if self.task == REGRESSION:
+            return {"loss": loss, "mse": score, **({"mae": extra} if self.full else {})}
+        result = {"loss": loss, "acc": score}
+        if self.full and self.num_classes > 5:
+            result["top5"] = extra
+        return result
+
+    def per_class_accuracy(self) -> list[float]:
+        return (self.class_correct.float() / self.class_total.clamp(min=1)).tolist()
