@@ -108,4 +108,4 @@ def test_doctor_reports_versions_devices_and_data(tmp_path, fake_fashion):
     for text in ("torch", "torchvision", "hydra-core", "optuna", "python", "device=auto chooses:",
                  "blobs", "generated"):
         assert text in proc.stdout
-    assert f"found in data" in proc.stdout.replace("\n", "")
+    assert "found in data" in proc.stdout.replace("\n", "")

@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 import torch
 
 from trainctl.checkpoint import load_checkpoint

@@ -29,7 +29,9 @@ run `trainctl <command> --help` for a command's options.
 
 def _train(args: list[str]) -> int:
     from trainctl.overrides import check_group_choices
+    from trainctl.plugins import load_plugins
 
+    load_plugins()  # plugin options must exist before the config is composed
     check_group_choices(args)
     from trainctl.hydra_app import run_train
 
@@ -38,7 +40,9 @@ def _train(args: list[str]) -> int:
 
 def _list(args: list[str]) -> int:
     from trainctl.listing import run_list
+    from trainctl.plugins import load_plugins
 
+    load_plugins()
     return run_list(args)
 
 

@@ -19,12 +19,15 @@ DEVICE_HELP = {
 }
 
 
-def _yaml_params(group: str, name: str) -> str:
-    """`key=value` pairs from the option's YAML file (what a user gets without overrides)."""
+def _params(group: str, name: str, config: object = None) -> str:
+    """`key=value` pairs from the option's YAML file, or a plugin's config (what a user gets by default)."""
     path = config_dir() / group / f"{name}.yaml"
-    if not path.is_file():
+    if path.is_file():
+        node = OmegaConf.load(path)
+    elif config is not None:
+        node = OmegaConf.structured(config)
+    else:
         return ""
-    node = OmegaConf.load(path)
     values = {k: v for k, v in OmegaConf.to_container(node).items() if k not in ("defaults", "name")}
     return "  ".join(f"{k}={_override_text(v)}" for k, v in values.items())
 
@@ -46,7 +49,7 @@ def rows(group: str) -> list[tuple[str, str, str]]:
         return [(name, text, "") for name, text in DEVICE_HELP.items()]
     from trainctl.components import REGISTRIES
 
-    return [(e.name, e.description, _yaml_params(group, e.name)) for e in REGISTRIES[group]]
+    return [(e.name, e.description, _params(group, e.name, e.config)) for e in REGISTRIES[group]]
 
 
 def run_list(args: list[str]) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 from trainctl.errors import UserError
 
@@ -21,6 +21,7 @@ class Entry:
     name: str
     builder: Callable
     description: str
+    config: Any = None  # the option's config (dataclass or dict) when it comes from code, not a YAML file
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
@@ -36,14 +37,23 @@ class Registry(Generic[F]):
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str, description: str | None = None) -> Callable[[F], F]:
-        """Decorator: `@MODELS.register("cnn")`. The docstring's first line is the description."""
+    def register(self, name: str, description: str | None = None, config: Any = None) -> Callable[[F], F]:
+        """Decorator: `@MODELS.register("cnn")`. The docstring's first line is the description.
+
+        Built-ins get their options from `conf/<kind>/<name>.yaml`. Code from elsewhere (a plugin) passes
+        `config`, a dataclass or dict of its defaults: it is stored in Hydra's ConfigStore as the option
+        `<kind>=<name>`, so the name composes like a built-in with no YAML file anywhere.
+        """
 
         def add(builder: F) -> F:
             if name in self._entries:
                 raise ValueError(f"{self.kind} '{name}' is already registered (by {self._entries[name].builder!r})")
             doc = description or (inspect.getdoc(builder) or "").split("\n")[0]
-            self._entries[name] = Entry(name, builder, doc)
+            self._entries[name] = Entry(name, builder, doc, config)
+            if config is not None:
+                from hydra.core.config_store import ConfigStore
+
+                ConfigStore.instance().store(group=self.kind, name=name, node=config)
             return builder
 
         return add

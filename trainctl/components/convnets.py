@@ -6,7 +6,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from trainctl.config import VGG_PRESETS
+from trainctl.schemas import VGG_PRESETS
 from trainctl.data import DataSpec
 from trainctl.errors import UserError
 from trainctl.components.models import MODELS, flat_size, need_image

@@ -99,7 +99,7 @@ def build_imagefolder(cfg: DictConfig, seed: int) -> DataBundle:
         train, val = Subset(train_all, train_idx), Subset(train_all, val_idx)
     channels = 1 if cfg.grayscale else 3
     decoded_mb = (len(train_all) + len(test)) * channels * size[0] * size[1] / 2**20
-    in_memory = cfg.in_memory == "true" or (cfg.in_memory == "auto" and decoded_mb <= cfg.memory_limit_mb)
+    in_memory = cfg.in_memory if cfg.in_memory is not None else decoded_mb <= cfg.memory_limit_mb
     splits = [_decode_all(s, cfg.num_workers) if in_memory else StreamSplit(s, cfg.num_workers)
               for s in (train, val, test)]
     classes = tuple(train_all.folder.classes)

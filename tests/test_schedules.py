@@ -1,0 +1,96 @@
+"""Schedules: per-epoch and per-batch stepping, warm-up on top of any schedule, safe formulas, decay groups."""
+
+import math
+
+import pytest
+from torch import nn
+
+from trainctl.components.optimizers import build_optimizer
+from trainctl.components.schedulers import build_scheduler
+from trainctl.errors import UserError
+from trainctl.formula import compile_formula
+
+from conftest import compose_cfg
+
+
+def lrs(overrides, epochs=4, steps=5):
+    """The lr used at every optimizer step of a run."""
+    cfg = compose_cfg(["optimizer=sgd", "optimizer.lr=1.0", *overrides])
+    model = nn.Linear(2, 2)
+    optimizer = build_optimizer(cfg.optimizer, model)
+    schedule = build_scheduler(cfg.scheduler, optimizer, epochs, steps)
+    used = []
+    for _ in range(epochs):
+        for _ in range(steps):
+            used.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step_batch()
+        schedule.step_epoch({"val/loss": 1.0})
+    return used
+
+
+def test_epoch_schedules_change_lr_between_epochs_only():
+    used = lrs(["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5"])
+    assert used[:5] == [1.0] * 5 and used[5:10] == [0.5] * 5 and used[-1] == 0.125
+    assert lrs(["scheduler=exponential", "scheduler.gamma=0.5"])[::5] == [1.0, 0.5, 0.25, 0.125]
+    assert lrs(["scheduler=multistep", "scheduler.milestones=[2,3]", "scheduler.gamma=0.1"])[::5] == pytest.approx(
+        [1.0, 1.0, 0.1, 0.01])
+
+
+def test_lambda_formula():
+    assert lrs(["scheduler=lambda", "scheduler.formula='1 / (1 + epoch)'"])[::5] == pytest.approx(
+        [1.0, 1 / 2, 1 / 3, 1 / 4])
+
+
+def test_onecycle_steps_every_batch():
+    used = lrs(["scheduler=onecycle", "scheduler.max_lr=2.0"], epochs=2, steps=10)
+    assert len(set(used)) == len(used)  # a new lr at every step
+    assert max(used) == pytest.approx(2.0, rel=0.05) and used[0] == pytest.approx(2.0 / 25)
+
+
+def test_plateau_reads_the_monitored_metric():
+    used = lrs(["scheduler=plateau", "scheduler.patience=0", "scheduler.factor=0.5"])
+    assert used[::5] == [1.0, 1.0, 0.5, 0.25]  # val/loss never improves after the first epoch
+
+
+@pytest.mark.parametrize("schedule", ["none", "step", "cosine"])
+def test_linear_warmup_composes_with_any_schedule(schedule):
+    plain = lrs([f"scheduler={schedule}"])
+    warm = lrs([f"scheduler={schedule}", "scheduler.warmup_steps=4", "scheduler.warmup_start_factor=0.2"])
+    assert warm[:4] == pytest.approx([plain[i] * (0.2 + 0.8 * i / 4) for i in range(4)])
+    assert warm[4:] == pytest.approx(plain[4:])  # after the warm-up, the schedule is untouched
+
+
+@pytest.mark.parametrize(("text", "value"), [("0.95 ** epoch", 0.95**3), ("cos(pi * epoch / 6)", 0.0),
+                                             ("max(0.1, 1 - epoch / 10)", 0.7), ("-epoch // 2 + 5", 3)])
+def test_formula_values(text, value):
+    assert compile_formula(text, ("epoch",), "f")(epoch=3) == pytest.approx(value, abs=1e-12)
+
+
+@pytest.mark.parametrize("text", ["__import__('os').system('true')", "epoch.__class__", "open('x')",
+                                  "[1, 2]", "lambda: 1", "x + 1", "epoch if epoch else 1"])
+def test_formula_refuses_anything_but_arithmetic(text):
+    with pytest.raises(UserError, match="not allowed in a formula|is not a formula"):
+        compile_formula(text, ("epoch",), "scheduler.formula")
+
+
+def test_formula_errors_surface_at_build_time():
+    with pytest.raises(UserError, match="failed at"):
+        compile_formula("1 / epoch", ("epoch",), "scheduler.formula")
+
+
+def test_no_decay_on_biases_and_norms():
+    model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    cfg = compose_cfg(["optimizer=adamw", "optimizer.weight_decay=0.1", "optimizer.no_decay_bias_norm=true"])
+    groups = build_optimizer(cfg.optimizer, model).param_groups
+    assert [len(g["params"]) for g in groups] == [2, 4] and groups[1]["weight_decay"] == 0.0
+    assert groups[0]["weight_decay"] == 0.1
+    assert all(p.dim() == 2 for p in groups[0]["params"])
+    one = build_optimizer(compose_cfg(["optimizer=adamw"]).optimizer, model).param_groups
+    assert len(one) == 1 and len(one[0]["params"]) == 6
+
+
+def test_cosine_reaches_eta_min():
+    used = lrs(["scheduler=cosine", "scheduler.eta_min=0.1"], epochs=3, steps=1)
+    assert used == pytest.approx([1.0, 0.1 + 0.9 * (1 + math.cos(math.pi / 3)) / 2,
+                                  0.1 + 0.9 * (1 + math.cos(2 * math.pi / 3)) / 2])
