@@ -112,9 +112,9 @@ def test_all_problems_are_reported_at_once():
     assert "optimizer.lr" in str(err.value) and "trainer.batch_size" in str(err.value)
 
 
-def test_checkpoint_monitor_follows_the_objective():
-    cfg = compose_cfg(["objective=val/loss"])
-    assert cfg.checkpoint.monitor == "val/loss"
+def test_checkpoint_monitor_defaults_to_the_objective():
+    assert compose_cfg(["objective=val/loss"]).checkpoint.monitor is None  # the loop uses the objective
+    assert compose_cfg(["objective=[val/acc,val/loss]"]).objective == ["val/acc", "val/loss"]
 
 
 def test_smoke_experiment_is_offline_and_small():

@@ -36,15 +36,15 @@ class TrainerConfig:
 
 @dataclass
 class CheckpointConfig:
-    monitor: str = spec("${objective}", help="metric that decides best.pt")
+    monitor: Optional[str] = spec(None, help="metric that decides best.pt (null: the objective, or its first)")
     mode: str = spec("auto", help="min, max, or auto (from the metric name)", choices=["auto", "min", "max"])
 
 
 @dataclass
 class TrainConfig:
     seed: int = spec(0, help="seeds weights, split and shuffle", ge=0)
-    objective: str = spec("${oc.select:dataset.default_objective,val/acc}",
-                          help="metric a sweep optimises; also picks best.pt (default: val/acc, val/loss for regression)")
+    objective: Any = spec("${oc.select:dataset.default_objective,val/acc}",
+                          help="metric(s) a sweep optimises (a list for multi-objective); default val/acc, val/loss for regression")
     resume: Optional[str] = spec(None, help="run directory or checkpoint to continue")
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

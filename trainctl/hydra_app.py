@@ -7,6 +7,7 @@ creates the run directory, so a bad command writes nothing. Inside a multirun ea
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -61,18 +62,45 @@ class Preflight(Callback):
         self._check(config)  # swept values are checked per job, in train()
 
 
-def _task(cfg: DictConfig) -> float:
+def _task(cfg: DictConfig) -> Any:
+    """Train; return the objective (a list for multi-objective) for sweepers."""
     from trainctl.loop import train
+    from trainctl.sweep.trial_link import in_sweep, pruning_hook
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hooks = [h for h in (pruning_hook(cfg),) if h is not None]
     try:
-        result = train(cfg, run_dir=run_dir)
+        result = train(cfg, run_dir=run_dir, hooks=hooks)
     except UserError as e:
+        if in_sweep():  # one bad trial is recorded FAIL by the optuna sweeper; the sweep goes on
+            logging.getLogger("trainctl").error("trial failed: %s", e)
+            raise
         report_user_error(e)
         if not (run_dir / "checkpoints").exists():
             shutil.rmtree(run_dir, ignore_errors=True)  # only Hydra's config copy and an empty log were there
         sys.exit(EXIT_USER_ERROR)
-    return float(result["objective_value"])
+    except Exception:
+        logging.getLogger("trainctl").exception("run failed")  # the traceback lands in this run's own log
+        raise
+    if result["status"] == "pruned":
+        import optuna
+
+        raise optuna.TrialPruned(f"pruned after epoch {result['epochs']}")
+    value = result["objective_value"]
+    return [float(v) for v in value] if isinstance(value, list) else float(value)
+
+
+def register_sweeper() -> None:
+    """Make `hydra/sweeper=optuna` available however trainctl is installed.
+
+    Hydra finds plugins by walking the `hydra_plugins` namespace package; an editable install hides our part of
+    that namespace from the walk, so the sweeper is also registered by hand (registering twice is harmless).
+    """
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.trainctl_optuna.optuna_sweeper import TrainctlOptunaSweeper
+
+    Plugins.instance().register(TrainctlOptunaSweeper)
 
 
 def run_train(args: list[str]) -> int:
@@ -80,6 +108,7 @@ def run_train(args: list[str]) -> int:
     if not OmegaConf.has_resolver("trainctl_token"):
         OmegaConf.register_new_resolver("trainctl_token", token, use_cache=True)  # cached: one value per run
     register_schemas()
+    register_sweeper()
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_task)
     sys.argv = ["trainctl train", *args]
     main()

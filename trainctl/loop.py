@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from trainctl.checkpoint import load_checkpoint, rng_state, save_checkpoint
@@ -47,6 +47,10 @@ class EpochEnd:
 class StopTraining(Exception):
     """Raised by a hook to end training early (early stopping, a pruned sweep trial)."""
 
+    def __init__(self, reason: str, status: str = "stopped") -> None:
+        super().__init__(reason)
+        self.status = status  # written to metrics.json: "pruned", "early_stopped", ...
+
 
 Hook = Callable[[EpochEnd], None]
 
@@ -58,6 +62,7 @@ class Progress:
     best_value: float | None = None
     best_epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    status: str = "completed"
 
 
 def _improved(value: float, best: float | None, mode: str) -> bool:
@@ -133,10 +138,17 @@ def check_metric_names(cfg: DictConfig, data: DataBundle) -> None:
     names = metric_names(data.spec.task, data.spec.num_classes > 5)
     known = [f"val/{n}" for n in names] + [f"train/{n}" for n in names[:2]]
     for key in ("objective", "checkpoint.monitor", "scheduler.monitor"):
-        value = OmegaConf.select(cfg, key)
-        if value is not None and value not in known:
-            raise UserError(f"{key}={value!r} is not a metric of this {data.spec.task} run: "
-                            f"choose one of {', '.join(known)}")
+        for value in objectives(OmegaConf.select(cfg, key)):
+            if value not in known:
+                raise UserError(f"{key}={value!r} is not a metric of this {data.spec.task} run: "
+                                f"choose one of {', '.join(known)}")
+
+
+def objectives(value: Any) -> list[str]:
+    """`objective` as a list: one metric, or several for a multi-objective sweep."""
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
 
 
 def train(cfg: DictConfig, run_dir: Path | str | None = None, hooks: Sequence[Hook] = ()) -> dict[str, Any]:
@@ -162,7 +174,8 @@ def _train(cfg: DictConfig, run_dir: Path, device: torch.device, hooks: Sequence
     schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs, steps)
     loss_fn = build_loss(cfg.loss, data.spec).to(device)
     check_metric_names(cfg, data)
-    monitor, mode = cfg.checkpoint.monitor, metric_mode(cfg.checkpoint.monitor, cfg.checkpoint.mode)
+    monitor = cfg.checkpoint.monitor or objectives(cfg.objective)[0]
+    mode = metric_mode(monitor, cfg.checkpoint.mode)
     ckpt_dir = run_dir / "checkpoints"
     log.info(
         "run %s: model=%s (%s params) dataset=%s (train %d / val %d / test %d) device=%s",
@@ -200,6 +213,7 @@ def _train(cfg: DictConfig, run_dir: Path, device: torch.device, hooks: Sequence
                 for hook in hooks:
                     hook(EpochEnd(epoch + 1, metrics, run_dir))
     except StopTraining as stop:
+        progress.status = stop.status
         log.info("training stopped after epoch %d: %s", progress.epoch, stop)
     return _finish(cfg, run_dir, model, data, loss_fn, progress, throughputs, tensorboard)
 
@@ -214,10 +228,12 @@ def _finish(cfg, run_dir, model, data, loss_fn, progress: Progress, throughputs,
     result.update({f"test/{k}": v for k, v in test.items()})
     result.update({k: v for k, v in progress.history[-1].items() if k.startswith("train/")})
     result.update({
+        "status": progress.status,
         "epochs": progress.epoch,
         "best_epoch": progress.best_epoch,
-        "objective": cfg.objective,
-        "objective_value": best_epoch_metrics[cfg.objective],
+        "objective": objectives(cfg.objective)[0] if isinstance(cfg.objective, str) else objectives(cfg.objective),
+        "objective_value": (best_epoch_metrics[cfg.objective] if isinstance(cfg.objective, str)
+                            else [best_epoch_metrics[o] for o in objectives(cfg.objective)]),
         "throughput/train_images_per_s": sum(throughputs) / max(len(throughputs), 1),
         "history": progress.history,
     })

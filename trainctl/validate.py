@@ -72,8 +72,10 @@ def config_problems(cfg: DictConfig) -> list[str]:
     known = metric_names()
     for key in ("objective", "checkpoint.monitor", "scheduler.monitor"):
         value = OmegaConf.select(cfg, key)
-        if value is not None and value not in known:
-            problems.append(f"{key}={value!r} is not a metric trainctl computes: choose one of {', '.join(known)}")
+        values = list(value) if isinstance(value, ListConfig) else [value]
+        for item in values:
+            if item is not None and item not in known:
+                problems.append(f"{key}={item!r} is not a metric trainctl computes: choose one of {', '.join(known)}")
     opt = cfg.get("optimizer")
     if opt is not None and opt.get("name") == "sgd" and opt.get("nesterov") and not opt.get("momentum"):
         problems.append("optimizer.nesterov=true needs optimizer.momentum > 0")

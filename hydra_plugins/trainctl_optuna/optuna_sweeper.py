@@ -1,0 +1,36 @@
+"""The Hydra Sweeper class; a thin shell around `trainctl.sweep.driver.SweepDriver`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, List
+
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+from hydra_plugins.trainctl_optuna.config import TrainctlOptunaSweeperConf  # noqa: F401  (registers the config)
+
+
+class TrainctlOptunaSweeper(Sweeper):
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from hydra.core.plugins import Plugins
+
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def sweep(self, arguments: List[str]) -> Any:
+        from trainctl.errors import UserError
+        from trainctl.sweep.driver import SweepDriver
+
+        try:
+            return SweepDriver(self.settings, self.config, self.launcher).run(arguments)
+        except UserError as e:
+            from trainctl.hydra_app import EXIT_USER_ERROR, report_user_error
+
+            report_user_error(e)
+            sys.exit(EXIT_USER_ERROR)

@@ -1,0 +1,209 @@
+"""The sweep: ask Optuna for a trial, launch it as one Hydra job, tell Optuna how it ended; repeat to n_trials.
+
+Trials are launched one job at a time so that, with `n_jobs > 1` workers on a parallel launcher, a new trial
+starts as soon as any one finishes rather than when a whole batch does. The count-then-ask step holds a file
+lock in the sweep directory, so several sweep processes sharing one study stop at exactly `n_trials`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import optuna
+from hydra.core.utils import JobStatus
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
+from optuna.trial import TrialState
+
+from trainctl.errors import UserError
+from trainctl.sweep import results
+from trainctl.sweep.space import SearchSpace, describe, format_value, grid_values, parse_search_space, trial_overrides
+from trainctl.sweep.study import (fail_stale_trials, make_pruner, make_sampler, open_storage, owner, storage_spec,
+                                  study_lock)
+from trainctl.sweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL_ID, forget_in_process, register_in_process
+
+log = logging.getLogger("trainctl.sweep")
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own log lines say what happened, once
+
+
+def _plain(value: Any) -> Any:
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
+def default_study_name(config: DictConfig, arguments: list[str], params: dict[str, str]) -> str:
+    """<model>-<dataset>-<hash>: the same command (whatever its n_trials) names the same study, so it resumes."""
+    choices = config.hydra.runtime.choices
+    text = "\n".join(sorted(arguments) + sorted(f"{k}={v}" for k, v in params.items()))
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    return f"{choices.get('model', 'model')}-{choices.get('dataset', 'data')}-{digest}".replace("/", "_")
+
+
+class SweepDriver:
+    def __init__(self, settings: dict[str, Any], config: DictConfig, launcher: Any) -> None:
+        self.s = {k: _plain(v) for k, v in settings.items()}
+        self.config, self.launcher = config, launcher
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.failure: str | None = None
+
+    # ---- setup -----------------------------------------------------------------------------------------------
+    def _objectives(self) -> tuple[list[str], list[str]]:
+        objective = _plain(self.config.objective)
+        names = objective if isinstance(objective, list) else [objective]
+        direction = self.s["direction"]
+        directions = direction if isinstance(direction, list) else [direction] * len(names)
+        bad = [d for d in directions if d not in ("maximize", "minimize")]
+        if bad:
+            raise UserError(f"hydra.sweeper.direction has {bad}: use maximize or minimize (a list for several)")
+        if len(directions) != len(names):
+            raise UserError(f"objective names {len(names)} metric(s) {names} but hydra.sweeper.direction gives "
+                            f"{len(directions)}: give one direction per metric")
+        return names, directions
+
+    def _check_settings(self) -> None:
+        if self.s["n_trials"] < 1:
+            raise UserError(f"hydra.sweeper.n_trials={self.s['n_trials']} must be >= 1")
+        if self.s["n_jobs"] < 1:
+            raise UserError(f"hydra.sweeper.n_jobs={self.s['n_jobs']} must be >= 1")
+        if not 0 <= self.s["max_failure_rate"] <= 1:
+            raise UserError(f"hydra.sweeper.max_failure_rate={self.s['max_failure_rate']} must be in [0, 1]")
+        if self.s["n_jobs"] > 1 and type(self.launcher).__name__ == "BasicLauncher":
+            raise UserError("hydra.sweeper.n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib "
+                            "(the default launcher runs one job at a time in this process)")
+
+    def _sampler(self, space: SearchSpace, study_size: int) -> optuna.samplers.BaseSampler:
+        seed = self.s["seed"]
+        if seed is not None:
+            seed += study_size  # a process joining a running study must not replay the first one's draws
+        return make_sampler(self.s["sampler"], seed, space)
+
+    # ---- run -------------------------------------------------------------------------------------------------
+    def run(self, arguments: list[str]) -> list[Any]:
+        self._check_settings()
+        space = parse_search_space(arguments, self.s["params"])
+        if not space.distributions:
+            raise UserError("the search space is empty: sweep at least one key, e.g. "
+                            "'optimizer.lr=tag(log,interval(1e-4,1e-1))', or use hydra.sweeper.params")
+        names, directions = self._objectives()
+        self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s["params"])
+        self.sweep_dir = Path(self.s["sweep_dir"] or Path("runs") / "optuna" / self.study_name)
+        n_trials = self.s["n_trials"]
+        if self.s["sampler"] == "grid":
+            n_trials = min(n_trials, math.prod(len(v) for v in grid_values(space).values()))
+        if self.s["dry_run"]:
+            return self._dry_run(space, n_trials, directions)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        with read_write(self.config.hydra), open_dict(self.config.hydra):
+            self.config.hydra.sweep.dir = str(self.sweep_dir)  # where the launcher writes
+        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        self.spec = storage_spec(self.s["storage"], self.sweep_dir)
+        storage = open_storage(self.spec)
+        study = optuna.create_study(study_name=self.study_name, storage=storage, directions=directions,
+                                    load_if_exists=True)
+        study.sampler = self._sampler(space, len(study.trials))
+        study.pruner = make_pruner(self.s["pruner"], self.s["pruner_startup_trials"], self.s["pruner_warmup_epochs"],
+                                   int(self.config.trainer.epochs))
+        stale = fail_stale_trials(study)
+        if stale:
+            log.warning("marked FAIL trials %s left RUNNING by a sweep that was killed", stale)
+        log.info("study %s in %s: %d of %d trials exist; storage %s", self.study_name, self.sweep_dir,
+                 len(study.trials), n_trials, self.spec)
+        self.study, self.space, self.n_trials, self.names = study, space, n_trials, names
+        if self.s["n_jobs"] == 1:
+            self._worker()
+        else:
+            with ThreadPoolExecutor(self.s["n_jobs"]) as pool:
+                for future in [pool.submit(self._worker) for _ in range(self.s["n_jobs"])]:
+                    future.result()
+        results.write_all(study, self.sweep_dir, names, self.spec)
+        results.print_top(study, names)
+        if self.failure:
+            raise UserError(self.failure)
+        return []
+
+    def _ask(self) -> optuna.trial.Trial | None:
+        with self.lock, study_lock(self.sweep_dir):
+            if self.stop.is_set() or len(self.study.get_trials(deepcopy=False)) >= self.n_trials:
+                return None
+            trial = self.study.ask(self.space.distributions)
+            trial.set_user_attr("owner", owner())
+            trial.set_user_attr("run_dir", str(self.sweep_dir / str(trial.number)))
+            return trial
+
+    def _worker(self) -> None:
+        while (trial := self._ask()) is not None:
+            self._run_trial(trial)
+
+    def _overrides(self, trial: optuna.trial.Trial) -> list[str]:
+        env = {ENV_TRIAL_ID: str(trial._trial_id), ENV_STUDY: self.study_name, ENV_STORAGE: self.spec}
+        return [*self.space.fixed, *trial_overrides(trial.params), f"hydra.sweep.dir={format_value(str(self.sweep_dir))}",
+                *(f"++hydra.job.env_set.{k}={format_value(v)}" for k, v in env.items())]
+
+    def _run_trial(self, trial: optuna.trial.Trial) -> None:
+        register_in_process(trial)
+        try:
+            [ret] = self.launcher.launch([self._overrides(trial)], initial_job_idx=trial.number)
+        except Exception as e:  # the launcher itself broke: record it and go on
+            ret = None
+            error: BaseException | None = e
+        else:
+            error = None
+        finally:
+            forget_in_process(trial)
+        state, values, reason = self._outcome(ret, error)
+        with self.lock:
+            if reason:
+                trial.set_user_attr("error", reason)
+            if state == TrialState.COMPLETE:
+                self.study.tell(trial, values)
+            else:
+                self.study.tell(trial, state=state)
+            log.info("trial %d %s%s", trial.number, state.name, f": {reason}" if reason else f" {values}")
+            results.log_hparams(self.sweep_dir / str(trial.number), trial.params, self.names, values, state)
+            self._check_failures()
+
+    def _outcome(self, ret: Any, error: BaseException | None) -> tuple[TrialState, Any, str | None]:
+        if ret is None:
+            return TrialState.FAIL, None, f"{type(error).__name__}: {error}"
+        if ret.status != JobStatus.COMPLETED:
+            if isinstance(ret._return_value, optuna.TrialPruned):
+                return TrialState.PRUNED, None, None
+            err = ret._return_value
+            return TrialState.FAIL, None, f"{type(err).__name__}: {err}"
+        values = ret._return_value if isinstance(ret._return_value, list) else [ret._return_value]
+        if len(values) != len(self.names):
+            return TrialState.FAIL, None, f"the job returned {len(values)} value(s) for objectives {self.names}"
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            return TrialState.FAIL, None, f"the objective is not finite: {values}"
+        return TrialState.COMPLETE, values if len(values) > 1 else values[0], None
+
+    def _check_failures(self) -> None:
+        failed = len(self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        if failed > self.s["max_failure_rate"] * self.n_trials and not self.stop.is_set():
+            self.stop.set()
+            self.failure = (f"sweep stopped: {failed} of {self.n_trials} trials failed, more than "
+                            f"hydra.sweeper.max_failure_rate={self.s['max_failure_rate']}. Each failed trial's "
+                            f"error is in its run directory's train.log and in {self.sweep_dir / 'trials.csv'}.")
+
+    def _dry_run(self, space: SearchSpace, n_trials: int, directions: list[str]) -> list[Any]:
+        from rich.console import Console
+        from rich.markup import escape
+
+        console = Console()
+        console.print(f"[bold]dry run[/] of study {escape(self.study_name)}: {n_trials} trials, sampler "
+                      f"{self.s['sampler']}, pruner {self.s['pruner']}, directions {directions}, in {self.sweep_dir}")
+        for key, dist in space.distributions.items():
+            console.print(f"  {escape(key)}: {escape(describe(dist))}")
+        for line in space.fixed:
+            console.print(f"  fixed: {escape(line)}")
+        study = optuna.create_study(directions=directions, sampler=self._sampler(space, 0))
+        for number in range(min(n_trials, 5)):
+            trial = study.ask(space.distributions)
+            console.print(f"trial {number}: " + escape(" ".join([*space.fixed, *trial_overrides(trial.params)])),
+                          soft_wrap=True)
+        return []
