@@ -22,7 +22,8 @@ from optuna.trial import TrialState
 
 from trainctl.errors import UserError
 from trainctl.sweep import results
-from trainctl.sweep.space import SearchSpace, describe, format_value, grid_values, parse_search_space, trial_overrides
+from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_values, parse_search_space,
+                                  trial_overrides)
 from trainctl.sweep.study import (fail_stale_trials, make_pruner, make_sampler, open_storage, owner, storage_spec,
                                   study_lock)
 from trainctl.sweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL_ID, forget_in_process, register_in_process
@@ -35,10 +36,19 @@ def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
-def default_study_name(config: DictConfig, arguments: list[str], params: dict[str, str]) -> str:
-    """<model>-<dataset>-<hash>: the same command (whatever its n_trials) names the same study, so it resumes."""
+IDENTITY = ("sampler", "pruner", "direction", "seed", "pruner_startup_trials", "pruner_warmup_epochs")
+
+
+def default_study_name(config: DictConfig, arguments: list[str], settings: dict[str, Any]) -> str:
+    """<model>-<dataset>-<hash>: the same command names the same study, so running it again resumes it.
+
+    The hash covers the overrides, the search space and the settings that shape the search; n_trials, n_jobs
+    and the like stay out, so raising n_trials continues the same study.
+    """
     choices = config.hydra.runtime.choices
-    text = "\n".join(sorted(arguments) + sorted(f"{k}={v}" for k, v in params.items()))
+    lines = sorted(arguments) + sorted(f"{k}={v}" for k, v in settings["params"].items())
+    lines += [f"{k}={settings[k]}" for k in IDENTITY]
+    text = "\n".join(lines)
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]
     return f"{choices.get('model', 'model')}-{choices.get('dataset', 'data')}-{digest}".replace("/", "_")
 
@@ -90,7 +100,7 @@ class SweepDriver:
             raise UserError("the search space is empty: sweep at least one key, e.g. "
                             "'optimizer.lr=tag(log,interval(1e-4,1e-1))', or use hydra.sweeper.params")
         names, directions = self._objectives()
-        self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s["params"])
+        self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s)
         self.sweep_dir = Path(self.s["sweep_dir"] or Path("runs") / "optuna" / self.study_name)
         n_trials = self.s["n_trials"]
         if self.s["sampler"] == "grid":
@@ -141,7 +151,8 @@ class SweepDriver:
 
     def _overrides(self, trial: optuna.trial.Trial) -> list[str]:
         env = {ENV_TRIAL_ID: str(trial._trial_id), ENV_STUDY: self.study_name, ENV_STORAGE: self.spec}
-        return [*self.space.fixed, *trial_overrides(trial.params), f"hydra.sweep.dir={format_value(str(self.sweep_dir))}",
+        return [*self.space.fixed, *trial_overrides(trial.params, self.space.verbatim),
+                f"hydra.sweep.dir={format_value(str(self.sweep_dir))}",
                 *(f"++hydra.job.env_set.{k}={format_value(v)}" for k, v in env.items())]
 
     def _run_trial(self, trial: optuna.trial.Trial) -> None:
@@ -204,6 +215,6 @@ class SweepDriver:
         study = optuna.create_study(directions=directions, sampler=self._sampler(space, 0))
         for number in range(min(n_trials, 5)):
             trial = study.ask(space.distributions)
-            console.print(f"trial {number}: " + escape(" ".join([*space.fixed, *trial_overrides(trial.params)])),
-                          soft_wrap=True)
+            overrides = [*space.fixed, *trial_overrides(trial.params, space.verbatim)]
+            console.print(f"trial {number}: " + escape(" ".join(overrides)), soft_wrap=True)
         return []

@@ -26,6 +26,9 @@ from trainctl.errors import UserError
 class SearchSpace:
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     fixed: list[str] = field(default_factory=list)  # overrides every trial gets as they are
+    # Keys whose choices are lists (`model.hidden=choice([16],[64,64])`): Optuna only stores scalars, so these
+    # choices are kept as their override text and passed back verbatim.
+    verbatim: set[str] = field(default_factory=set)
 
 
 def _range_distribution(key: str, sweep: RangeSweep) -> BaseDistribution:
@@ -43,13 +46,21 @@ def _range_distribution(key: str, sweep: RangeSweep) -> BaseDistribution:
     return FloatDistribution(float(d_low), float(d_high), step=float(d_step))
 
 
+def override_text(value: Any) -> str:
+    """A parsed value (lists and dicts included) written back in override syntax."""
+    if isinstance(value, list):
+        return "[" + ",".join(override_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{override_text(v)}" for k, v in value.items()) + "}"
+    return format_value(value)
+
+
 def to_distribution(key: str, sweep: Any) -> BaseDistribution:
     """One sweep expression as an Optuna distribution."""
     if isinstance(sweep, ChoiceSweep):
         choices = tuple(sweep.list)
-        bad = [c for c in choices if not isinstance(c, (str, int, float, bool)) and c is not None]
-        if bad:
-            raise UserError(f"{key}: choice values must be numbers or strings, not {bad}")
+        if any(isinstance(c, (list, dict)) for c in choices):
+            return CategoricalDistribution(tuple(override_text(c) for c in choices))
         return CategoricalDistribution(choices)
     if isinstance(sweep, RangeSweep):
         return _range_distribution(key, sweep)
@@ -79,6 +90,9 @@ def parse_search_space(arguments: list[str], params: dict[str, Any] | None = Non
     for key, override in by_key.items():
         if override.is_sweep_override():
             space.distributions[key] = to_distribution(key, override.value())
+            value = override.value()
+            if isinstance(value, ChoiceSweep) and any(isinstance(c, (list, dict)) for c in value.list):
+                space.verbatim.add(key)
         else:
             space.fixed.append(override.input_line)
     return space
@@ -97,8 +111,8 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def trial_overrides(params: dict[str, Any]) -> list[str]:
-    return [f"{key}={format_value(value)}" for key, value in params.items()]
+def trial_overrides(params: dict[str, Any], verbatim: set[str] = frozenset()) -> list[str]:
+    return [f"{key}={value if key in verbatim else format_value(value)}" for key, value in params.items()]
 
 
 def grid_values(space: SearchSpace) -> dict[str, list[Any]]:

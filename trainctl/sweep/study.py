@@ -20,6 +20,14 @@ SAMPLERS = ("tpe", "random", "cmaes", "grid", "qmc", "nsgaii")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 
 
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler calls `study.stop()` once the grid is done, which only works inside `study.optimize`; the
+    sweep driver asks and tells instead, and stops by capping n_trials at the grid's size."""
+
+    def after_trial(self, study, trial, state, values) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
 def make_sampler(name: str, seed: int | None, space: SearchSpace) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
@@ -28,7 +36,7 @@ def make_sampler(name: str, seed: int | None, space: SearchSpace) -> optuna.samp
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "grid":
-        return optuna.samplers.GridSampler(grid_values(space), seed=seed)
+        return AskTellGridSampler(grid_values(space), seed=seed)
     if name == "qmc":
         return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
     if name == "nsgaii":

@@ -1,0 +1,171 @@
+"""`trainctl train -m hydra/sweeper=optuna` end to end on blobs: results, pruning, resume, failures, processes."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import optuna
+import pytest
+import yaml
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+BLOBS = ["experiment=smoke", "dataset.n_train=256", "dataset.n_test=64", "hydra/sweeper=optuna"]
+
+
+def sweep(tmp_path, *args, expect=0):
+    proc = run_cli(["train", "-m", *BLOBS, *args], tmp_path)
+    assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def read_trials(sweep_dir):
+    with open(sweep_dir / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def load_study(sweep_dir, name):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+
+
+def test_random_sweep_writes_consistent_results(tmp_path):
+    proc = sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "trainer.batch_size=choice(16,32)",
+                 "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler=random", "hydra.sweeper.study_name=s1")
+    sweep_dir = tmp_path / "runs" / "optuna" / "s1"
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    for n in range(4):
+        assert (sweep_dir / str(n) / "metrics.json").is_file()
+        assert (sweep_dir / str(n) / "hparams").is_dir()  # TensorBoard HParams session
+    study = load_study(sweep_dir, "s1")
+    rows = read_trials(sweep_dir)
+    assert [int(r["number"]) for r in rows] == [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert [float(r["val/acc"]) for r in rows] == [t.value for t in study.trials]
+    assert [float(r["optimizer.lr"]) for r in rows] == [t.params["optimizer.lr"] for t in study.trials]
+    summary = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert summary["best"][0]["number"] == study.best_trial.number
+    assert summary["best"][0]["values"] == [study.best_value] and summary["states"] == {"COMPLETE": 4}
+    best_config = yaml.safe_load((sweep_dir / "best_config.yaml").read_text())
+    assert best_config["optimizer"]["lr"] == study.best_params["optimizer.lr"]
+    command = (sweep_dir / "best_command.txt").read_text()
+    assert command.startswith("trainctl train ") and "hydra." not in command
+    assert "study s1: 4 trials" in proc.stdout  # the table of top trials
+
+
+def test_pruning_prunes_bad_trials(tmp_path):
+    sweep(tmp_path, "optimizer=sgd", "optimizer.momentum=0", "optimizer.lr=tag(log,interval(1e-6,1))",
+          "objective=val/loss", "hydra.sweeper.direction=minimize", "trainer.epochs=4", "hydra.sweeper.n_trials=8",
+          "hydra.sweeper.sampler=random", "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup_trials=1",
+          "hydra.sweeper.pruner_warmup_epochs=0", "hydra.sweeper.study_name=p")
+    sweep_dir = tmp_path / "runs" / "optuna" / "p"
+    rows = read_trials(sweep_dir)
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    assert pruned, rows
+    epochs = [yaml.safe_load((sweep_dir / r["number"] / "metrics.json").read_text())["epochs"] for r in rows]
+    assert sum(epochs) < len(rows) * 4
+    for r in pruned:
+        assert yaml.safe_load((sweep_dir / r["number"] / "metrics.json").read_text())["status"] == "pruned"
+
+
+def test_resume_continues_to_the_total_and_fails_stale_trials(tmp_path):
+    args = ["optimizer.lr=tag(log,interval(1e-3,1e-1))", "hydra.sweeper.sampler=random"]
+    sweep(tmp_path, *args, "hydra.sweeper.n_trials=2")
+    [sweep_dir] = (tmp_path / "runs" / "optuna").iterdir()  # the default name depends on the command only
+    study = load_study(sweep_dir, sweep_dir.name)
+    # A trial a killed sweep left RUNNING: its process (a finished one) is gone.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = study.ask()
+    stale.set_user_attr("owner", {"host": os.uname().nodename, "pid": int(dead.stdout)})
+    sweep(tmp_path, *args, "hydra.sweeper.n_trials=5")
+    study = load_study(sweep_dir, sweep_dir.name)
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 5 and states[2] == "FAIL" and states.count("COMPLETE") == 4
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "3", "4"]
+    sweep(tmp_path, *args, "hydra.sweeper.n_trials=5")  # already complete: nothing more runs
+    assert len(load_study(sweep_dir, sweep_dir.name).trials) == 5
+
+
+def test_nan_trial_is_recorded_fail_and_the_sweep_completes(tmp_path):
+    sweep(tmp_path, "optimizer=sgd", "optimizer.lr=choice(0.01,1e30)", "objective=val/loss",
+          "hydra.sweeper.direction=minimize", "hydra.sweeper.sampler=grid", "hydra.sweeper.max_failure_rate=0.5",
+          "hydra.sweeper.study_name=n")
+    rows = {float(r["optimizer.lr"]): r for r in read_trials(tmp_path / "runs" / "optuna" / "n")}
+    assert rows[1e30]["state"] == "FAIL" and "not finite" in rows[1e30]["error"]
+    assert rows[0.01]["state"] == "COMPLETE"
+
+
+def test_too_many_failures_stop_the_sweep_with_a_message(tmp_path):
+    proc = sweep(tmp_path, "optimizer=sgd", "optimizer.lr=choice(1e30,1e31)", "objective=val/loss",
+                 "hydra.sweeper.direction=minimize", "hydra.sweeper.sampler=grid", "hydra.sweeper.study_name=f",
+                 expect=2)
+    assert "sweep stopped: 1 of 2 trials failed, more than hydra.sweeper.max_failure_rate=0.25" in proc.stderr
+    assert len(read_trials(tmp_path / "runs" / "optuna" / "f")) == 1
+
+
+def test_a_crashing_trial_logs_its_error_in_its_own_directory(tmp_path):
+    sweep(tmp_path, "model.hidden=choice([8],[-1])", "hydra.sweeper.sampler=grid", "hydra.sweeper.study_name=c",
+          "hydra.sweeper.max_failure_rate=0.5")
+    sweep_dir = tmp_path / "runs" / "optuna" / "c"
+    rows = {r["model.hidden"]: r for r in read_trials(sweep_dir)}
+    assert rows["[-1]"]["state"] == "FAIL" and "model.hidden" in rows["[-1]"]["error"]
+    assert "model.hidden" in (sweep_dir / rows["[-1]"]["number"] / "train.log").read_text()
+
+
+def test_two_processes_share_one_journal_study(tmp_path):
+    cmd = [sys.executable, "-m", "trainctl", "train", "-m", *BLOBS, "optimizer.lr=tag(log,interval(1e-3,1e-1))",
+           "hydra.sweeper.n_trials=6", "hydra.sweeper.storage=journal", "hydra.sweeper.study_name=shared"]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    sweep_dir = tmp_path / "runs" / "optuna" / "shared"
+    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.journal")))
+    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    assert [t.number for t in trials] == list(range(6))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert sorted(int(p.name) for p in sweep_dir.iterdir() if p.is_dir()) == list(range(6))
+    assert len({t.params["optimizer.lr"] for t in trials}) == 6
+
+
+def test_parallel_trials_with_the_joblib_launcher(tmp_path):
+    sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
+          "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.study_name=j")
+    rows = read_trials(tmp_path / "runs" / "optuna" / "j")
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 4
+
+
+def test_dry_run_prints_the_space_and_trains_nothing(tmp_path):
+    proc = sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "model.hidden=choice([8],[16])",
+                 "hydra.sweeper.dry_run=true", "hydra.sweeper.n_trials=3")
+    assert "optimizer.lr: float log [0.001, 0.1]" in proc.stdout
+    assert proc.stdout.count("trial ") == 3 and "model.hidden=[" in proc.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+def test_multi_objective(tmp_path):
+    sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "objective=[val/acc,val/loss]",
+          "hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.sampler=nsgaii", "hydra.sweeper.n_trials=3",
+          "hydra.sweeper.pruner=none", "hydra.sweeper.study_name=m")
+    summary = yaml.safe_load((tmp_path / "runs" / "optuna" / "m" / "optimization_results.yaml").read_text())
+    assert summary["directions"] == ["maximize", "minimize"] and len(summary["best"][0]["values"]) == 2
+
+
+def test_sweep_preset(tmp_path):
+    proc = run_cli(["train", "-m", "sweep=blobs_mlp", "hydra.sweeper.n_trials=2", "dataset.n_train=256"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [sweep_dir] = (tmp_path / "runs" / "optuna").iterdir()
+    assert len(read_trials(sweep_dir)) == 2
+
+
+def test_sweeper_errors(tmp_path):
+    proc = sweep(tmp_path, "optimizer.lr=0.1,0.2", "hydra.sweeper.sampler=bayes", expect=2)
+    assert "unknown sampler 'bayes'" in proc.stderr
+    proc = sweep(tmp_path, "optimizer.lr=0.1,0.2", "hydra.sweeper.n_jobs=2", expect=2)
+    assert "n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib" in proc.stderr
+    proc = sweep(tmp_path, "trainer.epochs=1", expect=2)
+    assert "the search space is empty" in proc.stderr
