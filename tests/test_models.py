@@ -17,7 +17,8 @@ IMAGES = [DataSpec((1, 28, 28), 10), DataSpec((3, 32, 32), 10)]
 @pytest.mark.parametrize("overrides", [
     ["model=vgg"], ["model=vgg", "model.preset=vgg16"], ["model=vgg", "model.layers=[8,M,16,M]"],
     ["model=resnet"], ["model=resnet", "model.arch=resnet34", "model.small_input=false"],
-    ["model=cnn"], ["model=lenet"], ["model=mlp"], ["model=lstm"], ["model=gru", "model.bidirectional=true"],
+    ["model=cnn"], ["model=cnn", "model.batch_norm=true"], ["model=lenet", "model.batch_norm=true"], ["model=lenet"],
+    ["model=mlp"], ["model=lstm"], ["model=gru", "model.bidirectional=true"],
 ], ids=lambda o: " ".join(o))
 def test_image_models_give_one_logit_per_class(spec, overrides):
     model = build_model(compose_cfg(overrides).model, spec)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trainctl import faults
 from trainctl.errors import UserError
 
 
@@ -21,6 +22,7 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        faults.during_save()
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -31,3 +33,4 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    faults.after_save()

@@ -58,11 +58,14 @@ def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     need_image("cnn", spec)
     c1, c2 = cfg.channels
     k, pad = cfg.kernel_size, cfg.kernel_size // 2
+    norm = (lambda c: [nn.BatchNorm2d(c)]) if cfg.batch_norm else (lambda c: [])
     features = nn.Sequential(
         nn.Conv2d(spec.input_shape[0], c1, k, stride=2, padding=pad),
+        *norm(c1),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Conv2d(c1, c2, k, padding=pad),
+        *norm(c2),
         nn.ReLU(),
         nn.Flatten(),
     )
@@ -75,11 +78,14 @@ def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     need_image("lenet", spec)
     act = ACTIVATIONS[cfg.activation]
     # Padding 2 on the first conv turns 28x28 digits into LeNet's original 32x32 receptive field.
+    norm = (lambda c: [nn.BatchNorm2d(c)]) if cfg.batch_norm else (lambda c: [])
     features = nn.Sequential(
         nn.Conv2d(spec.input_shape[0], 6, 5, padding=2),
+        *norm(6),
         act(),
         nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5),
+        *norm(16),
         act(),
         nn.MaxPool2d(2),
         nn.Flatten(),

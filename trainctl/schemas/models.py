@@ -26,6 +26,7 @@ class CNNConfig:
     name: str = "cnn"
     channels: list[int] = spec([16, 32], help="output channels of the two conv layers", each_ge=1)
     kernel_size: int = spec(5, help="conv kernel size (odd keeps the spatial size)", ge=1)
+    batch_norm: bool = spec(False, help="BatchNorm2d after each conv (faster convergence on short runs)")
 
 
 VGG_PRESETS = {
@@ -75,3 +76,4 @@ class RNNConfig:
 class LeNetConfig:
     name: str = "lenet"
     activation: str = spec("relu", help="activation after conv and fc layers", choices=ACTIVATIONS)
+    batch_norm: bool = spec(False, help="BatchNorm2d after each conv")
