@@ -1,6 +1,9 @@
-"""Config of `hydra/sweeper=optuna`, stored in Hydra's ConfigStore when Hydra scans its plugins."""
+"""Config of `hydra/sweeper=optuna`, stored in Hydra's ConfigStore when Hydra scans its plugins.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Hydra's plugin scan runs this module without entering it in
+sys.modules, and dataclasses would then fail to resolve string annotations.
+"""
+
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
