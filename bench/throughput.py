@@ -3,7 +3,7 @@
 All three train the seed CNN (trainctl's `model=cnn`) with Adam at batch 64 on real Fashion-MNIST:
   quickstart  torchvision.datasets.FashionMNIST(transform=ToTensor()) through a DataLoader (the PyTorch tutorial)
   minimal     a hand-written loop over in-memory uint8 tensors: randperm, slice, float, step
-  trainctl    trainctl.loop.train_one_epoch on the data, model and optimizer trainctl builds from its config
+  trainctl    trainctl.steps.train_one_epoch on the data, model and optimizer trainctl builds from its config
 Rounds alternate between the three so machine noise hits all alike; the median images/s of each is reported.
 
     python bench/throughput.py [--root /usr/share/datasets/fashion-mnist] [--images 20000] [--rounds 3]
@@ -23,9 +23,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainctl.components import build_dataset, build_loss, build_model, build_optimizer, build_scheduler
+from trainctl.components import build_dataset, build_model
 from trainctl.config import config_dir, register_schemas
-from trainctl.loop import train_one_epoch
+from trainctl.loop import build_trainer
+from trainctl.signals import GracefulStop
+from trainctl.steps import train_one_epoch
 
 
 def compose(overrides: list[str]):
@@ -111,18 +113,14 @@ class NullBar:
 
 
 def trainctl_loop(cfg, images: int) -> float:
-    """trainctl's own epoch function, capped to the same number of images."""
+    """trainctl's own epoch function (steps.train_one_epoch), capped to the same number of images."""
     data = build_dataset(cfg.dataset, cfg.seed)
-    model = build_model(cfg.model, data.spec)
-    optimizer = build_optimizer(cfg.optimizer, model)
-    schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs, 1000)
-    loss_fn = build_loss(cfg.loss, data.spec)
-    steps = images // cfg.trainer.batch_size
-    warm = cfg.copy()
-    warm.trainer.max_steps_per_epoch = 20
-    train_one_epoch(model, data, loss_fn, optimizer, schedule, warm, 0, NullBar())
-    cfg.trainer.max_steps_per_epoch = steps
-    _, _, rate = train_one_epoch(model, data, loss_fn, optimizer, schedule, cfg, 1, NullBar())
+    cfg = cfg.copy()
+    cfg.trainer.max_steps_per_epoch = 20
+    t = build_trainer(cfg, data, torch.device("cpu"), GracefulStop(), lambda: None)
+    train_one_epoch(t, 0, NullBar())  # warm-up
+    t.cfg.trainer.max_steps_per_epoch = images // cfg.trainer.batch_size
+    _, _, rate = train_one_epoch(t, 1, NullBar())
     return rate
 
 

@@ -13,7 +13,9 @@ from conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
-BLOBS = ["experiment=smoke", "dataset.n_train=256", "dataset.n_test=64", "hydra/sweeper=optuna"]
+# No pruning unless a test asks for it: the median pruner may prune any trial after the fifth.
+BLOBS = ["experiment=smoke", "dataset.n_train=256", "dataset.n_test=64", "hydra/sweeper=optuna",
+         "hydra.sweeper.pruner=none"]
 
 
 def sweep(tmp_path, *args, expect=0):

@@ -6,9 +6,8 @@ config as plain containers, plus `format_version` so later trainctl versions can
 
 from __future__ import annotations
 
-import pickle
+import io
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,11 @@ def _as_tuples(value: Any) -> Any:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write_bytes(path, lambda f: torch.save({"format_version": FORMAT_VERSION, **state}, f))
+    # Serialised in memory first: a failing disk write then raises a plain OSError (ENOSPC, EFBIG) that
+    # atomic_write_bytes reports, instead of an error from deep inside torch's zip writer.
+    buffer = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **state}, buffer)
+    atomic_write_bytes(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -49,7 +52,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise UserError(f"checkpoint {path} does not exist. Check the path (runs/<run>/checkpoints/last.pt).")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+    except Exception as e:  # garbage bytes make torch.load raise nearly anything (IndexError, KeyError, ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"checkpoint {path} is corrupt or not a trainctl checkpoint ({first}).") from None
     if not isinstance(state, dict) or "model" not in state or "format_version" not in state:

@@ -20,6 +20,7 @@ commands:
                         trainctl train -m optimizer.lr=1e-3,1e-2 model=mlp,cnn
                         trainctl train experiment=smoke
                         trainctl train --help          (config groups and options)
+  eval ckpt=PATH      metrics of a checkpoint on a split (split=test|val|train), printed and written to JSON
   list [GROUP]        table of registered components (model, dataset, optimizer, scheduler, loss, device)
   doctor              versions, devices, and which datasets are available offline
 
@@ -52,7 +53,13 @@ def _doctor(args: list[str]) -> int:
     return run_doctor(args)
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "list": _list, "doctor": _doctor}
+def _eval(args: list[str]) -> int:
+    from trainctl.evaluation import run_eval
+
+    return run_eval(args)
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eval, "list": _list, "doctor": _doctor}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from trainctl.errors import UserError
 from trainctl.rundir import token
 
 EXIT_USER_ERROR = 2
+EXIT_NON_FINITE = 3  # the loss diverged; last.pt holds the last good state
 
 
 def report_user_error(error: UserError) -> None:
@@ -62,9 +63,20 @@ class Preflight(Callback):
         self._check(config)  # swept values are checked per job, in train()
 
 
+def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
+    """Delete a run directory that this command created and that holds only Hydra's config copy and the log,
+    so a command that failed its checks leaves nothing behind. Never a resumed run's directory."""
+    if resumed or not run_dir.is_dir():
+        return
+    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def _task(cfg: DictConfig) -> Any:
     """Train; return the objective (a list for multi-objective) for sweepers."""
     from trainctl.loop import train
+    from trainctl.signals import Interrupted
+    from trainctl.steps import NonFiniteLoss
     from trainctl.sweep.trial_link import in_sweep, pruning_hook
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -76,9 +88,17 @@ def _task(cfg: DictConfig) -> Any:
             logging.getLogger("trainctl").error("trial failed: %s", e)
             raise
         report_user_error(e)
-        if not (run_dir / "checkpoints").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # only Hydra's config copy and an empty log were there
+        remove_if_untouched(run_dir, resumed=bool(cfg.resume))
         sys.exit(EXIT_USER_ERROR)
+    except Interrupted as stop:
+        logging.getLogger("trainctl").warning("%s: saved checkpoints/last.pt; resume with resume=%s", stop, run_dir)
+        sys.exit(stop.exit_code)
+    except NonFiniteLoss as e:
+        logging.getLogger("trainctl").error("%s", e)
+        if in_sweep():
+            raise  # the trial is recorded FAIL and the sweep goes on
+        report_user_error(UserError(str(e)))
+        sys.exit(EXIT_NON_FINITE)
     except Exception:
         logging.getLogger("trainctl").exception("run failed")  # the traceback lands in this run's own log
         raise
@@ -110,6 +130,8 @@ def run_train(args: list[str]) -> int:
     register_schemas()
     register_sweeper()
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_task)
-    sys.argv = ["trainctl train", *args]
+    from trainctl.resume import resume_overrides
+
+    sys.argv = ["trainctl train", *resume_overrides(args)]
     main()
     return 0

@@ -19,15 +19,21 @@ console = Console(stderr=False)
 class TensorBoardLog:
     """Per-epoch scalars (train/val loss and accuracy, learning rate, throughput) and the config as text."""
 
-    def __init__(self, run_dir: Path, cfg: DictConfig) -> None:
+    def __init__(self, run_dir: Path, cfg: DictConfig, resumed_at: int | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(run_dir))
-        self.writer.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "```", 0)
+        # On resume, purge_step makes TensorBoard drop what the interrupted run logged from that epoch on,
+        # so every step keeps exactly one value.
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=resumed_at)
+        if resumed_at is None:
+            self.writer.add_text("config", "```yaml\n" + OmegaConf.to_yaml(cfg, resolve=True) + "```", 0)
 
     def scalars(self, metrics: dict[str, float], step: int) -> None:
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
 
     def close(self) -> None:
         self.writer.flush()

@@ -6,6 +6,8 @@ regression: loss, mse, mae. Nothing here calls `.item()` until `compute()`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 CLASSIFICATION = "classification"
@@ -72,3 +74,13 @@ class MetricAccumulator:
 
     def per_class_accuracy(self) -> list[float]:
         return (self.class_correct.float() / self.class_total.clamp(min=1)).tolist()
+
+    def state(self) -> dict[str, Any]:
+        """The running sums, for a mid-epoch checkpoint (so a resumed epoch reports the same metrics)."""
+        return {"n": self.n, "loss_sum": self.loss_sum.detach().clone(), "score_sum": self.score_sum.detach().clone(),
+                "extra_sum": self.extra_sum.detach().clone()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.n = int(state["n"])
+        for name in ("loss_sum", "score_sum", "extra_sum"):
+            getattr(self, name).copy_(state[name])

@@ -1,0 +1,183 @@
+"""Training that loses nothing, through the real CLI with the test-only fault switch (TRAINCTL_FAULTS).
+
+The run: an MLP with dropout (so the RNG state matters) on 512 training points, batch 32: 16 optimizer steps
+per epoch, 3 epochs, 48 steps in all.
+"""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from trainctl.checkpoint import load_checkpoint
+
+from conftest import run_cli, run_dirs
+
+pytestmark = pytest.mark.slow
+
+RUN = ["model=mlp", "model.hidden=[32]", "model.dropout=0.2", "dataset=blobs", "dataset.n_train=640",
+       "dataset.n_test=128", "device=cpu", "trainer.epochs=3", "trainer.batch_size=32", "trainer.progress=false"]
+TIMING = ("throughput/train_images_per_s",)
+
+
+def comparable(run_dir):
+    """metrics.json without the wall-clock figures (they differ between any two runs)."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {k: v for k, v in metrics.items() if k not in TIMING}
+
+
+def weights(run_dir, name="last.pt"):
+    return load_checkpoint(run_dir / "checkpoints" / name)["model"]
+
+
+def same_weights(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run every resumed one must equal."""
+    cwd = tmp_path_factory.mktemp("reference")
+    proc = run_cli(["train", *RUN, "checkpoint.every_n_steps=5"], cwd)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(cwd)
+    return run
+
+
+def interrupted_run(tmp_path, faults, *extra, expect):
+    proc = run_cli(["train", *RUN, *extra], tmp_path, TRAINCTL_FAULTS=faults)
+    assert proc.returncode == expect, proc.stdout[-2000:] + proc.stderr[-2000:]
+    [run] = run_dirs(tmp_path)
+    return run, proc
+
+
+def resume(tmp_path, run, *extra, expect=0):
+    proc = run_cli(["train", f"resume={run}", *extra], tmp_path)
+    assert proc.returncode == expect, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert run_dirs(tmp_path) == [run]  # continued in its own directory, no new one
+    return proc
+
+
+@pytest.mark.parametrize(("faults", "extra"), [
+    ("kill_at_step=23", ["checkpoint.every_n_steps=5"]),  # mid-epoch 2, last save at step 20
+    ("kill_at_step=17", []),  # first step of epoch 2: back to the end of epoch 1
+    ("kill_after_save=2", ["checkpoint.every_n_steps=5"]),  # right after a save
+    ("kill_in_save=3", ["checkpoint.every_n_steps=5"]),  # during a save: the previous file must survive
+], ids=["mid-epoch", "epoch-boundary", "after-save", "during-save"])
+def test_bit_identical_resume_after_sigkill(tmp_path, reference, faults, extra):
+    run, _ = interrupted_run(tmp_path, faults, *extra, expect=-signal.SIGKILL)
+    state = load_checkpoint(run / "checkpoints" / "last.pt")  # never torn
+    assert state["epoch"] < 3
+    resume(tmp_path, run)
+    assert comparable(run) == comparable(reference)
+    assert same_weights(weights(run), weights(reference))
+    assert not list((run / "checkpoints").glob(".*tmp*"))  # a save cut short leaves nothing behind
+
+
+def test_tensorboard_has_one_value_per_epoch_after_resume(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run, _ = interrupted_run(tmp_path, "kill_at_step=40", expect=-signal.SIGKILL)  # after 2 epochs were logged
+    resume(tmp_path, run)
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    events.Reload()
+    for tag in ("train/loss", "val/acc", "lr"):
+        assert [e.step for e in events.Scalars(tag)] == [1, 2, 3], tag
+
+
+@pytest.mark.parametrize(("signame", "code"), [("INT", 130), ("TERM", 143)])
+def test_signals_save_and_exit_then_resume_exactly(tmp_path, reference, signame, code):
+    run, proc = interrupted_run(tmp_path, f"signal_at_step=10:{signame}", "checkpoint.every_n_steps=5",
+                                expect=code)
+    assert f"stopped by SIG{signame}" in proc.stdout + proc.stderr
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert (state["epoch"], state["step"], state["batches_in_epoch"]) == (0, 10, 10)
+    resume(tmp_path, run)
+    assert comparable(run) == comparable(reference)
+    assert same_weights(weights(run), weights(reference))
+
+
+def test_second_sigint_exits_at_once(tmp_path):
+    code = ("import os, signal, time\n"
+            "from trainctl.signals import GracefulStop\n"
+            "with GracefulStop() as stop:\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    assert stop.requested\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(5)\n"
+            "print('not reached')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 130 and "not reached" not in proc.stdout
+
+
+def test_nan_stops_the_run_naming_epoch_and_batch(tmp_path):
+    run, proc = interrupted_run(tmp_path, "nan_at_batch=20", expect=3)
+    message = " ".join(proc.stderr.split())
+    assert "the loss is not finite (NaN or inf) at epoch 2, batch 5 of the epoch" in message
+    assert "Traceback" not in proc.stderr
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"this is not a checkpoint", "is corrupt or not a trainctl checkpoint"),
+    (None, "is corrupt or not a trainctl checkpoint"),  # truncated
+])
+def test_bad_checkpoints_are_named(tmp_path, reference, content, message):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content if content is not None else (reference / "checkpoints" / "last.pt").read_bytes()[:500])
+    for args in (["train", *RUN, f"resume={bad}"], ["eval", f"ckpt={bad}"]):
+        proc = run_cli(args, tmp_path)
+        text = " ".join(proc.stderr.split())
+        assert proc.returncode == 2 and str(bad) in text and message in text and "Traceback" not in text
+
+
+def test_missing_checkpoint(tmp_path):
+    proc = run_cli(["train", "resume=runs/nothing-here"], tmp_path)
+    assert proc.returncode == 2 and "resume=runs/nothing-here: no checkpoint at" in proc.stderr
+    proc = run_cli(["eval", "ckpt=nothing.pt"], tmp_path)
+    assert proc.returncode == 2 and "checkpoint nothing.pt does not exist" in proc.stderr
+
+
+def test_full_disk_is_reported_and_the_previous_checkpoint_survives(tmp_path):
+    big = ["model.hidden=[1024,1024]", "trainer.epochs=1"]
+    proc = run_cli(["train", *RUN, *big], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+
+    def small_files():  # 2 MB per file: logs fit, a 12 MB checkpoint does not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 * 2**20, 2 * 2**20))
+
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-m", "trainctl", "train", f"resume={run}", "trainer.epochs=2"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, preexec_fn=small_files)
+    text = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr
+    assert f"could not write last.pt in {run / 'checkpoints'}" in text and "previous file is intact" in text
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1
+    assert not list((run / "checkpoints").glob(".*tmp*"))
+
+
+def test_config_change_on_resume_is_refused_unless_allowed(tmp_path, reference):
+    run, _ = interrupted_run(tmp_path, "kill_at_step=20", expect=-signal.SIGKILL)
+    proc = resume(tmp_path, run, "model.dropout=0.5", expect=2)
+    text = " ".join(proc.stderr.split())
+    assert "model.dropout: 0.2 in the checkpoint, 0.5 now" in text and "resume_allow_changes=true" in text
+    resume(tmp_path, run, "model.dropout=0.5", "resume_allow_changes=true")
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_eval_reproduces_the_validation_metrics(tmp_path, reference):
+    proc = run_cli(["eval", f"ckpt={reference / 'checkpoints' / 'best.pt'}", "split=val",
+                    f"out={tmp_path / 'val.json'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    evaluated = json.loads((tmp_path / "val.json").read_text())
+    metrics = json.loads((reference / "metrics.json").read_text())
+    assert evaluated["val/acc"] == metrics["val/acc"] and evaluated["val/loss"] == metrics["val/loss"]
+    assert evaluated["epoch"] == metrics["best_epoch"] and evaluated["samples"] == 128

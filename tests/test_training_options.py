@@ -1,0 +1,104 @@
+"""The training options: accumulation, clipping, early stopping, precision, EMA, channels-last, determinism, k-fold."""
+
+import json
+
+import pytest
+import torch
+
+from trainctl.checkpoint import load_checkpoint
+from trainctl.loop import train
+
+from conftest import NO_SYSTEM_DATA, compose_cfg
+
+BLOBS = ["model=mlp", "model.hidden=[16]", "dataset=blobs", "dataset.n_train=640", "device=cpu",
+         "trainer.progress=false"]
+
+
+def run(tmp_path, name, *overrides):
+    result = train(compose_cfg([*BLOBS, *overrides]), run_dir=tmp_path / name)
+    return result, load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")
+
+
+def test_gradient_accumulation_equals_the_larger_batch(tmp_path):
+    sgd = ["optimizer=sgd", "optimizer.momentum=0", "trainer.epochs=1"]
+    _, big = run(tmp_path, "big", *sgd, "trainer.batch_size=64")
+    _, accumulated = run(tmp_path, "acc", *sgd, "trainer.batch_size=32", "trainer.grad_accum_steps=2")
+    _, small = run(tmp_path, "small", *sgd, "trainer.batch_size=32")
+    assert big["step"] == accumulated["step"] == 8 and small["step"] == 16
+    for key in big["model"]:
+        assert torch.allclose(big["model"][key], accumulated["model"][key], atol=1e-6)
+    assert not all(torch.allclose(big["model"][k], small["model"][k], atol=1e-6) for k in big["model"])
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_gradient_clipping_bounds_the_update(tmp_path, algorithm):
+    sgd = ["optimizer=sgd", "optimizer.momentum=0", "optimizer.lr=1.0", "trainer.epochs=1",
+           "trainer.max_steps_per_epoch=1", "trainer.batch_size=64"]
+    start = compose_cfg([*BLOBS, *sgd])
+    torch.manual_seed(start.seed)
+    from trainctl.components import build_dataset, build_model
+
+    initial = build_model(start.model, build_dataset(start.dataset, start.seed).spec).state_dict()
+    _, clipped = run(tmp_path, "c", *sgd, "trainer.gradient_clip_val=0.01",
+                     f"trainer.gradient_clip_algorithm={algorithm}")
+    change = [clipped["model"][k] - initial[k] for k in initial]
+    if algorithm == "norm":
+        assert torch.sqrt(sum((c ** 2).sum() for c in change)) <= 0.01 + 1e-6
+    else:
+        assert max(c.abs().max() for c in change) <= 0.01 + 1e-6
+
+
+def test_early_stopping(tmp_path):
+    result, _ = run(tmp_path, "es", "trainer.epochs=20", "early_stopping.patience=2", "early_stopping.min_delta=0.5",
+                    "objective=val/loss")
+    assert result["status"] == "early_stopped" and result["epochs"] == 3  # no epoch improves by 0.5 after the first
+    assert result["history"][-1]["epoch"] == 3
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision(tmp_path, precision):
+    result, state = run(tmp_path, precision, "trainer.epochs=2", f"trainer.precision={precision}",
+                        "optimizer.lr=0.01")
+    assert result["test/acc"] > 0.9
+    assert (state["scaler"] is not None) == (precision == "fp16")
+
+
+def test_ema_weights_are_evaluated(tmp_path):
+    result, state = run(tmp_path, "ema", "trainer.epochs=2", "trainer.ema_decay=0.9", "optimizer.lr=0.01")
+    assert state["ema"] is not None
+    assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"])
+    assert result["test/acc"] > 0.9
+
+
+def test_channels_last_trains_an_image_model(tmp_path, fake_fashion):
+    cfg = compose_cfg(["model=cnn", f"dataset.root={fake_fashion}", NO_SYSTEM_DATA, "device=cpu",
+                       "trainer.epochs=1", "trainer.channels_last=true", "trainer.progress=false"])
+    assert train(cfg, run_dir=tmp_path / "cl")["epochs"] == 1
+
+
+@pytest.mark.slow
+def test_torch_compile(tmp_path):
+    result, _ = run(tmp_path, "compiled", "trainer.epochs=1", "trainer.compile=true", "optimizer.lr=0.01")
+    assert result["test/acc"] > 0.9
+
+
+def test_deterministic_mode_is_reproducible_and_restored(tmp_path):
+    before = torch.are_deterministic_algorithms_enabled()
+    _, a = run(tmp_path, "a", "trainer.epochs=1", "trainer.deterministic=true")
+    _, b = run(tmp_path, "b", "trainer.epochs=1", "trainer.deterministic=true")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_k_fold_cross_validation(tmp_path):
+    result = train(compose_cfg([*BLOBS, "trainer.epochs=1", "cv.folds=3", "optimizer.lr=0.01"]),
+                   run_dir=tmp_path / "cv")
+    summary = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    assert summary == result and summary["folds"] == 3
+    folds = [json.loads((tmp_path / "cv" / f"fold_{k}" / "metrics.json").read_text()) for k in range(3)]
+    accs = [f["val/acc"] for f in folds]
+    assert summary["val/acc"]["mean"] == pytest.approx(sum(accs) / 3)
+    assert summary["objective_value"] == summary["val/acc"]["mean"]
+    # Each fold validates on a different third of train+val (640 points: 214, 213, 213).
+    assert sorted(len(load_checkpoint(tmp_path / "cv" / f"fold_{k}" / "checkpoints" / "last.pt")["history"])
+                  for k in range(3)) == [1, 1, 1]
