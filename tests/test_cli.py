@@ -109,3 +109,13 @@ def test_doctor_reports_versions_devices_and_data(tmp_path, fake_fashion):
                  "blobs", "generated"):
         assert text in proc.stdout
     assert "found in data" in proc.stdout.replace("\n", "")
+
+
+def test_shell_completion(tmp_path):
+    proc = run_cli(["-sc", "query=bash"], tmp_path, COMP_LINE="trainctl train model=")
+    assert proc.returncode == 0, proc.stderr
+    assert {"model=cnn", "model=mlp", "model=lenet"} <= set(proc.stdout.split())
+    proc = run_cli(["-sc", "query=bash"], tmp_path, COMP_LINE="trainctl train optimizer.l")
+    assert proc.stdout.split() == ["optimizer.lr="]
+    install = run_cli(["-sc", "install=bash"], tmp_path).stdout
+    assert "complete -p trainctl 2>" in install

@@ -171,3 +171,15 @@ def test_sweeper_errors(tmp_path):
     assert "n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib" in proc.stderr
     proc = sweep(tmp_path, "trainer.epochs=1", expect=2)
     assert "the search space is empty" in proc.stderr
+
+
+def test_pruning_across_processes_with_a_persistent_storage(tmp_path):
+    """With the joblib launcher each trial runs in a worker process, which reopens the study from SQLite."""
+    sweep(tmp_path, "optimizer=sgd", "optimizer.momentum=0", "optimizer.lr=tag(log,interval(1e-6,1))",
+          "objective=val/loss", "hydra.sweeper.direction=minimize", "trainer.epochs=4", "hydra.sweeper.n_trials=8",
+          "hydra.sweeper.sampler=random", "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup_trials=1",
+          "hydra.sweeper.pruner_warmup_epochs=0", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1",
+          "hydra.sweeper.study_name=pj")
+    rows = read_trials(tmp_path / "runs" / "optuna" / "pj")
+    assert any(r["state"] == "PRUNED" for r in rows), rows
+    assert len(rows) == 8

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable
 
@@ -73,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trainctl {__version__}")
         return 0
     if args[0] in ("-sc", "--shell-completion"):
-        args = ["train", *args]  # Hydra's completion script calls the program with -sc
+        # Hydra's completion script calls `trainctl -sc query=bash` with the typed line in COMP_LINE; Hydra drops
+        # the program name from it, and the `train` subcommand must go too.
+        words = os.environ.get("COMP_LINE", "").split(" ")
+        if len(words) > 1 and words[1] == "train":
+            os.environ["COMP_LINE"] = " ".join([words[0], *words[2:]])
+        args = ["train", *args]
     command = COMMANDS.get(args[0])
     if command is None:
         from trainctl.registry import did_you_mean

@@ -132,6 +132,7 @@ def run_train(args: list[str]) -> int:
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_task)
     from trainctl.resume import resume_overrides
 
-    sys.argv = ["trainctl train", *resume_overrides(args)]
+    completing = any(a in ("-sc", "--shell-completion") for a in args)
+    sys.argv = ["trainctl" if completing else "trainctl train", *resume_overrides(args)]
     main()
     return 0
