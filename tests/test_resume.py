@@ -181,3 +181,32 @@ def test_eval_reproduces_the_validation_metrics(tmp_path, reference):
     metrics = json.loads((reference / "metrics.json").read_text())
     assert evaluated["val/acc"] == metrics["val/acc"] and evaluated["val/loss"] == metrics["val/loss"]
     assert evaluated["epoch"] == metrics["best_epoch"] and evaluated["samples"] == 128
+
+
+def test_determinism_switch_through_the_cli(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        proc = run_cli(["train", *RUN, "trainer.epochs=1", "trainer.deterministic=true"], tmp_path / name)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(run_dirs(tmp_path / name)[0])
+    assert same_weights(weights(runs[0]), weights(runs[1]))
+    assert comparable(runs[0]) == comparable(runs[1])
+
+
+def test_gradient_accumulation_through_the_cli(tmp_path):
+    sgd = ["optimizer=sgd", "optimizer.momentum=0", "model.dropout=0", "trainer.epochs=1"]
+    found = {}
+    for name, extra in (("big", ["trainer.batch_size=64"]), ("acc", ["trainer.grad_accum_steps=2"])):
+        (tmp_path / name).mkdir()
+        proc = run_cli(["train", *RUN, *sgd, *extra], tmp_path / name)  # RUN's batch is 32
+        assert proc.returncode == 0, proc.stderr
+        found[name] = load_checkpoint(run_dirs(tmp_path / name)[0] / "checkpoints" / "last.pt")
+    assert found["big"]["step"] == found["acc"]["step"] == 8
+    for key, value in found["big"]["model"].items():
+        assert torch.allclose(value, found["acc"]["model"][key], atol=1e-6)
+
+
+def test_anomaly_detection_runs(tmp_path):
+    proc = run_cli(["train", *RUN, "trainer.epochs=1", "trainer.detect_anomaly=true"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
