@@ -86,10 +86,10 @@ class SweepDriver:
             raise UserError("hydra.sweeper.n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib "
                             "(the default launcher runs one job at a time in this process)")
 
-    def _sampler(self, space: SearchSpace, study_size: int) -> optuna.samplers.BaseSampler:
+    def _sampler(self, space: SearchSpace, joined: int) -> optuna.samplers.BaseSampler:
         seed = self.s["seed"]
         if seed is not None:
-            seed += study_size  # a process joining a running study must not replay the first one's draws
+            seed += joined  # each process that joins the study draws its own sequence, even if they start together
         return make_sampler(self.s["sampler"], seed, space)
 
     # ---- run -------------------------------------------------------------------------------------------------
@@ -115,7 +115,10 @@ class SweepDriver:
         storage = open_storage(self.spec)
         study = optuna.create_study(study_name=self.study_name, storage=storage, directions=directions,
                                     load_if_exists=True)
-        study.sampler = self._sampler(space, len(study.trials))
+        with study_lock(self.sweep_dir):  # number the sweep processes that have joined this study: 0, 1, ...
+            joined = int(study.user_attrs.get("sweep_processes", 0))
+            study.set_user_attr("sweep_processes", joined + 1)
+        study.sampler = self._sampler(space, joined)
         study.pruner = make_pruner(self.s["pruner"], self.s["pruner_startup_trials"], self.s["pruner_warmup_epochs"],
                                    int(self.config.trainer.epochs))
         stale = fail_stale_trials(study)
