@@ -121,3 +121,10 @@ def test_smoke_experiment_is_offline_and_small():
     cfg = compose_cfg(["experiment=smoke"])
     assert cfg.dataset.name == "blobs" and cfg.device.name == "cpu" and cfg.trainer.epochs <= 2
     assert OmegaConf.select(cfg, "dataset.root") is None  # generated: no files needed
+
+
+def test_ranges_are_checked_on_copies_that_lost_the_root_schema():
+    cfg = compose_cfg(["trainer.batch_size=0"])
+    copy = OmegaConf.masked_copy(cfg, list(cfg.keys()))  # what Hydra's callbacks hand to the preflight
+    with pytest.raises(UserError, match="trainer.batch_size=0 is out of range"):
+        validate(copy)

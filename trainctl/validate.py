@@ -41,8 +41,8 @@ def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _walk(node: DictConfig, prefix: str) -> list[str]:
-    schema = OmegaConf.get_type(node)
+def _walk(node: DictConfig, prefix: str, schema: type | None = None) -> list[str]:
+    schema = schema or OmegaConf.get_type(node)
     if not dataclasses.is_dataclass(schema):
         return []  # user components (`_target_`) carry no schema: their constructor validates them
     problems = []
@@ -64,7 +64,11 @@ def metric_names() -> list[str]:
 
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every out-of-range value and inconsistency in a composed config, as readable lines."""
-    problems = _walk(cfg, "")
+    from trainctl.config import TrainConfig
+
+    # The top level is walked against TrainConfig explicitly: copies of the config (Hydra's callbacks see a
+    # masked copy) lose the schema type of the root node.
+    problems = _walk(cfg, "", TrainConfig)
     for group in ("model", "dataset", "optimizer", "scheduler", "loss", "device"):
         node = cfg.get(group)
         if isinstance(node, DictConfig):
