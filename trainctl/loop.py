@@ -34,7 +34,7 @@ from trainctl.metrics import metric_names
 from trainctl.resume import check_same_run, checkpoint_path, restore, run_dir_of
 from trainctl.rundir import create_run_dir, write_json
 from trainctl.signals import GracefulStop, Interrupted
-from trainctl.steps import Trainer, TrainState, evaluate, train_one_epoch
+from trainctl.steps import Trainer, TrainState, batches_per_epoch, evaluate, train_one_epoch
 from trainctl.validate import validate
 
 log = logging.getLogger("trainctl")
@@ -146,9 +146,7 @@ def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, stop:
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(cfg.optimizer, model)
-    batches = steps_per_epoch(len(data.train), cfg.trainer.batch_size)
-    if cfg.trainer.max_steps_per_epoch:
-        batches = min(batches, cfg.trainer.max_steps_per_epoch * cfg.trainer.grad_accum_steps)
+    batches = batches_per_epoch(cfg.trainer, len(data.train))
     schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs,
                                steps_per_epoch(batches, cfg.trainer.grad_accum_steps))
     return Trainer(

@@ -69,29 +69,34 @@ class Trainer:
     ema: EMA | None = None
     scaler: torch.amp.GradScaler | None = None
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.raw_model.parameters()).device
+    def __post_init__(self) -> None:
+        # Settings the hot loop reads every step, resolved once: config attribute access is not free.
+        trainer = self.cfg.trainer
+        self.device = next(self.raw_model.parameters()).device
+        self.amp_dtype = AMP_DTYPES.get(trainer.precision)
+        self.channels_last = bool(trainer.channels_last)
+        self.clip_val = trainer.gradient_clip_val
+        self.clip_by_norm = trainer.gradient_clip_algorithm == "norm"
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        dtype = AMP_DTYPES.get(self.cfg.trainer.precision)
-        return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        if self.cfg.trainer.channels_last and x.dim() == 4:
+        if self.channels_last and x.dim() == 4:
             return x.contiguous(memory_format=torch.channels_last)
         return x
 
     def optimizer_step(self) -> None:
-        trainer = self.cfg.trainer
-        if trainer.gradient_clip_val is not None:
+        if self.clip_val is not None:
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)
             params = self.raw_model.parameters()
-            if trainer.gradient_clip_algorithm == "norm":
-                nn.utils.clip_grad_norm_(params, trainer.gradient_clip_val)
+            if self.clip_by_norm:
+                nn.utils.clip_grad_norm_(params, self.clip_val)
             else:
-                nn.utils.clip_grad_value_(params, trainer.gradient_clip_val)
+                nn.utils.clip_grad_value_(params, self.clip_val)
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -110,13 +115,21 @@ def _check_finite(first_bad: torch.Tensor, epoch: int, state: TrainState) -> Non
         raise NonFiniteLoss(epoch + 1, bad + 1, state.step)
 
 
+def batches_per_epoch(trainer: DictConfig, n_train: int) -> int:
+    """Batches one epoch trains: all of the split, or `max_steps_per_epoch` optimizer steps' worth."""
+    total = steps_per_epoch(n_train, trainer.batch_size)
+    if trainer.max_steps_per_epoch:
+        return min(total, trainer.max_steps_per_epoch * trainer.grad_accum_steps)
+    return total
+
+
 def train_one_epoch(t: Trainer, epoch: int, bar: Any) -> tuple[dict[str, float], int, float]:
     """Train one epoch from `t.state.batches_in_epoch` on; returns (metrics, optimizer steps, samples/s)."""
     cfg = t.cfg.trainer
     t.raw_model.train()
-    accum = cfg.grad_accum_steps
+    accum, log_every, save_every = cfg.grad_accum_steps, cfg.log_every_n_steps, t.cfg.checkpoint.every_n_steps
     total = steps_per_epoch(len(t.data.train), cfg.batch_size)
-    limit = min(total, cfg.max_steps_per_epoch * accum) if cfg.max_steps_per_epoch else total
+    limit = batches_per_epoch(cfg, len(t.data.train))
     start = t.state.batches_in_epoch
     acc = MetricAccumulator(t.data.spec.task, t.data.spec.num_classes, t.device, full=False)
     if t.state.partial is not None:
@@ -140,14 +153,13 @@ def train_one_epoch(t: Trainer, epoch: int, bar: Any) -> tuple[dict[str, float],
         if batch % accum == 0 or batch == limit:
             t.optimizer_step()
             faults.after_step(t.state.step)
-            every = t.cfg.checkpoint.every_n_steps
-            if (every and t.state.step % every == 0) or t.stop.requested:
+            if (save_every and t.state.step % save_every == 0) or t.stop.requested:
                 _check_finite(first_bad, epoch, t.state)
                 t.state.batches_in_epoch, t.state.partial = batch, acc.state()
                 t.save_mid_epoch()
                 if t.stop.requested:
                     raise Interrupted(t.stop.signum)
-        if batch % cfg.log_every_n_steps == 0:
+        if batch % log_every == 0:
             _check_finite(first_bad, epoch, t.state)
             rate = (acc.n - seen_before) / (time.perf_counter() - clock)
             bar.update(task, completed=batch, loss=f"{acc.loss_sum.item() / acc.n:.4f}", rate=f"{rate:,.0f}")
