@@ -5,7 +5,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from trainctl.components.datasets import build_dataset, check_available, locate_idx_files
+from trainctl.components.datasets import build_dataset, check_available, locate_files
 from trainctl.data import epoch_order
 from trainctl.errors import UserError
 
@@ -21,26 +21,26 @@ def fashion_cfg(root, system_dirs=(), **extra):
 
 def test_flat_root(tmp_path):
     make_idx_dataset(tmp_path / "data", gz=False)
-    assert locate_idx_files(fashion_cfg(tmp_path / "data"))["train_images"].parent == tmp_path / "data"
+    assert locate_files(fashion_cfg(tmp_path / "data"))["train_images"].parent == tmp_path / "data"
 
 
 def test_torchvision_layout_is_reused(tmp_path):
     raw = make_idx_dataset(tmp_path / "data" / "FashionMNIST" / "raw")
-    assert locate_idx_files(fashion_cfg(tmp_path / "data"))["test_labels"].parent == raw
+    assert locate_files(fashion_cfg(tmp_path / "data"))["test_labels"].parent == raw
 
 
 def test_system_dir_is_searched_after_root(tmp_path):
     system = make_idx_dataset(tmp_path / "usr-share")
     cfg = fashion_cfg(tmp_path / "empty", system_dirs=[system])
-    assert locate_idx_files(cfg)["train_images"].parent == system
+    assert locate_files(cfg)["train_images"].parent == system
     root = make_idx_dataset(tmp_path / "empty")
-    assert locate_idx_files(cfg)["train_images"].parent == root  # root wins when both have the files
+    assert locate_files(cfg)["train_images"].parent == root  # root wins when both have the files
 
 
 def test_partial_folder_does_not_count(tmp_path):
     folder = make_idx_dataset(tmp_path / "data")
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
-    assert locate_idx_files(fashion_cfg(folder)) is None
+    assert locate_files(fashion_cfg(folder)) is None
 
 
 def test_missing_data_lists_the_places_tried_and_the_fixes(tmp_path):

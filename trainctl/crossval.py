@@ -14,6 +14,7 @@ from trainctl.data import DataBundle, Split
 from trainctl.errors import UserError
 from trainctl.logging import console, run_log_file
 from trainctl.rundir import write_json
+from trainctl.validate import objectives
 
 
 def fold_bundles(data: DataBundle, folds: int, seed: int) -> list[DataBundle]:
@@ -33,7 +34,7 @@ def fold_bundles(data: DataBundle, folds: int, seed: int) -> list[DataBundle]:
 
 
 def cross_validate(cfg: DictConfig, run_dir: Path, device: torch.device, hooks: Sequence) -> dict[str, Any]:
-    from trainctl.loop import objectives, run
+    from trainctl.loop import run
 
     if cfg.resume:
         raise UserError("resume does not combine with cv.folds > 1: resume one fold's directory instead")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from trainctl.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from trainctl.components import build_dataset, build_loss, build_model, build_optimizer, build_scheduler
@@ -30,12 +30,11 @@ from trainctl.device import select_device
 from trainctl.ema import EMA
 from trainctl.errors import UserError
 from trainctl.logging import TensorBoardLog, console, progress_bar, run_log_file, summary_table
-from trainctl.metrics import metric_names
 from trainctl.resume import check_same_run, checkpoint_path, restore, run_dir_of
 from trainctl.rundir import create_run_dir, write_json
 from trainctl.signals import GracefulStop, Interrupted
 from trainctl.steps import Trainer, TrainState, batches_per_epoch, evaluate, train_one_epoch
-from trainctl.validate import validate
+from trainctl.validate import known_metrics, objectives, unknown_metrics, validate
 
 log = logging.getLogger("trainctl")
 
@@ -60,22 +59,12 @@ class StopTraining(Exception):
 Hook = Callable[[EpochEnd], None]
 
 
-def objectives(value: Any) -> list[str]:
-    """`objective` as a list: one metric, or several for a multi-objective sweep."""
-    if value is None:
-        return []
-    return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
-
-
 def check_metric_names(cfg: DictConfig, data: DataBundle) -> None:
     """`objective` and monitors must name metrics this dataset's task produces (e.g. no val/acc on sine)."""
-    names = metric_names(data.spec.task, data.spec.num_classes > 5)
-    known = [f"val/{n}" for n in names] + [f"train/{n}" for n in names[:2]]
-    for key in ("objective", "checkpoint.monitor", "scheduler.monitor", "early_stopping.monitor"):
-        for value in objectives(OmegaConf.select(cfg, key)):
-            if value not in known:
-                raise UserError(f"{key}={value!r} is not a metric of this {data.spec.task} run: "
-                                f"choose one of {', '.join(known)}")
+    known = known_metrics(data.spec.task, data.spec.num_classes > 5)
+    for key, value in unknown_metrics(cfg, known)[:1]:
+        raise UserError(f"{key}={value!r} is not a metric of this {data.spec.task} run: "
+                        f"choose one of {', '.join(known)}")
 
 
 def _improved(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
@@ -159,13 +148,11 @@ def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, stop:
 
 
 def _checkpoint_state(t: Trainer) -> dict[str, Any]:
-    s = t.state
     return {
         "model": t.raw_model.state_dict(), "optimizer": t.optimizer.state_dict(), "scheduler": t.schedule.state_dict(),
         "ema": t.ema.state_dict() if t.ema is not None else None,
         "scaler": t.scaler.state_dict() if t.scaler is not None else None,
-        "epoch": s.epoch, "step": s.step, "batches_in_epoch": s.batches_in_epoch, "partial": s.partial,
-        "best_value": s.best_value, "best_epoch": s.best_epoch, "history": s.history, "throughputs": s.throughputs,
+        **t.state.checkpointed(),
         "rng": rng_state(), "config": OmegaConf.to_container(t.cfg, resolve=True),
     }
 

@@ -83,8 +83,5 @@ def restore(state: dict[str, Any], *, model, optimizer, schedule, train_state, e
         ema.load_state_dict(state["ema"])
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    for name in ("epoch", "step", "batches_in_epoch", "partial", "best_value", "best_epoch", "history",
-                 "throughputs"):
-        if name in state:
-            setattr(train_state, name, state[name])
+    train_state.restore(state)
     restore_rng_state(state["rng"])

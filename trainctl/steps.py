@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import torch
@@ -49,7 +49,15 @@ class TrainState:
     best_epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     throughputs: list[float] = field(default_factory=list)
-    status: str = "completed"
+    status: str = "completed"  # how this process's run ended; not saved
+
+    def checkpointed(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "status"}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        for name in self.checkpointed():
+            if name in saved:  # older checkpoints may lack newer counters
+                setattr(self, name, saved[name])
 
 
 @dataclass

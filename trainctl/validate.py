@@ -14,10 +14,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from trainctl.errors import UserError
 
-# Metric names a run can produce; `objective` and every `monitor` must be one of them. The loop checks again
-# against the task of the dataset it built (no val/acc on a regression dataset).
-SPLITS = ("train", "val")
-ALL_METRICS = ("loss", "acc", "top5", "mse", "mae")
+# Config keys that name a metric; each must be one the run produces. Here they are checked against every
+# metric a run can produce; the loop checks again against the task of the dataset it built.
+METRIC_KEYS = ("objective", "checkpoint.monitor", "scheduler.monitor", "early_stopping.monitor")
 
 
 def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
@@ -58,8 +57,28 @@ def _walk(node: DictConfig, prefix: str, schema: type | None = None) -> list[str
     return problems
 
 
-def metric_names() -> list[str]:
-    return [f"{split}/{metric}" for split in SPLITS for metric in ALL_METRICS]
+def objectives(value: Any) -> list[str]:
+    """`objective` as a list: one metric, or several for a multi-objective sweep."""
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
+
+
+def known_metrics(task: str | None = None, many_classes: bool = True) -> list[str]:
+    """Metrics a run reports per epoch: val/* in full, train/* loss and score (all tasks when `task` is None)."""
+    from trainctl.metrics import metric_names
+
+    tasks = [task] if task else ["classification", "regression"]
+    names = [metric_names(t, many_classes) for t in tasks]
+    val = [n for per_task in names for n in per_task]
+    train = [n for per_task in names for n in per_task[:2]]
+    return [f"val/{n}" for n in dict.fromkeys(val)] + [f"train/{n}" for n in dict.fromkeys(train)]
+
+
+def unknown_metrics(cfg: DictConfig, known: list[str]) -> list[tuple[str, str]]:
+    """(key, value) of every metric-naming key whose value is not in `known`."""
+    return [(key, value) for key in METRIC_KEYS for value in objectives(OmegaConf.select(cfg, key))
+            if value not in known]
 
 
 def config_problems(cfg: DictConfig) -> list[str]:
@@ -73,13 +92,9 @@ def config_problems(cfg: DictConfig) -> list[str]:
         node = cfg.get(group)
         if isinstance(node, DictConfig):
             problems += _walk(node, f"{group}.")
-    known = metric_names()
-    for key in ("objective", "checkpoint.monitor", "scheduler.monitor"):
-        value = OmegaConf.select(cfg, key)
-        values = list(value) if isinstance(value, ListConfig) else [value]
-        for item in values:
-            if item is not None and item not in known:
-                problems.append(f"{key}={item!r} is not a metric trainctl computes: choose one of {', '.join(known)}")
+    known = known_metrics()
+    for key, value in unknown_metrics(cfg, known):
+        problems.append(f"{key}={value!r} is not a metric trainctl computes: choose one of {', '.join(known)}")
     opt = cfg.get("optimizer")
     if opt is not None and opt.get("name") == "sgd" and opt.get("nesterov") and not opt.get("momentum"):
         problems.append("optimizer.nesterov=true needs optimizer.momentum > 0")

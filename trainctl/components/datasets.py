@@ -74,8 +74,6 @@ def locate_files(cfg: DictConfig) -> dict[str, Path] | None:
     return None
 
 
-locate_idx_files = locate_files
-
 
 def missing_data_message(cfg: DictConfig) -> str:
     source = FILE_SOURCES[cfg.name]

@@ -27,6 +27,7 @@ from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_valu
 from trainctl.sweep.study import (fail_stale_trials, make_pruner, make_sampler, open_storage, owner, storage_spec,
                                   study_lock)
 from trainctl.sweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL_ID, forget_in_process, register_in_process
+from trainctl.validate import objectives
 
 log = logging.getLogger("trainctl.sweep")
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own log lines say what happened, once
@@ -63,8 +64,7 @@ class SweepDriver:
 
     # ---- setup -----------------------------------------------------------------------------------------------
     def _objectives(self) -> tuple[list[str], list[str]]:
-        objective = _plain(self.config.objective)
-        names = objective if isinstance(objective, list) else [objective]
+        names = objectives(self.config.objective)
         direction = self.s["direction"]
         directions = direction if isinstance(direction, list) else [direction] * len(names)
         bad = [d for d in directions if d not in ("maximize", "minimize")]
