@@ -3,7 +3,7 @@
 All three train the seed CNN (trainctl's `model=cnn`) with Adam at batch 64 on real Fashion-MNIST:
   quickstart  torchvision.datasets.FashionMNIST(transform=ToTensor()) through a DataLoader (the PyTorch tutorial)
   minimal     a hand-written loop over in-memory uint8 tensors: randperm, slice, float, step
-  trainctl    trainctl.steps.train_one_epoch on the data, model and optimizer trainctl builds from its config
+  trainctl    trainctl.engine.step.train_one_epoch on the data, model and optimizer trainctl builds from its config
 Rounds alternate between the three so machine noise hits all alike; the median images/s of each is reported.
 
     python bench/throughput.py [--root /usr/share/datasets/fashion-mnist] [--images 20000] [--rounds 3]
@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from trainctl.components import build_dataset, build_model
-from trainctl.config import config_dir, register_schemas
-from trainctl.loop import build_trainer
-from trainctl.signals import GracefulStop
-from trainctl.steps import train_one_epoch
+from trainctl.config.compose import config_dir, register_schemas
+from trainctl.engine.fit import build_trainer
+from trainctl.engine.signals import GracefulStop
+from trainctl.engine.step import train_one_epoch
 
 
 def compose(overrides: list[str]):

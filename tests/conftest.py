@@ -12,9 +12,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from trainctl.config import config_dir, register_schemas
-from trainctl.idx import write_idx
-from trainctl.rundir import token
+from trainctl.config.compose import config_dir, register_schemas
+from trainctl.data.idx import write_idx
+from trainctl.files import token
 
 NO_SYSTEM_DATA = "dataset.system_dirs=[]"  # tests never read the machine's real datasets
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from trainctl.loop import train
+from trainctl.engine.fit import train
 
 from conftest import NO_SYSTEM_DATA, compose_cfg, run_cli, run_dirs
 
@@ -60,7 +60,7 @@ def test_lstm_regressor_cuts_its_loss_tenfold(tmp_path):
     import torch
 
     from trainctl.components import build_dataset, build_loss, build_model
-    from trainctl.loop import evaluate
+    from trainctl.engine.fit import evaluate
 
     # Bidirectional: from sin(t) alone the first steps cannot tell a rising sine from a falling one.
     cfg = compose_cfg(["model=lstm", "dataset=sine", "model.hidden_size=32", "model.bidirectional=true",

@@ -6,10 +6,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from trainctl.components import build_dataset, build_loss, build_model, build_optimizer, build_scheduler
-from trainctl.config import GROUPS, SCHEMAS, group_options
+from trainctl.config.compose import GROUPS, SCHEMAS, group_options
 from trainctl.device import available_devices, select_device
 from trainctl.errors import UserError
-from trainctl.validate import validate
+from trainctl.config.validate import validate
 
 from conftest import NO_SYSTEM_DATA, compose_cfg
 

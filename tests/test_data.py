@@ -5,8 +5,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from trainctl.components.datasets import build_dataset, check_available, locate_files
-from trainctl.data import epoch_order
+from trainctl.data.catalog import build_dataset, check_available, locate_files
+from trainctl.data.splits import epoch_order
 from trainctl.errors import UserError
 
 from conftest import make_idx_dataset

@@ -6,10 +6,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from trainctl.components.cifar import read_cifar_batch
-from trainctl.components.datasets import build_dataset
-from trainctl.components.imagefolder import StreamSplit
-from trainctl.data import Split, random_crop, random_hflip
+from trainctl.data.cifar import read_cifar_batch
+from trainctl.data.catalog import build_dataset
+from trainctl.data.imagefolder import StreamSplit
+from trainctl.data.splits import Split, random_crop, random_hflip
 from trainctl.errors import UserError
 
 from conftest import compose_cfg, make_cifar_dataset
@@ -45,7 +45,7 @@ def test_cifar_reader_refuses_code_in_pickles(tmp_path):
 
 
 def test_cifar_missing_names_the_layout(tmp_path):
-    from trainctl.components.datasets import check_available
+    from trainctl.data.catalog import check_available
 
     with pytest.raises(UserError, match=r"(?s)cifar-10-batches-py.*dataset.download=true"):
         check_available(compose_cfg(["dataset=cifar10", f"dataset.root={tmp_path}"]).dataset)

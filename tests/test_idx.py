@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trainctl.errors import UserError
-from trainctl.idx import read_idx, write_idx
+from trainctl.data.idx import read_idx, write_idx
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])

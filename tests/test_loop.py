@@ -4,8 +4,8 @@ import json
 
 import torch
 
-from trainctl.checkpoint import load_checkpoint
-from trainctl.loop import EpochEnd, StopTraining, train
+from trainctl.engine.checkpoint import load_checkpoint
+from trainctl.engine.fit import EpochEnd, StopTraining, train
 
 from conftest import NO_SYSTEM_DATA, compose_cfg
 

@@ -5,7 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from trainctl.components.losses import build_loss
-from trainctl.data import DataSpec
+from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 
 from conftest import compose_cfg

@@ -5,7 +5,7 @@ import torch
 from omegaconf import OmegaConf
 
 from trainctl.components.models import build_model
-from trainctl.data import DataSpec
+from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 
 from conftest import compose_cfg

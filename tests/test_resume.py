@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from trainctl.checkpoint import load_checkpoint
+from trainctl.engine.checkpoint import load_checkpoint
 
 from conftest import run_cli, run_dirs
 
@@ -104,7 +104,7 @@ def test_signals_save_and_exit_then_resume_exactly(tmp_path, reference, signame,
 
 def test_second_sigint_exits_at_once(tmp_path):
     code = ("import os, signal, time\n"
-            "from trainctl.signals import GracefulStop\n"
+            "from trainctl.engine.signals import GracefulStop\n"
             "with GracefulStop() as stop:\n"
             "    os.kill(os.getpid(), signal.SIGINT)\n"
             "    assert stop.requested\n"

@@ -8,7 +8,7 @@ from torch import nn
 from trainctl.components.optimizers import build_optimizer
 from trainctl.components.schedulers import build_scheduler
 from trainctl.errors import UserError
-from trainctl.formula import compile_formula
+from trainctl.components.formula import compile_formula
 
 from conftest import compose_cfg
 

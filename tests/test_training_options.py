@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from trainctl.checkpoint import load_checkpoint
-from trainctl.loop import train
+from trainctl.engine.checkpoint import load_checkpoint
+from trainctl.engine.fit import train
 
 from conftest import NO_SYSTEM_DATA, compose_cfg
 

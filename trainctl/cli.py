@@ -30,32 +30,32 @@ run `trainctl <command> --help` for a command's options.
 
 
 def _train(args: list[str]) -> int:
-    from trainctl.overrides import check_group_choices
-    from trainctl.plugins import load_plugins
+    from trainctl.config.overrides import check_group_choices
+    from trainctl.components.plugins import load_plugins
 
     load_plugins()  # plugin options must exist before the config is composed
     check_group_choices(args)
-    from trainctl.hydra_app import run_train
+    from trainctl.commands.train import run_train
 
     return run_train(args)
 
 
 def _list(args: list[str]) -> int:
-    from trainctl.listing import run_list
-    from trainctl.plugins import load_plugins
+    from trainctl.commands.list import run_list
+    from trainctl.components.plugins import load_plugins
 
     load_plugins()
     return run_list(args)
 
 
 def _doctor(args: list[str]) -> int:
-    from trainctl.doctor import run_doctor
+    from trainctl.commands.doctor import run_doctor
 
     return run_doctor(args)
 
 
 def _eval(args: list[str]) -> int:
-    from trainctl.evaluation import run_eval
+    from trainctl.commands.eval import run_eval
 
     return run_eval(args)
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return command(args[1:])
     except UserError as e:
-        from trainctl.hydra_app import report_user_error
+        from trainctl.commands.train import report_user_error
 
         report_user_error(e)
         return 2

@@ -1,17 +1,26 @@
-"""Metrics that follow the dataset's task, accumulated on the device and read once.
+"""Every fact about metric names in one place: which metrics a task reports, which direction is better, and
+which config keys name a metric (the objective and every monitor). Best-checkpoint choice, early stopping,
+plateau schedules, validation and the sweeper all ask here. No torch: config checks import this.
 
 classification: loss, acc, top5 (when there are more than 5 classes), and per-class accuracy in evaluations;
-regression: loss, mse, mae. Nothing here calls `.item()` until `compute()`.
+regression: loss, mse, mae.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
+TOP5_MIN_CLASSES = 6  # top-5 accuracy is only informative when there are more than 5 classes
+HIGHER_IS_BETTER = ("acc", "top5")
+
+# Config keys whose value names a metric; each must be one the run produces.
+METRIC_KEYS = ("objective", "checkpoint.monitor", "scheduler.monitor", "early_stopping.monitor")
+
+
+def has_top5(num_classes: int) -> bool:
+    return num_classes >= TOP5_MIN_CLASSES
 
 
 def metric_names(task: str, many_classes: bool = True) -> tuple[str, ...]:
@@ -22,65 +31,63 @@ def metric_names(task: str, many_classes: bool = True) -> tuple[str, ...]:
 
 
 def higher_is_better(metric: str) -> bool:
-    return metric.rsplit("/", 1)[-1] in ("acc", "top5")
+    return metric.rsplit("/", 1)[-1] in HIGHER_IS_BETTER
 
 
-class MetricAccumulator:
-    """Running sums of one pass over a split.
+def metric_mode(metric: str, mode: str = "auto") -> str:
+    """'max' for accuracies, 'min' for losses and errors, unless the user said otherwise."""
+    if mode != "auto":
+        return mode
+    return "max" if higher_is_better(metric) else "min"
 
-    `full=False` (training) keeps the hot loop to two in-place adds per step: loss and accuracy (or squared
-    error); `full=True` (evaluation) adds top-5 and per-class accuracy, or the absolute error.
-    """
 
-    def __init__(self, task: str, num_classes: int, device: torch.device, full: bool = True) -> None:
-        self.task, self.num_classes, self.full = task, num_classes, full
-        self.n = 0
-        self.loss_sum = torch.zeros((), device=device)
-        self.score_sum = torch.zeros((), device=device)  # correct predictions, or summed squared error
-        self.extra_sum = torch.zeros((), device=device)  # top-5 hits, or summed absolute error
-        if full and task != REGRESSION:
-            self.class_correct = torch.zeros(num_classes, dtype=torch.long, device=device)
-            self.class_total = torch.zeros(num_classes, dtype=torch.long, device=device)
+def direction(metric: str) -> str:
+    """Optuna's word for `metric_mode`."""
+    return "maximize" if higher_is_better(metric) else "minimize"
 
-    @torch.no_grad()
-    def update(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
-        batch = target.shape[0]
-        self.n += batch
-        self.loss_sum += loss.detach() * batch
-        output = output.detach()
-        if self.task == REGRESSION:
-            error = (output - target).flatten(1)
-            self.score_sum += error.pow(2).mean(1).sum()
-            if self.full:
-                self.extra_sum += error.abs().mean(1).sum()
-            return
-        hit = output.argmax(dim=-1) == target
-        self.score_sum += hit.sum()
-        if self.full:
-            if self.num_classes > 5:
-                self.extra_sum += (output.topk(5, dim=-1).indices == target.unsqueeze(-1)).any(-1).sum()
-            self.class_correct += torch.bincount(target[hit], minlength=self.num_classes)
-            self.class_total += torch.bincount(target, minlength=self.num_classes)
 
-    def compute(self) -> dict[str, float]:
-        """Means over the samples seen: the one host sync."""
-        loss, score, extra = (torch.stack([self.loss_sum, self.score_sum, self.extra_sum]) / max(self.n, 1)).tolist()
-        if self.task == REGRESSION:
-            return {"loss": loss, "mse": score, **({"mae": extra} if self.full else {})}
-        result = {"loss": loss, "acc": score}
-        if self.full and self.num_classes > 5:
-            result["top5"] = extra
-        return result
+def improved(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether `value` beats `best` by more than `min_delta` in direction `mode` (max or min)."""
+    if best is None:
+        return True
+    return value > best + min_delta if mode == "max" else value < best - min_delta
 
-    def per_class_accuracy(self) -> list[float]:
-        return (self.class_correct.float() / self.class_total.clamp(min=1)).tolist()
 
-    def state(self) -> dict[str, Any]:
-        """The running sums, for a mid-epoch checkpoint (so a resumed epoch reports the same metrics)."""
-        return {"n": self.n, "loss_sum": self.loss_sum.detach().clone(), "score_sum": self.score_sum.detach().clone(),
-                "extra_sum": self.extra_sum.detach().clone()}
+def objectives(value: Any) -> list[str]:
+    """`objective` as a list: one metric, or several for a multi-objective sweep."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.n = int(state["n"])
-        for name in ("loss_sum", "score_sum", "extra_sum"):
-            getattr(self, name).copy_(state[name])
+
+def monitored(explicit: str | None, objective: Any) -> str:
+    """The metric a monitor watches: the one named, else the (first) objective."""
+    return explicit or objectives(objective)[0]
+
+
+def known_metrics(task: str | None = None, num_classes: int | None = None) -> list[str]:
+    """Metrics a run reports per epoch: val/* in full, train/* loss and score (every task when `task` is None)."""
+    tasks = [task] if task else [CLASSIFICATION, REGRESSION]
+    many = True if num_classes is None else has_top5(num_classes)
+    names = [metric_names(t, many) for t in tasks]
+    val = [n for per_task in names for n in per_task]
+    train = [n for per_task in names for n in per_task[:2]]
+    return [f"val/{n}" for n in dict.fromkeys(val)] + [f"train/{n}" for n in dict.fromkeys(train)]
+
+
+def unknown_metrics(select: Any, known: list[str]) -> list[tuple[str, str]]:
+    """(key, value) of every metric-naming key whose value is not in `known`; `select(key)` reads the config."""
+    return [(key, value) for key in METRIC_KEYS for value in objectives(select(key)) if value not in known]
+
+
+def check_task_metrics(cfg: Any, task: str, num_classes: int) -> None:
+    """`objective` and monitors must name metrics this dataset's task produces (e.g. no val/acc on sine)."""
+    from omegaconf import OmegaConf
+
+    from trainctl.errors import UserError
+
+    known = known_metrics(task, num_classes)
+    for key, value in unknown_metrics(lambda k: OmegaConf.select(cfg, k), known)[:1]:
+        raise UserError(f"{key}={value!r} is not a metric of this {task} run: choose one of {', '.join(known)}")

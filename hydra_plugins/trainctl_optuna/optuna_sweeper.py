@@ -24,13 +24,11 @@ class TrainctlOptunaSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
-        from trainctl.errors import UserError
+        from trainctl.errors import EXIT_USER_ERROR, UserError, report_user_error
         from trainctl.sweep.driver import SweepDriver
 
         try:
             return SweepDriver(self.settings, self.config, self.launcher).run(arguments)
         except UserError as e:
-            from trainctl.hydra_app import EXIT_USER_ERROR, report_user_error
-
             report_user_error(e)
             sys.exit(EXIT_USER_ERROR)

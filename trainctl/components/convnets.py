@@ -6,8 +6,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from trainctl.schemas import VGG_PRESETS
-from trainctl.data import DataSpec
+from trainctl.config.schemas import VGG_PRESETS
+from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 from trainctl.components.models import MODELS, flat_size, need_image
 

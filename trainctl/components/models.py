@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from trainctl.components.targets import has_target, instantiate_target
-from trainctl.data import DataSpec
+from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 from trainctl.registry import Registry
 

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from trainctl.components.models import MODELS
-from trainctl.data import DataSpec
+from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

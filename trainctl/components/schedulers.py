@@ -14,18 +14,11 @@ import torch
 from omegaconf import DictConfig
 
 from trainctl.components.targets import has_target, instantiate_target
-from trainctl.formula import compile_formula
-from trainctl.metrics import higher_is_better
+from trainctl.components.formula import compile_formula
+from trainctl.metrics import metric_mode
 from trainctl.registry import Registry
 
 SCHEDULERS: Registry = Registry("scheduler")
-
-
-def metric_mode(metric: str, mode: str = "auto") -> str:
-    """'max' for accuracies, 'min' for losses and errors, unless the user said otherwise."""
-    if mode != "auto":
-        return mode
-    return "max" if higher_is_better(metric) else "min"
 
 
 class Schedule:

@@ -12,7 +12,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from trainctl.atomic import atomic_write_bytes
+from trainctl.files import atomic_write_bytes
 
 
 def _values(trial: FrozenTrial) -> list[float] | None:

@@ -1,4 +1,4 @@
-"""The job side of a sweep: find this job's Optuna trial and report the objective to it after each epoch.
+"""The job side of a sweep: find this job's Optuna trial (the pruning callback reports to it).
 
 The sweeper passes the trial to the job through environment variables that Hydra sets for that job alone
 (`hydra.job.env_set`): with the default launcher the job runs in the sweeper's process and finds the live trial
@@ -7,11 +7,8 @@ object; with a process launcher (joblib) it reopens the study from the persisten
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
-
-from omegaconf import DictConfig
 
 ENV_TRIAL_ID = "TRAINCTL_OPTUNA_TRIAL_ID"
 ENV_STUDY = "TRAINCTL_OPTUNA_STUDY"
@@ -47,20 +44,3 @@ def current_trial() -> Any | None:
 
     study = optuna.load_study(study_name=os.environ[ENV_STUDY], storage=open_storage(spec))
     return optuna.trial.Trial(study, trial_id)
-
-
-def pruning_hook(cfg: DictConfig) -> Any | None:
-    """A loop hook that reports `objective` each epoch and stops the run when the pruner says so."""
-    trial = current_trial()
-    if trial is None or not isinstance(cfg.objective, str) or len(trial.study.directions) > 1:
-        return None  # Optuna prunes single-objective studies only
-    from trainctl.loop import EpochEnd, StopTraining
-
-    def report(end: EpochEnd) -> None:
-        value = end.metrics[cfg.objective]
-        if math.isfinite(value):
-            trial.report(value, end.epoch)
-        if trial.should_prune():
-            raise StopTraining(f"pruned by the sweep's pruner after epoch {end.epoch}", status="pruned")
-
-    return report

@@ -1,0 +1,40 @@
+"""Everything that watches training rather than doing it, as callbacks on the engine's events.
+
+`default_callbacks(cfg)` are trainctl's own, switched by their config sections; `user_callbacks(cfg)` are the
+user's: from the `callbacks` config key (name → `{_target_: ...}`) and from installed packages (the
+`trainctl.callbacks` entry-point group).
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from trainctl.callbacks.checkpointing import MidEpochCheckpoint, ModelCheckpoint
+from trainctl.callbacks.console import ConsoleLogger
+from trainctl.callbacks.early_stopping import EarlyStopping
+from trainctl.callbacks.faults import fault_callbacks
+from trainctl.callbacks.loading import user_callbacks
+from trainctl.callbacks.pruning import pruning_callback
+from trainctl.callbacks.tensorboard import TensorBoardLogger
+from trainctl.engine.events import Callback
+
+__all__ = ["Callback", "default_callbacks", "user_callbacks", "all_callbacks"]
+
+
+def default_callbacks(cfg: DictConfig) -> list[Callback]:
+    """trainctl's callbacks for a run, in the order they hear each event (checkpoint policy first, so the
+    log line knows whether the epoch was the best)."""
+    callbacks: list[Callback | None] = [
+        ModelCheckpoint(cfg),
+        MidEpochCheckpoint(cfg.checkpoint.every_n_steps) if cfg.checkpoint.every_n_steps else None,
+        TensorBoardLogger(),
+        ConsoleLogger(cfg.trainer.progress),
+        EarlyStopping(cfg) if cfg.early_stopping.patience is not None else None,
+        pruning_callback(cfg.objective),
+        *fault_callbacks(),
+    ]
+    return [c for c in callbacks if c is not None]
+
+
+def all_callbacks(cfg: DictConfig) -> list[Callback]:
+    return [*default_callbacks(cfg), *user_callbacks(cfg)]

@@ -1,0 +1,54 @@
+"""When checkpoints are written: `last.pt` after every epoch, `best.pt` when the monitored metric improved,
+`last.pt` mid-epoch every `checkpoint.every_n_steps` optimizer steps, and `last.pt` when a signal stops the run.
+What goes into a checkpoint is `trainctl.engine.checkpoint.capture`."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from trainctl.engine.checkpoint import capture
+from trainctl.engine.events import Callback, EpochEnd
+from trainctl.engine.signals import Interrupted
+from trainctl.engine.step import Trainer
+from trainctl.metrics import improved, metric_mode, monitored
+
+
+def _save(trainer: Trainer, *names: str) -> None:
+    state = capture(trainer)
+    for name in names:
+        path = trainer.checkpoints.save(name, state)
+        trainer.events.emit("on_checkpoint_saved", trainer, path)
+
+
+class ModelCheckpoint(Callback):
+    def __init__(self, cfg: DictConfig) -> None:
+        self.monitor = monitored(cfg.checkpoint.monitor, cfg.objective)
+        self.mode = metric_mode(self.monitor, cfg.checkpoint.mode)
+
+    def on_validation_end(self, trainer: Trainer, end: EpochEnd) -> None:
+        s = trainer.state
+        end.is_best = improved(end.metrics[self.monitor], s.best_value, self.mode)
+        if end.is_best:
+            s.best_value, s.best_epoch = end.metrics[self.monitor], end.epoch
+        _save(trainer, "last", *(("best",) if end.is_best else ()))
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        # A signal stopped the run: the engine recorded its position (a mid-epoch step or an epoch's end that
+        # was already saved); save unless last.pt already holds exactly this state.
+        if isinstance(error, Interrupted) and trainer.state.step != getattr(self, "saved_step", None):
+            _save(trainer, "last")
+
+    def on_checkpoint_saved(self, trainer: Trainer, path) -> None:
+        self.saved_step = trainer.state.step
+
+
+class MidEpochCheckpoint(Callback):
+    """`last.pt` every n optimizer steps inside an epoch, with the position and running sums (exact resume)."""
+
+    def __init__(self, every_n_steps: int) -> None:
+        self.every = every_n_steps
+
+    def on_train_step(self, trainer: Trainer) -> None:
+        if trainer.state.step % self.every == 0:
+            trainer.sync_progress()
+            _save(trainer, "last")

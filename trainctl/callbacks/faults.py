@@ -1,0 +1,97 @@
+"""Test-only fault injection, switched on by the environment variable TRAINCTL_FAULTS (off: not even added).
+
+    TRAINCTL_FAULTS="kill_at_step=37"       SIGKILL this process right after optimizer step 37
+    TRAINCTL_FAULTS="signal_at_step=12:INT" send SIGINT (or TERM) to this process after step 12
+    TRAINCTL_FAULTS="kill_in_save=3"        SIGKILL during the 3rd checkpoint save, before its rename
+    TRAINCTL_FAULTS="kill_after_save=2"     SIGKILL right after the 2nd checkpoint save
+    TRAINCTL_FAULTS="nan_at_batch=5"        make the loss of training batch 5 (counted over the run) NaN
+
+Several faults combine with commas. The tests of exact resume and graceful stops drive the real CLI with it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from trainctl.engine.events import Callback
+from trainctl.engine.step import Trainer
+
+ENV = "TRAINCTL_FAULTS"
+
+
+def requested_faults() -> dict[str, str]:
+    return dict(item.split("=", 1) for item in os.environ.get(ENV, "").split(",") if "=" in item)
+
+
+def _kill(signum: int = signal.SIGKILL) -> None:
+    os.kill(os.getpid(), signum)
+
+
+class NaNAtBatch(nn.Module):
+    """Wraps the loss: training batch `at` of the run (counted from 0 over all epochs) gets a NaN loss."""
+
+    def __init__(self, loss_fn: nn.Module, at: int, first: int) -> None:
+        super().__init__()
+        self.loss_fn, self.at, self.count = loss_fn, at, first
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_fn(output, target)
+        if torch.is_grad_enabled():  # training batches only; evaluation runs under inference mode
+            if self.count == self.at:
+                loss = loss * float("nan")
+            self.count += 1
+        return loss
+
+
+class StepFaults(Callback):
+    """Kills or signals this process after a given optimizer step."""
+
+    def __init__(self, faults: dict[str, str]) -> None:
+        self.kill_at = faults.get("kill_at_step")
+        at, _, name = faults.get("signal_at_step", "").partition(":")
+        self.signal_at, self.signal = at, getattr(signal, f"SIG{name or 'INT'}")
+
+    def on_train_step(self, trainer: Trainer) -> None:
+        step = str(trainer.state.step)
+        if step == self.kill_at:
+            _kill()
+        if step == self.signal_at:
+            _kill(self.signal)
+
+
+class SaveFaults(Callback):
+    """Kills this process inside or right after the n-th checkpoint save, and poisons a chosen batch's loss."""
+
+    def __init__(self, faults: dict[str, str]) -> None:
+        self.faults = faults
+        self.saves_started = 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        trainer.checkpoints.before_replace = self._in_save
+        if "nan_at_batch" in self.faults:
+            total = len(trainer.data.train)  # batches per full epoch, as the loop counts them
+            per_epoch = -(-total // trainer.cfg.trainer.batch_size)
+            first = trainer.state.epoch * per_epoch + trainer.state.batches_in_epoch
+            trainer.loss_fn = NaNAtBatch(trainer.loss_fn, int(self.faults["nan_at_batch"]), first)
+
+    def _in_save(self) -> None:
+        self.saves_started += 1
+        if self.faults.get("kill_in_save") == str(self.saves_started):
+            _kill()
+
+    def on_checkpoint_saved(self, trainer: Trainer, path: Path) -> None:
+        if self.faults.get("kill_after_save") == str(self.saves_started):
+            _kill()
+
+
+def fault_callbacks() -> list[Callback]:
+    faults = requested_faults()
+    if not faults:
+        return []
+    step_faults = {"kill_at_step", "signal_at_step"} & set(faults)
+    return [SaveFaults(faults), *([StepFaults(faults)] if step_faults else [])]

@@ -1,0 +1,76 @@
+"""`trainctl eval ckpt=PATH [split=test|val|train] [out=FILE] [device=cpu] [dataset.root=DIR ...]`.
+
+Rebuilds the run from the config stored in the checkpoint (same seed, so the same validation split), loads the
+weights (the EMA weights when the run kept them), evaluates one split, prints the metrics and writes them as
+JSON (default: `eval_<split>.json` in the checkpoint's run directory).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trainctl.errors import UserError
+
+USAGE = """usage: trainctl eval ckpt=PATH [split=test|val|train] [out=FILE] [device=auto|cpu|cuda|mps] [KEY=VALUE ...]
+
+Metrics of a checkpoint on one split. Extra KEY=VALUE pairs change the stored config (e.g. dataset.root=DIR)."""
+SPLITS = ("test", "val", "train")
+
+
+def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
+    options, config_overrides = {}, []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise UserError(f"'{arg}' is not KEY=VALUE. {USAGE}")
+        if key in ("ckpt", "split", "out", "device"):
+            options[key] = value
+        else:
+            config_overrides.append(arg)
+    if "ckpt" not in options:
+        raise UserError(f"which checkpoint? {USAGE}")
+    split = options.setdefault("split", "test")
+    if split not in SPLITS:
+        raise UserError(f"split={split} is not one of {', '.join(SPLITS)}")
+    return options, config_overrides
+
+
+def run_eval(args: list[str]) -> int:
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    options, overrides = _parse(args)
+    from trainctl.config.compose import typed_config
+    from trainctl.config.validate import validate
+    from trainctl.data.catalog import build_dataset
+    from trainctl.device import select_device
+    from trainctl.engine.build import build_model_parts
+    from trainctl.engine.checkpoint import load_checkpoint
+    from trainctl.engine.resume import run_dir_of
+    from trainctl.engine.step import evaluate
+    from trainctl.files import write_json
+    from trainctl.terminal import console, summary_table
+
+    path = Path(options["ckpt"])
+    device = select_device(options.get("device", "auto"))
+    state = load_checkpoint(path, map_location=device)
+    cfg = typed_config(state["config"])
+    try:
+        cfg.merge_with_dotlist(overrides)
+    except Exception as e:  # omegaconf names the key and the expected type
+        raise UserError(f"cannot apply {' '.join(overrides)} to the checkpoint's config: {e}") from None
+    validate(cfg)  # the same range checks as `trainctl train`
+    data = build_dataset(cfg.dataset, cfg.seed).to(device)
+    parts = build_model_parts(cfg, data, device)  # exactly as validation ran during training
+    parts.model.load_state_dict(state["ema"] if state.get("ema") else state["model"])
+    split = getattr(data, options["split"])
+    metrics: dict[str, Any] = evaluate(parts.model, split, data, parts.loss_fn, cfg.trainer.eval_batch_size,
+                                       parts.settings, per_class=True)
+    result = {f"{options['split']}/{k}": v for k, v in metrics.items()}
+    result.update({"checkpoint": str(path), "epoch": state["epoch"], "samples": len(split)})
+    out = Path(options.get("out") or run_dir_of(path) / f"eval_{options['split']}.json")
+    write_json(out, result)
+    console.print(summary_table(result, path))
+    console.print(f"written to {out}")
+    return 0

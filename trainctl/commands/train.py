@@ -1,0 +1,125 @@
+"""The Hydra entry of `trainctl train`: a thin wrapper that calls `train(cfg)` and returns the objective.
+
+Checks that need no output directory (ranges, the device, data presence) run in a Hydra callback before Hydra
+creates the run directory, so a bad command writes nothing. Inside a multirun each job is checked again by
+`train()`; a job that fails such a check has its (empty) directory removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from trainctl.config.compose import config_dir, register_schemas
+from trainctl.errors import EXIT_NON_FINITE, EXIT_USER_ERROR, UserError, report_user_error
+
+
+def preflight(cfg: DictConfig) -> None:
+    """Validate a composed config without writing anything; raises UserError."""
+    from trainctl.config.validate import validate
+    from trainctl.data.locate import check_available
+
+    validate(cfg)
+    check_available(cfg.dataset)
+    if cfg.device.name not in ("auto", "cpu"):  # these two always exist: no need to load torch to ask
+        from trainctl.device import select_device
+
+        select_device(cfg.device.name)
+
+
+class Preflight(Callback):
+    """Runs `preflight` on the composed config before Hydra makes the run or sweep directory."""
+
+    def _check(self, config: DictConfig) -> None:
+        task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
+        try:
+            preflight(task_cfg)
+        except UserError as e:
+            report_user_error(e)
+            sys.exit(EXIT_USER_ERROR)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)  # swept values are checked per job, in train()
+
+
+def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
+    """Delete a run directory that this command created and that holds only Hydra's config copy and the log,
+    so a command that failed its checks leaves nothing behind. Never a resumed run's directory."""
+    if resumed or not run_dir.is_dir():
+        return
+    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _task(cfg: DictConfig) -> Any:
+    """Train; return the objective (a list for multi-objective) for sweepers."""
+    from trainctl.api import train
+    from trainctl.engine.signals import Interrupted
+    from trainctl.engine.step import NonFiniteLoss
+    from trainctl.sweep.trial_link import in_sweep
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        result = train(cfg, run_dir=run_dir)
+    except UserError as e:
+        if in_sweep():  # one bad trial is recorded FAIL by the optuna sweeper; the sweep goes on
+            logging.getLogger("trainctl").error("trial failed: %s", e)
+            raise
+        report_user_error(e)
+        remove_if_untouched(run_dir, resumed=bool(cfg.resume))
+        sys.exit(EXIT_USER_ERROR)
+    except Interrupted as stop:
+        logging.getLogger("trainctl").warning("%s: saved checkpoints/last.pt; resume with resume=%s", stop, run_dir)
+        sys.exit(stop.exit_code)
+    except NonFiniteLoss as e:
+        logging.getLogger("trainctl").error("%s", e)
+        if in_sweep():
+            raise  # the trial is recorded FAIL and the sweep goes on
+        report_user_error(UserError(str(e)))
+        sys.exit(EXIT_NON_FINITE)
+    except Exception:
+        logging.getLogger("trainctl").exception("run failed")  # the traceback lands in this run's own log
+        raise
+    if result["status"] == "pruned":
+        import optuna
+
+        raise optuna.TrialPruned(f"pruned after epoch {result['epochs']}")
+    value = result["objective_value"]
+    return [float(v) for v in value] if isinstance(value, list) else float(value)
+
+
+def register_sweeper() -> None:
+    """Make `hydra/sweeper=optuna` available however trainctl is installed.
+
+    Hydra finds plugins by walking the `hydra_plugins` namespace package; an editable install hides our part of
+    that namespace from the walk, so the sweeper is also registered by hand (registering twice is harmless).
+    """
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.trainctl_optuna.optuna_sweeper import TrainctlOptunaSweeper
+
+    Plugins.instance().register(TrainctlOptunaSweeper)
+
+
+def run_train(args: list[str]) -> int:
+    """Hand `args` to Hydra exactly as a `@hydra.main` script would receive them."""
+    register_schemas()
+    register_sweeper()
+    main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_task)
+    from trainctl.engine.resume import resume_overrides
+
+    completing = any(a in ("-sc", "--shell-completion") for a in args)
+    sys.argv = ["trainctl" if completing else "trainctl train", *resume_overrides(args)]
+    main()
+    return 0

@@ -1,0 +1,94 @@
+"""Composition of the config tree: the one `compose()` that the CLI's commands, the tests and the benchmark
+share, and the typed re-composition of a config stored in a checkpoint.
+
+Each YAML option (`conf/model/cnn.yaml`) starts from its schema (`/schema/model/cnn`), so Hydra rejects unknown
+keys (`optimizer.lrr=0.1`) and wrong types (`trainer.epochs=abc`) while composing, naming the key. Ranges cannot
+be expressed in OmegaConf types, so fields carry them as metadata and `trainctl.config.validate` checks them.
+
+No torch here: `trainctl --help`, Hydra's `--help` and config errors import this.
+"""
+
+from __future__ import annotations
+
+from importlib import util as importlib_util
+from pathlib import Path
+from typing import Any, Iterable
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from trainctl.config.schemas import SCHEMAS
+from trainctl.config.schemas.run import TrainConfig
+from trainctl.errors import UserError
+
+GROUPS = ("model", "dataset", "optimizer", "scheduler", "loss", "device")
+PRIMARY_CONFIG = "train"
+
+
+def register_schemas() -> None:
+    """Put every schema in Hydra's ConfigStore and the run-name resolver in OmegaConf (both idempotent)."""
+    from trainctl.files import token
+
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    for group, options in SCHEMAS.items():
+        for name, schema in options.items():
+            store.store(group=f"schema/{group}", name=name, node=schema)
+    if not OmegaConf.has_resolver("trainctl_token"):
+        OmegaConf.register_new_resolver("trainctl_token", token, use_cache=True)  # cached: one value per run
+
+
+def config_dir() -> Path:
+    """The config tree: `trainctl.conf` when installed, the repository's `conf/` when run from a checkout."""
+    found = importlib_util.find_spec("trainctl.conf")
+    if found is not None and found.submodule_search_locations:
+        return Path(list(found.submodule_search_locations)[0])
+    return Path(__file__).resolve().parent.parent.parent / "conf"
+
+
+def compose(overrides: Iterable[str] = (), config_name: str = PRIMARY_CONFIG,
+            return_hydra_config: bool = False) -> DictConfig:
+    """The config tree composed with `overrides`, exactly as `trainctl train` composes it (less `hydra`)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_schemas()
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app (a command run from a job): start clean
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
+
+
+def option_defaults(group: str, name: str) -> DictConfig:
+    """What `group=name` gives by default: its schema merged with its YAML file (or a plugin's stored config)."""
+    return compose([f"{group}={name}"])[group]
+
+
+def typed_config(saved: dict[str, Any]) -> DictConfig:
+    """A config stored as plain containers (a checkpoint's) made typed again, so overrides applied to it are
+    checked like command-line ones: unknown keys and wrong types fail, ranges are validated afterwards."""
+    cfg = OmegaConf.structured(TrainConfig)
+    top = {k: v for k, v in saved.items() if k not in GROUPS}
+    try:
+        cfg.merge_with(top)
+        for group in GROUPS:
+            node = saved.get(group)
+            schema = SCHEMAS.get(group, {}).get(node.get("name")) if isinstance(node, dict) else None
+            cfg[group] = OmegaConf.merge(OmegaConf.structured(schema), node) if schema is not None else node
+    except Exception as e:  # omegaconf's validation errors name the key
+        raise UserError(f"the stored config does not fit this trainctl's schema: {e}") from None
+    return cfg
+
+
+def group_options(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
+    """Options of a config group: YAML files in the packaged tree and extra config dirs, plus options that
+    plugins stored in the ConfigStore."""
+    names: set[str] = set()
+    for base in (config_dir(), *extra_dirs):
+        names.update(p.stem for p in (base / group).glob("*.yaml"))
+    try:
+        names.update(n.removesuffix(".yaml") for n in ConfigStore.instance().list(group))
+    except OSError:
+        pass  # no such group in the store
+    return sorted(names)

@@ -1,0 +1,71 @@
+"""Catch a mistyped config-group choice (`model=cnnn`) before Hydra does, with a did-you-mean.
+
+Hydra's own message for this lists the whole search path; ours names the group, the closest valid option and
+all valid ones. Options come from the packaged config tree plus any user config dirs on the command line
+(`-cd DIR`, `hydra.searchpath=[...]`); anything this cannot judge (globs, package searchpaths) is left to Hydra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainctl.config.compose import GROUPS, group_options
+from trainctl.errors import UserError
+from trainctl.registry import did_you_mean
+
+CHECKED_GROUPS = (*GROUPS, "experiment", "sweep")
+FLAGS_WITH_VALUE = {"-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name", "-c", "--cfg",
+                    "-p", "--package", "-sc", "--shell-completion", "--experimental-rerun"}
+
+
+def _user_config_dirs(args: list[str]) -> tuple[list[Path], bool]:
+    """Config dirs the user added, and whether a search path exists that we cannot list (pkg://)."""
+    dirs: list[Path] = []
+    opaque = False
+    for i, arg in enumerate(args):
+        if arg in ("-cd", "--config-dir") and i + 1 < len(args):
+            dirs.append(Path(args[i + 1]))
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.split("=", 1)[1]))
+        elif arg.lstrip("+").startswith("hydra.searchpath="):
+            for item in arg.split("=", 1)[1].strip("[]").split(","):
+                item = item.strip().strip("'\"")
+                if item.startswith("pkg://"):
+                    opaque = True
+                elif item:
+                    dirs.append(Path(item.removeprefix("file://")))
+        elif arg in ("-cp", "--config-path") or arg.startswith("--config-path="):
+            opaque = True  # a different primary config tree altogether
+    return dirs, opaque
+
+
+def _choices(args: list[str]) -> list[tuple[str, str]]:
+    """(group, value) pairs of plain group overrides, sweep lists split."""
+    pairs = []
+    skip_next = False
+    for arg in args:
+        if skip_next or arg.startswith("-"):
+            skip_next = arg in FLAGS_WITH_VALUE
+            continue
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if not sep or key not in CHECKED_GROUPS or any(c in value for c in "()[]{}*$"):
+            continue
+        pairs += [(key, v.strip()) for v in value.split(",") if v.strip() not in ("", "null")]
+    return pairs
+
+
+def check_group_choices(args: list[str]) -> None:
+    pairs = _choices(args)
+    if not pairs:
+        return
+    extra_dirs, opaque = _user_config_dirs(args)
+    if opaque:
+        return
+    for group, value in pairs:
+        options = group_options(group, tuple(extra_dirs))
+        if value not in options:
+            raise UserError(
+                f"unknown {group} '{value}'{did_you_mean(value, options)} (valid: {', '.join(options)}). "
+                f"See `trainctl list {group}`."
+            )

@@ -1,0 +1,69 @@
+"""Schemas of the `dataset` group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from omegaconf import MISSING
+
+from trainctl.config.schemas.fields import spec
+
+
+# ---- datasets -----------------------------------------------------------------------------------------------
+@dataclass
+class FileDatasetConfig:
+    """File-backed image datasets (Fashion-MNIST, MNIST, CIFAR-10), decoded once into uint8 tensors."""
+
+    name: str = MISSING
+    root: str = spec("data", help="directory searched first (flat, or torchvision's <root>/<Name>/raw/)")
+    system_dirs: list[str] = spec([], help="system folders searched after root (Debian's dataset packages)")
+    download: bool = spec(False, help="download through torchvision when no local copy is found")
+    val_fraction: float = spec(1 / 12, help="share of the training set held out for validation", gt=0.0, lt=1.0)
+    normalize: bool = spec(True, help="standardise pixels with the dataset's mean and std")
+    mean: list[float] = spec([0.5], help="per-channel mean of the training pixels in [0, 1]")
+    std: list[float] = spec([0.5], help="per-channel std of the training pixels in [0, 1]", each_gt=0.0)
+    crop_padding: int = spec(0, help="random crop after zero padding by this many pixels (0: off)", ge=0)
+    hflip: bool = spec(False, help="random horizontal flips (off for digits and clothing)")
+
+
+@dataclass
+class BlobsConfig:
+    """Two Gaussian clusters centred at (2, 2) and (-2, -2): a generated, offline classification task."""
+
+    name: str = "blobs"
+    n_train: int = spec(2000, help="training points (before the validation split)", ge=2)
+    n_test: int = spec(500, help="test points", ge=1)
+    std: float = spec(1.0, help="cluster standard deviation", gt=0.0)
+    val_fraction: float = spec(0.2, help="share of the training set held out for validation", gt=0.0, lt=1.0)
+
+
+@dataclass
+class ImageFolderConfig:
+    """A folder of class subfolders of images; kept in memory when it fits, else streamed with workers."""
+
+    name: str = "imagefolder"
+    root: str = spec("data/images", help="folder with train/ and test/ (and optionally val/) class subfolders")
+    image_size: list[int] = spec([32, 32], help="images are resized to (height, width)", each_ge=1)
+    grayscale: bool = spec(False, help="convert images to one channel")
+    in_memory: Optional[bool] = spec(None, help="decode all images once into memory (null: when it fits)")
+    memory_limit_mb: int = spec(2048, help="largest decoded size kept in memory when in_memory is null", ge=1)
+    num_workers: int = spec(2, help="DataLoader workers when streaming", ge=0)
+    val_fraction: float = spec(0.1, help="validation share of train/ when there is no val/", gt=0.0, lt=1.0)
+    normalize: bool = spec(True, help="standardise pixels with mean and std")
+    mean: list[float] = spec([0.5, 0.5, 0.5], help="per-channel mean in [0, 1]")
+    std: list[float] = spec([0.5, 0.5, 0.5], help="per-channel std in [0, 1]", each_gt=0.0)
+    crop_padding: int = spec(0, help="random crop after zero padding (0: off)", ge=0)
+    hflip: bool = spec(True, help="random horizontal flips")
+
+
+@dataclass
+class SineConfig:
+    """Regression: sequences of sin(t) as input, cos(t) as target, at random phases and frequencies."""
+
+    name: str = "sine"
+    default_objective: str = spec("val/loss", help="what `objective` becomes unless set: regression has no accuracy")
+    n_train: int = spec(2000, help="training sequences (before the validation split)", ge=2)
+    n_test: int = spec(400, help="test sequences", ge=1)
+    length: int = spec(50, help="time steps per sequence", ge=2)
+    val_fraction: float = spec(0.2, help="share of the training set held out for validation", gt=0.0, lt=1.0)

@@ -1,0 +1,127 @@
+"""Schemas of the `optimizer` and `scheduler` groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from trainctl.config.schemas.fields import spec
+
+
+# ---- optimizers ---------------------------------------------------------------------------------------------
+@dataclass
+class SGDConfig:
+    name: str = "sgd"
+    no_decay_bias_norm: bool = spec(False, help="no weight decay on biases and normalisation parameters")
+    lr: float = spec(0.01, help="learning rate", gt=0.0)
+    momentum: float = spec(0.9, help="momentum factor", ge=0.0, lt=1.0)
+    nesterov: bool = spec(False, help="Nesterov momentum (needs momentum > 0)")
+    dampening: float = spec(0.0, help="momentum dampening", ge=0.0, le=1.0)
+    weight_decay: float = spec(0.0, help="L2 penalty", ge=0.0)
+
+
+@dataclass
+class AdamConfig:
+    name: str = "adam"
+    no_decay_bias_norm: bool = spec(False, help="no weight decay on biases and normalisation parameters")
+    lr: float = spec(1e-3, help="learning rate", gt=0.0)
+    betas: list[float] = spec([0.9, 0.999], help="running-average coefficients", each_ge=0.0, each_lt=1.0)
+    eps: float = spec(1e-8, help="denominator term for stability", gt=0.0)
+    weight_decay: float = spec(0.0, help="L2 penalty", ge=0.0)
+
+
+@dataclass
+class AdamWConfig(AdamConfig):
+    name: str = "adamw"
+    weight_decay: float = spec(0.01, help="decoupled weight decay", ge=0.0)
+
+
+@dataclass
+class NAdamConfig(AdamConfig):
+    name: str = "nadam"
+    lr: float = spec(2e-3, help="learning rate", gt=0.0)
+
+
+@dataclass
+class RMSpropConfig:
+    name: str = "rmsprop"
+    no_decay_bias_norm: bool = spec(False, help="no weight decay on biases and normalisation parameters")
+    lr: float = spec(1e-3, help="learning rate", gt=0.0)
+    alpha: float = spec(0.99, help="smoothing constant", gt=0.0, lt=1.0)
+    eps: float = spec(1e-8, help="denominator term for stability", gt=0.0)
+    momentum: float = spec(0.0, help="momentum factor", ge=0.0, lt=1.0)
+    centered: bool = spec(False, help="normalise by the estimated variance")
+    weight_decay: float = spec(0.0, help="L2 penalty", ge=0.0)
+
+
+@dataclass
+class AdagradConfig:
+    name: str = "adagrad"
+    no_decay_bias_norm: bool = spec(False, help="no weight decay on biases and normalisation parameters")
+    lr: float = spec(1e-2, help="learning rate", gt=0.0)
+    lr_decay: float = spec(0.0, help="learning-rate decay", ge=0.0)
+    eps: float = spec(1e-10, help="denominator term for stability", gt=0.0)
+    weight_decay: float = spec(0.0, help="L2 penalty", ge=0.0)
+
+
+# ---- schedulers ---------------------------------------------------------------------------------------------
+# Every schedule takes a linear warm-up (`warmup_steps` optimizer steps from warmup_start_factor × lr).
+@dataclass
+class NoSchedulerConfig:
+    name: str = "none"
+    warmup_steps: int = spec(0, help="linear warm-up over this many optimizer steps (0: none)", ge=0)
+    warmup_start_factor: float = spec(0.1, help="warm-up starts at this fraction of the lr", gt=0.0, le=1.0)
+
+
+@dataclass
+class StepLRConfig(NoSchedulerConfig):
+    name: str = "step"
+    step_size: int = spec(1, help="epochs between decays", ge=1)
+    gamma: float = spec(0.1, help="decay factor", gt=0.0)
+
+
+@dataclass
+class CosineConfig(NoSchedulerConfig):
+    name: str = "cosine"
+    t_max: Optional[int] = spec(None, help="epochs of one half cosine (default: trainer.epochs)", ge=1)
+    eta_min: float = spec(0.0, help="final learning rate", ge=0.0)
+
+
+@dataclass
+class PlateauConfig(NoSchedulerConfig):
+    name: str = "plateau"
+    monitor: str = spec("val/loss", help="metric watched for a plateau")
+    mode: str = spec("auto", help="min, max, or auto (from the metric name)", choices=["auto", "min", "max"])
+    factor: float = spec(0.1, help="decay factor", gt=0.0, lt=1.0)
+    patience: int = spec(2, help="epochs without improvement before a decay", ge=0)
+    threshold: float = spec(1e-4, help="relative improvement that counts", ge=0.0)
+    min_lr: float = spec(0.0, help="lower bound on the learning rate", ge=0.0)
+
+
+@dataclass
+class MultiStepConfig(NoSchedulerConfig):
+    name: str = "multistep"
+    milestones: list[int] = spec([30, 60], help="epochs at which the lr is multiplied by gamma", each_ge=1)
+    gamma: float = spec(0.1, help="decay factor", gt=0.0)
+
+
+@dataclass
+class ExponentialConfig(NoSchedulerConfig):
+    name: str = "exponential"
+    gamma: float = spec(0.9, help="decay factor per epoch", gt=0.0)
+
+
+@dataclass
+class LambdaConfig(NoSchedulerConfig):
+    name: str = "lambda"
+    formula: str = spec("0.95 ** epoch", help="lr factor as a formula in `epoch` (arithmetic and math functions)")
+
+
+@dataclass
+class OneCycleConfig(NoSchedulerConfig):
+    name: str = "onecycle"
+    max_lr: Optional[float] = spec(None, help="peak lr (default: 10 × optimizer.lr)", gt=0.0)
+    pct_start: float = spec(0.3, help="share of the run spent rising", gt=0.0, lt=1.0)
+    anneal_strategy: str = spec("cos", help="shape of the fall", choices=["cos", "linear"])
+    div_factor: float = spec(25.0, help="initial lr = max_lr / div_factor", gt=0.0)
+    final_div_factor: float = spec(1e4, help="final lr = initial lr / final_div_factor", gt=0.0)

@@ -1,0 +1,75 @@
+"""Schema of the top level of the config: seed, objective, resume, and the trainer, checkpoint, early-stopping,
+cross-validation and callbacks sections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+from trainctl.config.schemas.fields import spec
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = spec(5, help="passes over the training split", ge=1)
+    batch_size: int = spec(64, help="training batch size", ge=1)
+    eval_batch_size: int = spec(1024, help="batch size for validation and test", ge=1)
+    log_every_n_steps: int = spec(50, help="steps between progress/loss reads (each read is a host sync)", ge=1)
+    progress: bool = spec(True, help="show a live progress bar on a terminal")
+    max_steps_per_epoch: Optional[int] = spec(None, help="cap on steps per epoch (smoke runs)", ge=1)
+    grad_accum_steps: int = spec(1, help="batches whose gradients add up before one optimizer step", ge=1)
+    gradient_clip_val: Optional[float] = spec(None, help="clip gradients at this norm or value (null: off)", gt=0.0)
+    gradient_clip_algorithm: str = spec("norm", help="clip the global norm or each value", choices=["norm", "value"])
+    precision: str = spec("32", help="32, bf16 (autocast), or fp16 (autocast with a grad scaler)",
+                          choices=["32", "bf16", "fp16"])
+    compile: bool = spec(False, help="torch.compile the model (pays off on long runs and GPUs)")
+    channels_last: bool = spec(False, help="channels-last memory format for image models")
+    ema_decay: Optional[float] = spec(None, help="evaluate an exponential moving average of the weights",
+                                      gt=0.0, lt=1.0)
+    deterministic: bool = spec(False, help="deterministic algorithms only (slower; errors on ops without one)")
+    detect_anomaly: bool = spec(False, help="autograd anomaly detection, to find where a NaN starts (slow)")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: Optional[int] = spec(None, help="epochs without improvement before stopping (null: off)", ge=1)
+    monitor: Optional[str] = spec(None, help="metric watched (null: the objective)")
+    mode: str = spec("auto", help="min, max, or auto (from the metric name)", choices=["auto", "min", "max"])
+    min_delta: float = spec(0.0, help="smallest change that counts as an improvement", ge=0.0)
+
+
+@dataclass
+class CrossValidationConfig:
+    folds: int = spec(1, help="k-fold cross-validation over train+val (1: off)", ge=1)
+
+
+@dataclass
+class CheckpointConfig:
+    monitor: Optional[str] = spec(None, help="metric that decides best.pt (null: the objective, or its first)")
+    mode: str = spec("auto", help="min, max, or auto (from the metric name)", choices=["auto", "min", "max"])
+    every_n_steps: Optional[int] = spec(None, help="also save last.pt every n optimizer steps, mid-epoch", ge=1)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = spec(0, help="seeds weights, split and shuffle", ge=0)
+    objective: Any = spec("${oc.select:dataset.default_objective,val/acc}",
+                          help="metric(s) a sweep optimises (a list for multi-objective); default val/acc, val/loss for regression")
+    resume: Optional[str] = spec(None, help="run directory or checkpoint to continue")
+    resume_allow_changes: bool = spec(False, help="allow a resumed run's model/dataset config to differ")
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    cv: CrossValidationConfig = field(default_factory=CrossValidationConfig)
+    model: Any = MISSING
+    dataset: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    loss: Any = MISSING
+    device: Any = MISSING
+    # name → {_target_: class, ...args}: a user's own callbacks (null removes one, e.g. an installed plugin's)
+    callbacks: Any = spec({}, help="your callbacks by name: {_target_: pkg.MyCallback, ...}; null drops one")
+
+

@@ -1,0 +1,35 @@
+"""The dataset registry: `build_dataset(cfg, seed) -> DataBundle` with the data in memory (moved to the device
+later). Each data source registers its names when its module is imported; the built-in ones are imported on
+first use, so config-only commands never pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from omegaconf import DictConfig
+
+from trainctl.data.splits import DataBundle, Transform
+from trainctl.registry import Registry
+
+DATASETS: Registry = Registry("dataset")
+BUILTIN_SOURCES = ("trainctl.data.idx", "trainctl.data.cifar", "trainctl.data.imagefolder", "trainctl.data.generated")
+
+
+def load_builtin_datasets() -> Registry:
+    """Import every built-in data source so its names are registered; returns the registry."""
+    for module in BUILTIN_SOURCES:
+        importlib.import_module(module)
+    return DATASETS
+
+
+def transforms_from(cfg: DictConfig) -> tuple[Transform, Transform]:
+    """(train, eval) transforms of an image dataset config: augmentation, scaling, normalisation."""
+    from trainctl.data.transforms import image_transforms
+
+    return image_transforms(list(cfg.mean), list(cfg.std), cfg.normalize, cfg.get("crop_padding", 0),
+                            cfg.get("hflip", False))
+
+
+def build_dataset(cfg: DictConfig, seed: int) -> DataBundle:
+    return load_builtin_datasets().get(cfg.name)(cfg, seed)

@@ -1,0 +1,135 @@
+"""Datasets as the loop sees them: splits that batch themselves, on the training device.
+
+Why: the quickstart's `DataLoader(FashionMNIST(transform=ToTensor()))` builds a PIL image and a tensor per
+sample in Python. Here a split that fits in memory is one uint8 tensor on the device; a batch is one gather
+with an index slice of a seeded on-device permutation, and conversion, normalisation and augmentation run on
+the whole batch. Only datasets too large for memory (`imagefolder`) stream through a DataLoader with workers.
+
+Every random choice of an epoch (order, crops, flips) comes from generators seeded by (seed, epoch), so a
+resumed run replays exactly the batches an uninterrupted one would see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+import torch
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+Transform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model needs to know about the data: it never comes from the user."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int = 0  # 0 for regression
+    task: str = "classification"
+    class_names: tuple[str, ...] = ()
+    target_shape: tuple[int, ...] = ()  # per-sample target shape, for regression
+
+
+def identity(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    return x
+
+
+SHUFFLE_STREAM = 0  # the order of an epoch's samples
+AUGMENT_STREAM = 1  # crops and flips of an in-memory split
+STREAM_AUGMENT_PER_BATCH = 2  # streamed splits: one generator per batch, keyed by the batch index too
+
+
+def derive_seed(seed: int, *key: int) -> int:
+    """A 63-bit seed for the randomness named by `key` (a stream, an epoch, maybe a batch) under `seed`.
+
+    Why a seed sequence: a hand-made mix such as `seed * 100_003 + epoch * 101 + stream` maps different
+    (epoch, stream) pairs onto the same number, so two supposedly independent generators replay the same draws.
+    numpy's SeedSequence hashes the whole key, so distinct keys give independent seeds.
+    """
+    words = np.random.SeedSequence(seed, spawn_key=tuple(key)).generate_state(2, dtype=np.uint32)
+    return (int(words[0]) << 31 | int(words[1]) >> 1) & (2**63 - 1)
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device, stream: int = SHUFFLE_STREAM,
+                    *key: int) -> torch.Generator:
+    """A generator for one epoch's randomness of one stream (shuffle, augmentation, ...)."""
+    return torch.Generator(device=device).manual_seed(derive_seed(seed, stream, epoch, *key))
+
+
+def epoch_order(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+    """The shuffle of one epoch, a pure function of (seed, epoch)."""
+    return torch.randperm(n, generator=epoch_generator(seed, epoch, device), device=device)
+
+
+class SplitLike(Protocol):
+    def __len__(self) -> int: ...
+
+    def shuffled(self, batch_size: int, transform: Transform, seed: int, epoch: int, start_step: int = 0
+                 ) -> Iterator[Batch]: ...
+
+    def ordered(self, batch_size: int, transform: Transform) -> Iterator[Batch]: ...
+
+
+@dataclass
+class Split:
+    """A split held as two tensors (inputs, targets) on one device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def to(self, device: torch.device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+    def shuffled(self, batch_size: int, transform: Transform, seed: int, epoch: int, start_step: int = 0
+                 ) -> Iterator[Batch]:
+        """Shuffled batches by index gather; `start_step` skips batches already trained (mid-epoch resume)."""
+        order = epoch_order(len(self), seed, epoch, self.device)
+        augment_rng = epoch_generator(seed, epoch, self.device, AUGMENT_STREAM)
+        for start in range(0, len(self), batch_size):
+            idx = order[start : start + batch_size]
+            x = self.x[idx]
+            x = transform(x, augment_rng)  # drawn even for skipped batches, so a resume sees the same crops
+            if start >= start_step * batch_size:
+                yield x, self.y[idx]
+
+    def ordered(self, batch_size: int, transform: Transform) -> Iterator[Batch]:
+        """Batches in order, as views (no gather), without augmentation."""
+        for start in range(0, len(self), batch_size):
+            yield transform(self.x[start : start + batch_size], None), self.y[start : start + batch_size]
+
+
+@dataclass
+class DataBundle:
+    train: SplitLike
+    val: SplitLike
+    test: SplitLike
+    spec: DataSpec
+    train_transform: Transform = field(default=identity)  # augmentation + normalisation, per batch, on device
+    eval_transform: Transform = field(default=identity)
+
+    def to(self, device: torch.device) -> "DataBundle":
+        moved = [s.to(device) for s in (self.train, self.val, self.test)]
+        return DataBundle(*moved, self.spec, self.train_transform, self.eval_transform)
+
+
+def split_off_validation(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    """Hold out `fraction` of a split for validation; the choice depends on the seed only."""
+    n = len(split)
+    n_val = min(max(1, round(n * fraction)), n - 1)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    val_idx, train_idx = order[:n_val], order[n_val:]
+    return Split(split.x[train_idx], split.y[train_idx]), Split(split.x[val_idx], split.y[val_idx])
+
+
+def ceil_div(n: int, batch_size: int) -> int:
+    """Batches needed for n samples: the last one may be short."""
+    return -(-n // batch_size)

@@ -1,0 +1,118 @@
+"""Named training events and the callbacks that react to them.
+
+The engine announces what happens; everything that watches training rather than doing it (logging,
+checkpoint policy, early stopping, pruning, pictures, fault injection in tests) is a `Callback` with a method
+per event. Events, in the order a run announces them:
+
+    fit_start → (epoch_start → step_end* → validation_end → epoch_end)* → fit_end
+    checkpoint_saved whenever a checkpoint file is written; exception when the run fails or is interrupted
+
+`step_end` comes at log points only (every `trainer.log_every_n_steps` batches), where the engine reads its
+device counters anyway. `train_step` comes after every optimizer step and is only dispatched to callbacks that
+override it, so the hot loop pays nothing for callbacks that do not listen to steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    from trainctl.engine.step import Trainer
+
+log = logging.getLogger("trainctl")
+
+EVENTS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_train_step", "on_validation_end", "on_epoch_end",
+          "on_checkpoint_saved", "on_fit_end", "on_exception")
+
+
+class StopTraining(Exception):
+    """Raised by a callback to end training after this epoch (early stopping, a pruned sweep trial)."""
+
+    def __init__(self, reason: str, status: str = "stopped") -> None:
+        super().__init__(reason)
+        self.status = status  # written to metrics.json: "pruned", "early_stopped", ...
+
+
+@dataclass
+class StepEnd:
+    """A log point inside an epoch."""
+
+    epoch: int  # the epoch in progress, from 1
+    batch: int  # batches trained in this epoch so far
+    batches: int  # batches this epoch will train
+    step: int  # optimizer steps over the whole run
+    loss: float  # mean training loss since the previous log point
+    lr: float
+    samples_per_s: float  # since the start of the epoch
+
+
+@dataclass
+class EpochEnd:
+    """An epoch after its validation pass."""
+
+    epoch: int  # epochs completed, from 1
+    metrics: dict[str, float]  # train/*, val/* and lr
+    samples_per_s: float
+    is_best: bool = False  # set by the checkpoint policy when the monitored metric improved
+    notes: list[str] = field(default_factory=list)  # short remarks for the epoch's log line
+
+
+class Callback:
+    """Base class: override the events you need; each gets the `Trainer` (model, optimizer, state, config)."""
+
+    def on_fit_start(self, trainer: Trainer) -> None: ...
+
+    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, step: StepEnd) -> None: ...
+
+    def on_train_step(self, trainer: Trainer) -> None:
+        """After every optimizer step. Costly: only overriding callbacks are called, from the hot loop."""
+
+    def on_validation_end(self, trainer: Trainer, end: EpochEnd) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None: ...
+
+    def on_checkpoint_saved(self, trainer: Trainer, path: Path) -> None: ...
+
+    def on_fit_end(self, trainer: Trainer, result: dict[str, Any]) -> None: ...
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None: ...
+
+
+def _overrides(callback: Callback, event: str) -> bool:
+    return getattr(type(callback), event, None) is not getattr(Callback, event)
+
+
+class Events:
+    """Announces events to callbacks in order. A `StopTraining` raised by one callback is held until every
+    callback has seen the event, so none misses the last epoch."""
+
+    def __init__(self, callbacks: Sequence[Callback]) -> None:
+        self.callbacks = list(callbacks)
+        self.step_listeners = [cb for cb in self.callbacks if _overrides(cb, "on_train_step")]
+
+    def emit(self, event: str, trainer: Trainer, *args: Any) -> None:
+        stop: StopTraining | None = None
+        for callback in self.callbacks:
+            try:
+                getattr(callback, event)(trainer, *args)
+            except StopTraining as e:
+                stop = stop or e
+        if stop is not None:
+            raise stop
+
+    def train_step(self, trainer: Trainer) -> None:
+        for callback in self.step_listeners:
+            callback.on_train_step(trainer)
+
+    def exception(self, trainer: Trainer, error: BaseException) -> None:
+        """Every callback hears of the failure; one that fails in turn is logged, never hides the first error."""
+        for callback in self.callbacks:
+            try:
+                callback.on_exception(trainer, error)
+            except Exception:
+                log.exception("callback %s failed while handling %s", type(callback).__name__, type(error).__name__)

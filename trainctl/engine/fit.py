@@ -1,0 +1,111 @@
+"""One training run: `fit(cfg, run_dir, device, callbacks) -> result`.
+
+Read top to bottom: build everything from the config (or restore it from a checkpoint), then per epoch train
+(step.py) → validate → announce `validation_end` and `epoch_end` to the callbacks (checkpointing, logging, early
+stopping, pruning); finally evaluate the best checkpoint on the test split and write metrics.json. Nothing is
+lost on the way: SIGINT/SIGTERM stop at a step boundary (the checkpoint callback saves on the `exception`
+event), and a non-finite loss stops the run before it can overwrite a good checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from omegaconf import DictConfig
+
+from trainctl.data.catalog import build_dataset
+from trainctl.data.splits import DataBundle
+from trainctl.engine.build import build_trainer
+from trainctl.engine.checkpoint import restore
+from trainctl.engine.events import Callback, EpochEnd, StopTraining
+from trainctl.engine.signals import GracefulStop, Interrupted
+from trainctl.engine.step import Trainer, evaluate, train_one_epoch
+from trainctl.files import write_json
+from trainctl.metrics import check_task_metrics, objectives
+
+log = logging.getLogger("trainctl")
+
+
+def fit(cfg: DictConfig, run_dir: Path, device: torch.device, callbacks: Sequence[Callback],
+        checkpoint: dict[str, Any] | None = None, data: DataBundle | None = None) -> dict[str, Any]:
+    """One training run into `run_dir` (a resumed one when `checkpoint` is given)."""
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    data = (data or build_dataset(cfg.dataset, cfg.seed)).to(device)
+    with GracefulStop() as stop:
+        t = build_trainer(cfg, data, device, run_dir, callbacks, stop)
+        t.checkpoints.remove_stale_temps()
+        check_task_metrics(cfg, data.spec.task, data.spec.num_classes)
+        if checkpoint is not None:
+            restore(t, checkpoint)
+            t.resumed = True
+        detect = torch.autograd.detect_anomaly() if cfg.trainer.detect_anomaly else contextlib.nullcontext()
+        try:
+            t.events.emit("on_fit_start", t)
+            with detect:
+                _epochs(t)
+        except StopTraining as stop_training:
+            t.state.status = stop_training.status
+            log.info("training stopped after epoch %d: %s", t.state.epoch, stop_training)
+        except BaseException as error:
+            t.events.exception(t, error)  # interrupted or failed: callbacks save what must be saved, flush logs
+            raise
+    return _finish(t)
+
+
+def _epochs(t: Trainer) -> None:
+    s = t.state
+    for epoch in range(s.epoch, t.cfg.trainer.epochs):
+        t.events.emit("on_epoch_start", t, epoch + 1)
+        train_metrics, throughput = train_one_epoch(t, epoch)
+        val_metrics = evaluate(t.eval_model, t.data.val, t.data, t.loss_fn, t.cfg.trainer.eval_batch_size,
+                               t.settings)
+        metrics = {**{f"train/{k}": v for k, v in train_metrics.items()},
+                   **{f"val/{k}": v for k, v in val_metrics.items()}, "lr": t.optimizer.param_groups[0]["lr"]}
+        s.epoch, s.batches_in_epoch, s.partial = epoch + 1, 0, None
+        s.history.append({"epoch": epoch + 1, **metrics})
+        s.throughputs.append(throughput)
+        t.schedule.step_epoch(metrics)
+        end = EpochEnd(epoch + 1, metrics, throughput)
+        t.events.emit("on_validation_end", t, end)
+        t.events.emit("on_epoch_end", t, end)
+        if t.stop.requested:
+            raise Interrupted(t.stop.signum)
+
+
+def _finish(t: Trainer) -> dict[str, Any]:
+    """Evaluate the best checkpoint on the test split (used only here) and write metrics.json."""
+    cfg, s = t.cfg, t.state
+    best = t.checkpoints.load("best", map_location=t.device)
+    model = t.raw_model
+    model.load_state_dict(best["model"])
+    if t.ema is not None:
+        t.ema.load_state_dict(best["ema"])
+        model = t.ema.model
+    best_epoch_metrics = s.history[s.best_epoch - 1]
+    test: dict[str, Any] = {}
+    if s.status != "pruned":  # a pruned sweep trial is never reported, so its test pass would be wasted time
+        test = evaluate(model, t.data.test, t.data, t.loss_fn, cfg.trainer.eval_batch_size, t.settings,
+                        per_class=True)
+    names = objectives(cfg.objective)
+    single = isinstance(cfg.objective, str)
+    result: dict[str, Any] = {k: v for k, v in best_epoch_metrics.items() if k.startswith("val/")}
+    result.update({f"test/{k}": v for k, v in test.items()})
+    result.update({k: v for k, v in s.history[-1].items() if k.startswith("train/")})
+    result.update({
+        "status": s.status,
+        "epochs": s.epoch,
+        "best_epoch": s.best_epoch,
+        "objective": names[0] if single else names,
+        "objective_value": best_epoch_metrics[names[0]] if single else [best_epoch_metrics[o] for o in names],
+        "throughput/train_images_per_s": sum(s.throughputs) / max(len(s.throughputs), 1),
+        "history": s.history,
+    })
+    write_json(t.run_dir / "metrics.json", result)
+    t.events.emit("on_fit_end", t, result)
+    return result

@@ -1,0 +1,76 @@
+"""Resuming a run: find its checkpoint, replay its overrides, refuse silent config changes (no torch here:
+`trainctl train resume=...` rewrites the command line before Hydra starts). Restoring the state is
+`trainctl.engine.checkpoint.restore`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from trainctl.errors import UserError
+
+COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
+
+
+def checkpoint_path(resume: str) -> Path:
+    """`resume=` takes a run directory (its checkpoints/last.pt) or a checkpoint file."""
+    path = Path(resume).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise UserError(f"resume={resume}: no checkpoint at {path}. Give a run directory (runs/<run>) or a "
+                        ".pt file from its checkpoints/ folder.")
+    return path
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(f"{prefix}.{key}", item))
+        return out
+    return {prefix: value}
+
+
+def config_differences(saved: dict[str, Any], cfg: DictConfig) -> list[str]:
+    now = OmegaConf.to_container(cfg, resolve=True)
+    lines = []
+    for section in COMPARED:
+        before, after = _flatten(section, saved.get(section, {})), _flatten(section, now.get(section, {}))
+        for key in sorted(set(before) | set(after)):
+            if before.get(key, "<absent>") != after.get(key, "<absent>"):
+                lines.append(f"  {key}: {before.get(key, '<absent>')!r} in the checkpoint, {after.get(key, '<absent>')!r} now")
+    return lines
+
+
+def check_same_run(saved: dict[str, Any], cfg: DictConfig, checkpoint: Path) -> None:
+    diff = config_differences(saved, cfg)
+    if diff and not cfg.resume_allow_changes:
+        raise UserError(f"resume={cfg.resume}: the model/dataset config differs from {checkpoint}'s:\n"
+                        + "\n".join(diff) + "\nResume with the original values, or add resume_allow_changes=true.")
+
+
+def resume_overrides(args: list[str]) -> list[str]:
+    """For `trainctl train resume=RUN ...`: the original run's overrides, then the new ones (which win), and
+    Hydra told to keep writing into that run's directory without replacing its saved config."""
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
+    if value is None or value in ("null", "") or any(a in ("-m", "--multirun") for a in args):
+        return args
+    run_dir = run_dir_of(checkpoint_path(value))
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    base = yaml.safe_load(saved.read_text()) if saved.is_file() else []
+
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~")
+
+    merged = {key(o): o for o in base if not key(o).startswith("hydra.") and key(o) != "resume"}
+    flags = [a for a in args if a.startswith("-")]
+    merged.update({key(a): a for a in args if not a.startswith("-")})
+    return [*flags, *merged.values(), f"hydra.run.dir='{run_dir}'", "hydra.output_subdir=null"]

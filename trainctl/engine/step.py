@@ -1,0 +1,224 @@
+"""The hot loop: one training epoch and one evaluation pass.
+
+Per batch there is no host sync and no per-sample Python. Metrics, and the index of the first batch whose loss
+was not finite, accumulate in device tensors; they are read at log points (where `step_end` is announced), at
+checkpoints and at the end of the epoch. Gradient accumulation, clipping, mixed precision, EMA and the
+graceful-stop check live here; whatever watches training is a callback (`trainctl.engine.events`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+from trainctl.components.schedulers import Schedule
+from trainctl.data.splits import DataBundle, SplitLike, ceil_div
+from trainctl.engine.accumulator import MetricAccumulator
+from trainctl.engine.checkpoint import CheckpointFiles
+from trainctl.engine.ema import EMA
+from trainctl.engine.events import Events, StepEnd
+from trainctl.engine.signals import GracefulStop, Interrupted
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLoss(Exception):
+    """The loss became NaN or infinite; the run stops with its last good checkpoint intact."""
+
+    def __init__(self, epoch: int, batch: int, step: int, saved: bool) -> None:
+        kept = ("checkpoints/last.pt holds the last good state" if saved
+                else "no checkpoint had been saved yet")
+        super().__init__(
+            f"the loss is not finite (NaN or inf) at epoch {epoch}, batch {batch} of the epoch (around optimizer "
+            f"step {step}). The run stopped; {kept}. Lower optimizer.lr, set trainer.gradient_clip_val, or find "
+            "the first bad operation with trainer.detect_anomaly=true."
+        )
+
+
+@dataclass
+class TrainState:
+    """Progress counters; everything here goes into checkpoints."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps over the whole run
+    batches_in_epoch: int = 0  # batches already trained in the unfinished epoch (mid-epoch checkpoints)
+    partial: dict[str, Any] | None = None  # that epoch's metric sums so far
+    best_value: float | None = None
+    best_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    throughputs: list[float] = field(default_factory=list)
+    status: str = "completed"  # how this process's run ended; not saved
+
+    def checkpointed(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "status"}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        for name in self.checkpointed():
+            if name in saved:  # older checkpoints may lack newer counters
+                setattr(self, name, saved[name])
+
+
+class StepSettings:
+    """How batches run through the model (device, autocast, memory format), shared by training and `eval` so
+    a checkpoint is evaluated exactly as validation ran during training. Resolved once: config attribute access
+    is not free in the hot loop."""
+
+    def __init__(self, trainer_cfg: DictConfig, device: torch.device) -> None:
+        self.device = device
+        self.amp_dtype = AMP_DTYPES.get(trainer_cfg.precision)
+        self.channels_last = bool(trainer_cfg.channels_last)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+@dataclass
+class Trainer:
+    """Everything a run needs, built once by `trainctl.engine.build`; callbacks receive it with every event."""
+
+    cfg: DictConfig
+    model: nn.Module  # what runs forward (maybe compiled)
+    raw_model: nn.Module  # what owns the parameters and the state dict
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    loss_fn: nn.Module
+    data: DataBundle
+    settings: StepSettings
+    run_dir: Path
+    events: Events = field(default_factory=lambda: Events(()))
+    stop: GracefulStop = field(default_factory=GracefulStop)
+    state: TrainState = field(default_factory=TrainState)
+    ema: EMA | None = None
+    scaler: torch.amp.GradScaler | None = None
+    resumed: bool = False  # continued from a checkpoint
+
+    def __post_init__(self) -> None:
+        trainer = self.cfg.trainer
+        self.device = self.settings.device
+        self.clip_val = trainer.gradient_clip_val
+        self.clip_by_norm = trainer.gradient_clip_algorithm == "norm"
+        self.checkpoints = CheckpointFiles(self.run_dir)
+        self.batches = batches_per_epoch(trainer, len(self.data.train))
+        self.sync_progress = lambda: None  # set by the epoch in progress: records its position in `state`
+
+    @property
+    def eval_model(self) -> nn.Module:
+        return self.ema.model if self.ema is not None else self.model
+
+    def optimizer_step(self) -> None:
+        if self.clip_val is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            params = self.raw_model.parameters()
+            if self.clip_by_norm:
+                nn.utils.clip_grad_norm_(params, self.clip_val)
+            else:
+                nn.utils.clip_grad_value_(params, self.clip_val)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.step_batch()
+        if self.ema is not None:
+            self.ema.update()
+        self.state.step += 1
+
+
+def batches_per_epoch(trainer: DictConfig, n_train: int) -> int:
+    """Batches one epoch trains: all of the split, or `max_steps_per_epoch` optimizer steps' worth."""
+    total = ceil_div(n_train, trainer.batch_size)
+    if trainer.max_steps_per_epoch:
+        return min(total, trainer.max_steps_per_epoch * trainer.grad_accum_steps)
+    return total
+
+
+def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
+    """Train one epoch from `t.state.batches_in_epoch` on; returns (metrics, samples/s)."""
+    cfg = t.cfg.trainer
+    t.raw_model.train()
+    accum, log_every, limit = cfg.grad_accum_steps, cfg.log_every_n_steps, t.batches
+    start = t.state.batches_in_epoch
+    acc = MetricAccumulator(t.data.spec.task, t.data.spec.num_classes, t.device, full=False)
+    if t.state.partial is not None:
+        acc.load_state(t.state.partial)
+    first_bad = torch.full((), -1, dtype=torch.long, device=t.device)
+    seen_before, clock = acc.n, time.perf_counter()
+    logged = [acc.n, 0.0]  # samples and summed loss at the previous log point
+    batch = start
+
+    def check_finite() -> None:
+        bad = int(first_bad)  # a host sync: only at log points, checkpoints and epoch ends
+        if bad >= 0:
+            raise NonFiniteLoss(epoch + 1, bad + 1, t.state.step, saved=t.checkpoints.path("last").is_file())
+
+    def sync_progress() -> None:
+        check_finite()  # never record (and so never save) a state that has seen a non-finite loss
+        t.state.batches_in_epoch, t.state.partial = batch, acc.state()
+
+    t.sync_progress = sync_progress
+    batches = t.data.train.shuffled(cfg.batch_size, t.data.train_transform, t.cfg.seed, epoch, start_step=start)
+    settings, step_listeners = t.settings, t.events.step_listeners
+    for x, y in batches:
+        with settings.autocast():
+            out = t.model(settings.prepare(x))
+            loss = t.loss_fn(out, y)
+        first_bad = torch.where(torch.isfinite(loss) | (first_bad >= 0), first_bad, batch)
+        scaled = loss / accum if accum > 1 else loss
+        (t.scaler.scale(scaled) if t.scaler is not None else scaled).backward()
+        acc.update(out, y, loss)
+        batch += 1
+        if batch % accum == 0 or batch == limit:
+            t.optimizer_step()
+            if step_listeners:  # empty unless a callback asked for every step
+                t.events.train_step(t)
+            if t.stop.requested:
+                sync_progress()
+                raise Interrupted(t.stop.signum)
+        if batch % log_every == 0:
+            check_finite()
+            loss_sum = acc.loss_sum.item()
+            samples = acc.n - logged[0]
+            t.events.emit("on_step_end", t, StepEnd(
+                epoch + 1, batch, limit, t.state.step, (loss_sum - logged[1]) / max(samples, 1),
+                t.optimizer.param_groups[0]["lr"], (acc.n - seen_before) / (time.perf_counter() - clock)))
+            logged = [acc.n, loss_sum]
+        if batch >= limit:
+            break
+    check_finite()
+    t.sync_progress = lambda: None
+    seconds = time.perf_counter() - clock
+    return acc.compute(), (acc.n - seen_before) / max(seconds, 1e-9)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, split: SplitLike, data: DataBundle, loss_fn: nn.Module, batch_size: int,
+             settings: StepSettings, per_class: bool = False) -> dict[str, Any]:
+    """The task's metrics over a split, with one host sync at the end."""
+    model.eval()
+    acc = MetricAccumulator(data.spec.task, data.spec.num_classes, settings.device, full=True)
+    for x, y in split.ordered(batch_size, data.eval_transform):
+        with settings.autocast():
+            out = model(settings.prepare(x))
+            loss = loss_fn(out, y)
+        acc.update(out.float(), y, loss.float())
+    result: dict[str, Any] = acc.compute()
+    if per_class and data.spec.task == "classification":
+        names = data.spec.class_names or tuple(map(str, range(data.spec.num_classes)))
+        result["acc_per_class"] = dict(zip(names, acc.per_class_accuracy()))
+    return result
