@@ -3,7 +3,8 @@
 All three train the seed CNN (trainctl's `model=cnn`) with Adam at batch 64 on real Fashion-MNIST:
   quickstart  torchvision.datasets.FashionMNIST(transform=ToTensor()) through a DataLoader (the PyTorch tutorial)
   minimal     a hand-written loop over in-memory uint8 tensors: randperm, slice, float, step
-  trainctl    trainctl.engine.step.train_one_epoch on the data, model and optimizer trainctl builds from its config
+  trainctl    trainctl.engine.step.train_one_epoch on the data, model and optimizer trainctl builds from its
+              config, with the default callbacks (console, TensorBoard, checkpointing) listening
 Rounds alternate between the three so machine noise hits all alike; the median images/s of each is reported.
 
     python bench/throughput.py [--root /usr/share/datasets/fashion-mnist] [--images 20000] [--rounds 3]
@@ -23,20 +24,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainctl.callbacks import all_callbacks
 from trainctl.components import build_dataset, build_model
-from trainctl.config.compose import config_dir, register_schemas
-from trainctl.engine.fit import build_trainer
-from trainctl.engine.signals import GracefulStop
+from trainctl.config.compose import compose
+from trainctl.engine.build import build_trainer
 from trainctl.engine.step import train_one_epoch
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    register_schemas()
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return hydra_compose("train", overrides=overrides)
 
 
 def torchvision_root(source: Path, scratch: Path) -> Path:
@@ -101,26 +93,19 @@ def minimal(cfg, images: int) -> float:
     return timed(forever(epoch), model, optimizer, loss_fn, images)
 
 
-class NullBar:
-    def add_task(self, *a, **k):
-        return 0
-
-    def update(self, *a, **k):
-        pass
-
-    def remove_task(self, *a, **k):
-        pass
-
-
-def trainctl_loop(cfg, images: int) -> float:
-    """trainctl's own epoch function (steps.train_one_epoch), capped to the same number of images."""
+def trainctl_loop(cfg, images: int, run_dir: Path) -> float:
+    """trainctl's own epoch function (engine.step.train_one_epoch) with the default callbacks listening,
+    capped to the same number of images."""
     data = build_dataset(cfg.dataset, cfg.seed)
-    cfg = cfg.copy()
-    cfg.trainer.max_steps_per_epoch = 20
-    t = build_trainer(cfg, data, torch.device("cpu"), GracefulStop(), lambda: None)
-    train_one_epoch(t, 0, NullBar())  # warm-up
-    t.cfg.trainer.max_steps_per_epoch = images // cfg.trainer.batch_size
-    _, _, rate = train_one_epoch(t, 1, NullBar())
+    t = build_trainer(cfg, data, torch.device("cpu"), run_dir, all_callbacks(cfg))
+    t.events.emit("on_fit_start", t)
+    t.batches = 20
+    t.events.emit("on_epoch_start", t, 1)
+    train_one_epoch(t, 0)  # warm-up
+    t.batches = images // cfg.trainer.batch_size
+    t.events.emit("on_epoch_start", t, 2)
+    _, rate = train_one_epoch(t, 1)
+    t.events.emit("on_exception", t, KeyboardInterrupt())  # closes the event file; nothing else to finish
     return rate
 
 
@@ -142,7 +127,7 @@ def main() -> int:
         for r in range(args.rounds):
             rates["quickstart"].append(quickstart(cfg, tv_root, args.images))
             rates["minimal"].append(minimal(cfg, args.images))
-            rates["trainctl"].append(trainctl_loop(cfg, args.images))
+            rates["trainctl"].append(trainctl_loop(cfg, args.images, Path(scratch) / f"run{r}"))
             print(f"round {r + 1}: " + "  ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()))
     median = {k: statistics.median(v) for k, v in rates.items()}
     print("\nmethod       images/s (median)")

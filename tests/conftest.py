@@ -9,12 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
 
-from trainctl.config.compose import config_dir, register_schemas
 from trainctl.data.idx import write_idx
-from trainctl.files import token
 
 NO_SYSTEM_DATA = "dataset.system_dirs=[]"  # tests never read the machine's real datasets
 
@@ -40,15 +36,6 @@ def make_idx_dataset(folder: Path, n_train: int = 600, n_test: int = 200, gz: bo
 def fake_fashion(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dataset.root holding small Fashion-MNIST-format files (flat, gzipped)."""
     return make_idx_dataset(tmp_path_factory.mktemp("fashion"))
-
-
-def compose_cfg(overrides: list[str] = ()) -> DictConfig:
-    """The real config tree composed with overrides, as `trainctl train` would see it (minus `hydra`)."""
-    register_schemas()
-    if not OmegaConf.has_resolver("trainctl_token"):
-        OmegaConf.register_new_resolver("trainctl_token", token, use_cache=True)
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return compose("train", overrides=list(overrides))
 
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from trainctl.engine.fit import train
+from trainctl.api import train
+from trainctl.config.compose import compose
 
-from conftest import NO_SYSTEM_DATA, compose_cfg, run_cli, run_dirs
+from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
 
 pytestmark = pytest.mark.slow
 FAST = ["device=cpu", "trainer.progress=false"]
@@ -60,14 +61,15 @@ def test_lstm_regressor_cuts_its_loss_tenfold(tmp_path):
     import torch
 
     from trainctl.components import build_dataset, build_loss, build_model
-    from trainctl.engine.fit import evaluate
+    from trainctl.engine.step import StepSettings, evaluate
 
     # Bidirectional: from sin(t) alone the first steps cannot tell a rising sine from a falling one.
-    cfg = compose_cfg(["model=lstm", "dataset=sine", "model.hidden_size=32", "model.bidirectional=true",
-                       "optimizer.lr=0.01", "trainer.epochs=6", *FAST])
+    cfg = compose(["model=lstm", "dataset=sine", "model.hidden_size=32", "model.bidirectional=true",
+                   "optimizer.lr=0.01", "trainer.epochs=6", *FAST])
     torch.manual_seed(cfg.seed)  # the same initial weights train() starts from
     data = build_dataset(cfg.dataset, cfg.seed)
-    untrained = evaluate(build_model(cfg.model, data.spec), data.test, data, build_loss(cfg.loss, data.spec), 512)
+    untrained = evaluate(build_model(cfg.model, data.spec), data.test, data, build_loss(cfg.loss, data.spec), 512,
+                         StepSettings(cfg.trainer, torch.device("cpu")))
     result = train(cfg, run_dir=tmp_path / "run")
     assert result["test/mse"] < untrained["mse"] / 10, (untrained["mse"], result["test/mse"])
 

@@ -10,12 +10,13 @@ from trainctl.config.compose import GROUPS, SCHEMAS, group_options
 from trainctl.device import available_devices, select_device
 from trainctl.errors import UserError
 from trainctl.config.validate import validate
+from trainctl.config.compose import compose
 
-from conftest import NO_SYSTEM_DATA, compose_cfg
+from conftest import NO_SYSTEM_DATA
 
 
 def test_defaults_match_the_contract():
-    cfg = compose_cfg()
+    cfg = compose()
     assert [cfg[g].name for g in GROUPS] == ["cnn", "fashionmnist", "adam", "none", "cross_entropy", "auto"]
     assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.seed, cfg.objective) == (5, 64, 0, "val/acc")
     assert cfg.dataset.val_fraction == pytest.approx(1 / 12)
@@ -46,7 +47,7 @@ def test_every_option_composes_and_builds(group, name, fake_fashion, fake_cifar,
     if not generated and not any(o.startswith("dataset.root=") for o in overrides):
         overrides += [f"dataset.root={fake_fashion}", NO_SYSTEM_DATA]
     overrides = [o.replace("CIFAR", str(fake_cifar)).replace("IMAGES", str(fake_images)) for o in overrides]
-    cfg = compose_cfg(overrides)
+    cfg = compose(overrides)
     assert cfg[group].name == name
     validate(cfg)
     if group == "device":
@@ -83,7 +84,7 @@ def test_every_option_composes_and_builds(group, name, fake_fashion, fake_cifar,
 )
 def test_unknown_keys_and_wrong_types_fail_at_compose_time(override, message):
     with pytest.raises(ConfigCompositionException) as err:
-        compose_cfg([override])
+        compose([override])
     assert message in f"{err.value} {err.value.__cause__}"
 
 
@@ -103,28 +104,28 @@ def test_unknown_keys_and_wrong_types_fail_at_compose_time(override, message):
 )
 def test_out_of_range_values_are_rejected_by_key(override, message):
     with pytest.raises(UserError, match=message):
-        validate(compose_cfg([override]))
+        validate(compose([override]))
 
 
 def test_all_problems_are_reported_at_once():
     with pytest.raises(UserError) as err:
-        validate(compose_cfg(["optimizer.lr=-1", "trainer.batch_size=0"]))
+        validate(compose(["optimizer.lr=-1", "trainer.batch_size=0"]))
     assert "optimizer.lr" in str(err.value) and "trainer.batch_size" in str(err.value)
 
 
 def test_checkpoint_monitor_defaults_to_the_objective():
-    assert compose_cfg(["objective=val/loss"]).checkpoint.monitor is None  # the loop uses the objective
-    assert compose_cfg(["objective=[val/acc,val/loss]"]).objective == ["val/acc", "val/loss"]
+    assert compose(["objective=val/loss"]).checkpoint.monitor is None  # the loop uses the objective
+    assert compose(["objective=[val/acc,val/loss]"]).objective == ["val/acc", "val/loss"]
 
 
 def test_smoke_experiment_is_offline_and_small():
-    cfg = compose_cfg(["experiment=smoke"])
+    cfg = compose(["experiment=smoke"])
     assert cfg.dataset.name == "blobs" and cfg.device.name == "cpu" and cfg.trainer.epochs <= 2
     assert OmegaConf.select(cfg, "dataset.root") is None  # generated: no files needed
 
 
 def test_ranges_are_checked_on_copies_that_lost_the_root_schema():
-    cfg = compose_cfg(["trainer.batch_size=0"])
+    cfg = compose(["trainer.batch_size=0"])
     copy = OmegaConf.masked_copy(cfg, list(cfg.keys()))  # what Hydra's callbacks hand to the preflight
     with pytest.raises(UserError, match="trainer.batch_size=0 is out of range"):
         validate(copy)

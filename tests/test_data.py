@@ -5,7 +5,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from trainctl.data.catalog import build_dataset, check_available, locate_files
+from trainctl.data.catalog import build_dataset
+from trainctl.data.locate import check_available, locate_files
 from trainctl.data.splits import epoch_order
 from trainctl.errors import UserError
 

@@ -9,14 +9,16 @@ from omegaconf import OmegaConf
 from trainctl.data.cifar import read_cifar_batch
 from trainctl.data.catalog import build_dataset
 from trainctl.data.imagefolder import StreamSplit
-from trainctl.data.splits import Split, random_crop, random_hflip
+from trainctl.data.splits import Split
+from trainctl.data.transforms import random_crop, random_hflip
 from trainctl.errors import UserError
+from trainctl.config.compose import compose
 
-from conftest import compose_cfg, make_cifar_dataset
+from conftest import make_cifar_dataset
 
 
 def test_cifar_reader_on_generated_batches(fake_cifar):
-    data = build_dataset(compose_cfg(["dataset=cifar10", f"dataset.root={fake_cifar}"]).dataset, seed=0)
+    data = build_dataset(compose(["dataset=cifar10", f"dataset.root={fake_cifar}"]).dataset, seed=0)
     assert data.spec.input_shape == (3, 32, 32) and data.spec.num_classes == 10
     assert data.spec.class_names[0] == "airplane"
     assert (len(data.train), len(data.val), len(data.test)) == (180, 20, 40)  # 5 x 40 train, 10% held out
@@ -29,7 +31,7 @@ def test_cifar_reader_on_generated_batches(fake_cifar):
 
 def test_cifar_found_flat_in_root(tmp_path):
     make_cifar_dataset(tmp_path / "flat")
-    data = build_dataset(compose_cfg(["dataset=cifar10", f"dataset.root={tmp_path / 'flat'}"]).dataset, seed=0)
+    data = build_dataset(compose(["dataset=cifar10", f"dataset.root={tmp_path / 'flat'}"]).dataset, seed=0)
     assert len(data.test) == 40
 
 
@@ -45,16 +47,16 @@ def test_cifar_reader_refuses_code_in_pickles(tmp_path):
 
 
 def test_cifar_missing_names_the_layout(tmp_path):
-    from trainctl.data.catalog import check_available
+    from trainctl.data.locate import check_available
 
     with pytest.raises(UserError, match=r"(?s)cifar-10-batches-py.*dataset.download=true"):
-        check_available(compose_cfg(["dataset=cifar10", f"dataset.root={tmp_path}"]).dataset)
+        check_available(compose(["dataset=cifar10", f"dataset.root={tmp_path}"]).dataset)
 
 
 @pytest.mark.parametrize("in_memory", ["true", "false"])
 def test_imagefolder_in_memory_and_streamed_give_the_same_batches(fake_images, in_memory):
-    cfg = compose_cfg(["dataset=imagefolder", f"dataset.root={fake_images}", f"dataset.in_memory={in_memory}",
-                       "dataset.image_size=[16,16]", "dataset.num_workers=0", "dataset.hflip=false"]).dataset
+    cfg = compose(["dataset=imagefolder", f"dataset.root={fake_images}", f"dataset.in_memory={in_memory}",
+                   "dataset.image_size=[16,16]", "dataset.num_workers=0", "dataset.hflip=false"]).dataset
     data = build_dataset(cfg, seed=0)
     assert isinstance(data.train, Split if in_memory == "true" else StreamSplit)
     assert data.spec.class_names == ("circle", "square", "stripe") and data.spec.input_shape == (3, 16, 16)
@@ -69,19 +71,19 @@ def test_imagefolder_in_memory_and_streamed_give_the_same_batches(fake_images, i
 
 
 def test_imagefolder_streams_when_too_big(fake_images):
-    cfg = compose_cfg(["dataset=imagefolder", f"dataset.root={fake_images}", "dataset.memory_limit_mb=1",
-                       "dataset.image_size=[400,400]", "dataset.num_workers=0"]).dataset
+    cfg = compose(["dataset=imagefolder", f"dataset.root={fake_images}", "dataset.memory_limit_mb=1",
+                   "dataset.image_size=[400,400]", "dataset.num_workers=0"]).dataset
     assert isinstance(build_dataset(cfg, seed=0).train, StreamSplit)
 
 
 def test_imagefolder_without_test_folder(tmp_path):
     (tmp_path / "train" / "a").mkdir(parents=True)
     with pytest.raises(UserError, match="has no test/ folder"):
-        build_dataset(compose_cfg(["dataset=imagefolder", f"dataset.root={tmp_path}"]).dataset, seed=0)
+        build_dataset(compose(["dataset=imagefolder", f"dataset.root={tmp_path}"]).dataset, seed=0)
 
 
 def test_sine_is_a_regression_task():
-    data = build_dataset(compose_cfg(["dataset=sine"]).dataset, seed=0)
+    data = build_dataset(compose(["dataset=sine"]).dataset, seed=0)
     assert data.spec.task == "regression" and data.spec.target_shape == (50, 1)
     assert torch.allclose(data.train.x ** 2 + data.train.y ** 2, torch.ones(1), atol=1e-5)  # sin² + cos² = 1
 
@@ -108,7 +110,7 @@ def test_random_hflip_flips_some_images_whole():
 
 
 def test_augmentation_is_seeded_per_epoch(fake_cifar):
-    data = build_dataset(compose_cfg(["dataset=cifar10", f"dataset.root={fake_cifar}"]).dataset, seed=0)
+    data = build_dataset(compose(["dataset=cifar10", f"dataset.root={fake_cifar}"]).dataset, seed=0)
     first = next(data.train.shuffled(8, data.train_transform, seed=0, epoch=0))[0]
     again = next(data.train.shuffled(8, data.train_transform, seed=0, epoch=0))[0]
     other = next(data.train.shuffled(8, data.train_transform, seed=0, epoch=1))[0]

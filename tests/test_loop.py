@@ -5,15 +5,17 @@ import json
 import torch
 
 from trainctl.engine.checkpoint import load_checkpoint
-from trainctl.engine.fit import EpochEnd, StopTraining, train
+from trainctl.api import train
+from trainctl.engine.events import Callback, EpochEnd, StopTraining
+from trainctl.config.compose import compose
 
-from conftest import NO_SYSTEM_DATA, compose_cfg
+from conftest import NO_SYSTEM_DATA
 
 BLOBS = ["model=mlp", "dataset=blobs", "device=cpu", "trainer.progress=false", "optimizer.lr=0.01"]
 
 
 def test_blobs_reach_high_accuracy(tmp_path):
-    result = train(compose_cfg([*BLOBS, "trainer.epochs=3"]), run_dir=tmp_path / "run")
+    result = train(compose([*BLOBS, "trainer.epochs=3"]), run_dir=tmp_path / "run")
     assert result["test/acc"] >= 0.97
     assert result["val/acc"] >= 0.97
     assert result["history"][-1]["train/loss"] < result["history"][0]["train/loss"]
@@ -21,7 +23,7 @@ def test_blobs_reach_high_accuracy(tmp_path):
 
 def test_outputs_and_checkpoint_format(tmp_path):
     run = tmp_path / "run"
-    result = train(compose_cfg([*BLOBS, "trainer.epochs=2"]), run_dir=run)
+    result = train(compose([*BLOBS, "trainer.epochs=2"]), run_dir=run)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics == result  # JSON round-trips floats exactly
     for key in ("val/acc", "val/loss", "test/acc", "test/loss", "epochs", "best_epoch",
@@ -44,27 +46,28 @@ def test_same_seed_gives_bit_identical_weights(tmp_path, fake_fashion):
                  "trainer.epochs=2", "trainer.progress=false", "trainer.batch_size=32"]
     weights = []
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        train(compose_cfg([*overrides, f"seed={seed}"]), run_dir=tmp_path / name)
+        train(compose([*overrides, f"seed={seed}"]), run_dir=tmp_path / name)
         weights.append(load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")["model"])
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
 
 
-def test_hooks_see_each_epoch_and_can_stop_training(tmp_path):
+def test_callbacks_see_each_epoch_and_can_stop_training(tmp_path):
     seen = []
 
-    def stop_after_two(end: EpochEnd) -> None:
-        seen.append((end.epoch, end.metrics["val/acc"]))
-        if end.epoch == 2:
-            raise StopTraining("enough")
+    class StopAfterTwo(Callback):
+        def on_epoch_end(self, trainer, end: EpochEnd) -> None:
+            seen.append((end.epoch, end.metrics["val/acc"]))
+            if end.epoch == 2:
+                raise StopTraining("enough")
 
-    result = train(compose_cfg([*BLOBS, "trainer.epochs=5"]), run_dir=tmp_path / "run", hooks=[stop_after_two])
+    result = train(compose([*BLOBS, "trainer.epochs=5"]), run_dir=tmp_path / "run", callbacks=[StopAfterTwo()])
     assert [e for e, _ in seen] == [1, 2]
     assert result["epochs"] == 2 and "test/acc" in result
 
 
 def test_best_checkpoint_follows_the_monitored_metric(tmp_path):
-    result = train(compose_cfg([*BLOBS, "trainer.epochs=3", "objective=val/loss"]), run_dir=tmp_path / "run")
+    result = train(compose([*BLOBS, "trainer.epochs=3", "objective=val/loss"]), run_dir=tmp_path / "run")
     losses = [h["val/loss"] for h in result["history"]]
     assert result["best_epoch"] == losses.index(min(losses)) + 1
     assert result["objective_value"] == min(losses)
@@ -75,7 +78,7 @@ def test_best_checkpoint_follows_the_monitored_metric(tmp_path):
 def test_tensorboard_has_per_epoch_scalars_and_the_config(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    train(compose_cfg([*BLOBS, "trainer.epochs=3"]), run_dir=tmp_path / "run")
+    train(compose([*BLOBS, "trainer.epochs=3"]), run_dir=tmp_path / "run")
     events = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0, "scalars": 0})
     events.Reload()
     scalars = events.Tags()["scalars"]

@@ -7,8 +7,9 @@ from torch.nn import functional as F
 from trainctl.components.losses import build_loss
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
+from trainctl.config.compose import compose
 
-from conftest import compose_cfg
+
 
 SPEC = DataSpec((1, 28, 28), 10)
 torch.manual_seed(0)
@@ -17,7 +18,7 @@ LABELS = torch.randint(0, 10, (32,))
 
 
 def loss(*overrides):
-    return build_loss(compose_cfg(list(overrides)).loss, SPEC)
+    return build_loss(compose(list(overrides)).loss, SPEC)
 
 
 def test_focal_with_gamma_zero_is_cross_entropy():
@@ -62,4 +63,4 @@ def test_regression_losses_on_real_targets(name):
 
 def test_class_losses_refuse_regression():
     with pytest.raises(UserError, match="loss 'focal' needs class labels"):
-        build_loss(compose_cfg(["loss=focal"]).loss, DataSpec((50, 1), 0, "regression", (), (50, 1)))
+        build_loss(compose(["loss=focal"]).loss, DataSpec((50, 1), 0, "regression", (), (50, 1)))

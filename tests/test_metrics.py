@@ -2,7 +2,8 @@
 
 import torch
 
-from trainctl.metrics import MetricAccumulator, metric_names
+from trainctl.engine.accumulator import MetricAccumulator
+from trainctl.metrics import metric_names
 
 
 def test_classification_metrics():

@@ -7,8 +7,9 @@ from omegaconf import OmegaConf
 from trainctl.components.models import build_model
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
+from trainctl.config.compose import compose
 
-from conftest import compose_cfg
+
 
 IMAGES = [DataSpec((1, 28, 28), 10), DataSpec((3, 32, 32), 10)]
 
@@ -21,18 +22,18 @@ IMAGES = [DataSpec((1, 28, 28), 10), DataSpec((3, 32, 32), 10)]
     ["model=mlp"], ["model=lstm"], ["model=gru", "model.bidirectional=true"],
 ], ids=lambda o: " ".join(o))
 def test_image_models_give_one_logit_per_class(spec, overrides):
-    model = build_model(compose_cfg(overrides).model, spec)
+    model = build_model(compose(overrides).model, spec)
     assert model(torch.zeros(2, *spec.input_shape)).shape == (2, 10)
 
 
 def test_torchvision_model_takes_grey_images():
-    cfg = compose_cfg(["model=torchvision", "model.arch=mobilenet_v3_small"]).model
+    cfg = compose(["model=torchvision", "model.arch=mobilenet_v3_small"]).model
     model = build_model(cfg, DataSpec((1, 32, 32), 7))
     assert model.eval()(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
 
 
 def test_unknown_torchvision_arch_suggests_a_name():
-    cfg = compose_cfg(["model=torchvision", "model.arch=resnet19"]).model
+    cfg = compose(["model=torchvision", "model.arch=resnet19"]).model
     with pytest.raises(UserError, match="unknown torchvision model 'resnet19'; did you mean 'resnet18'"):
         build_model(cfg, DataSpec((3, 32, 32), 10))
 
@@ -45,13 +46,13 @@ def test_pretrained_weights_that_cannot_be_fetched_give_a_clear_error(monkeypatc
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(api.WeightsEnum, "get_state_dict", offline)
-    cfg = compose_cfg(["model=resnet", "model.weights=DEFAULT"]).model
+    cfg = compose(["model=resnet", "model.weights=DEFAULT"]).model
     with pytest.raises(UserError, match=r"cannot load pretrained weights 'DEFAULT' for resnet18: .*unreachable"):
         build_model(cfg, DataSpec((3, 32, 32), 10))
 
 
 def test_vgg_rejects_too_many_pools():
-    cfg = compose_cfg(["model=vgg", "model.layers=[8,M,M,M,M,M,M]"]).model
+    cfg = compose(["model=vgg", "model.layers=[8,M,M,M,M,M,M]"]).model
     with pytest.raises(UserError, match="more 'M' pools than a 28px image allows"):
         build_model(cfg, DataSpec((1, 28, 28), 10))
 
@@ -59,18 +60,18 @@ def test_vgg_rejects_too_many_pools():
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_sequence_models_regress_every_time_step(kind):
     spec = DataSpec((50, 1), 0, "regression", (), (50, 1))
-    model = build_model(compose_cfg([f"model={kind}", "model.num_layers=2", "model.dropout=0.1"]).model, spec)
+    model = build_model(compose([f"model={kind}", "model.num_layers=2", "model.dropout=0.1"]).model, spec)
     assert model(torch.zeros(3, 50, 1)).shape == (3, 50, 1)
 
 
 def test_mlp_regresses_the_target_shape():
     spec = DataSpec((50, 1), 0, "regression", (), (50, 1))
-    assert build_model(compose_cfg(["model=mlp"]).model, spec)(torch.zeros(3, 50, 1)).shape == (3, 50, 1)
+    assert build_model(compose(["model=mlp"]).model, spec)(torch.zeros(3, 50, 1)).shape == (3, 50, 1)
 
 
 def test_mlp_options_change_the_network():
-    cfg = compose_cfg(["model=mlp", "model.hidden=[64,32]", "model.activation=gelu", "model.dropout=0.2",
-                       "model.batch_norm=true"]).model
+    cfg = compose(["model=mlp", "model.hidden=[64,32]", "model.activation=gelu", "model.dropout=0.2",
+                   "model.batch_norm=true"]).model
     names = [type(m).__name__ for m in build_model(cfg, DataSpec((1, 28, 28), 10))]
     assert names == ["Flatten", "Linear", "BatchNorm1d", "GELU", "Dropout", "Linear", "BatchNorm1d", "GELU",
                      "Dropout", "Linear"]

@@ -9,13 +9,14 @@ from trainctl.components.optimizers import build_optimizer
 from trainctl.components.schedulers import build_scheduler
 from trainctl.errors import UserError
 from trainctl.components.formula import compile_formula
+from trainctl.config.compose import compose
 
-from conftest import compose_cfg
+
 
 
 def lrs(overrides, epochs=4, steps=5):
     """The lr used at every optimizer step of a run."""
-    cfg = compose_cfg(["optimizer=sgd", "optimizer.lr=1.0", *overrides])
+    cfg = compose(["optimizer=sgd", "optimizer.lr=1.0", *overrides])
     model = nn.Linear(2, 2)
     optimizer = build_optimizer(cfg.optimizer, model)
     schedule = build_scheduler(cfg.scheduler, optimizer, epochs, steps)
@@ -81,12 +82,12 @@ def test_formula_errors_surface_at_build_time():
 
 def test_no_decay_on_biases_and_norms():
     model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
-    cfg = compose_cfg(["optimizer=adamw", "optimizer.weight_decay=0.1", "optimizer.no_decay_bias_norm=true"])
+    cfg = compose(["optimizer=adamw", "optimizer.weight_decay=0.1", "optimizer.no_decay_bias_norm=true"])
     groups = build_optimizer(cfg.optimizer, model).param_groups
     assert [len(g["params"]) for g in groups] == [2, 4] and groups[1]["weight_decay"] == 0.0
     assert groups[0]["weight_decay"] == 0.1
     assert all(p.dim() == 2 for p in groups[0]["params"])
-    one = build_optimizer(compose_cfg(["optimizer=adamw"]).optimizer, model).param_groups
+    one = build_optimizer(compose(["optimizer=adamw"]).optimizer, model).param_groups
     assert len(one) == 1 and len(one[0]["params"]) == 6
 
 

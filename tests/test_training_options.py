@@ -6,16 +6,17 @@ import pytest
 import torch
 
 from trainctl.engine.checkpoint import load_checkpoint
-from trainctl.engine.fit import train
+from trainctl.api import train
+from trainctl.config.compose import compose
 
-from conftest import NO_SYSTEM_DATA, compose_cfg
+from conftest import NO_SYSTEM_DATA
 
 BLOBS = ["model=mlp", "model.hidden=[16]", "dataset=blobs", "dataset.n_train=640", "device=cpu",
          "trainer.progress=false"]
 
 
 def run(tmp_path, name, *overrides):
-    result = train(compose_cfg([*BLOBS, *overrides]), run_dir=tmp_path / name)
+    result = train(compose([*BLOBS, *overrides]), run_dir=tmp_path / name)
     return result, load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")
 
 
@@ -34,7 +35,7 @@ def test_gradient_accumulation_equals_the_larger_batch(tmp_path):
 def test_gradient_clipping_bounds_the_update(tmp_path, algorithm):
     sgd = ["optimizer=sgd", "optimizer.momentum=0", "optimizer.lr=1.0", "trainer.epochs=1",
            "trainer.max_steps_per_epoch=1", "trainer.batch_size=64"]
-    start = compose_cfg([*BLOBS, *sgd])
+    start = compose([*BLOBS, *sgd])
     torch.manual_seed(start.seed)
     from trainctl.components import build_dataset, build_model
 
@@ -71,8 +72,8 @@ def test_ema_weights_are_evaluated(tmp_path):
 
 
 def test_channels_last_trains_an_image_model(tmp_path, fake_fashion):
-    cfg = compose_cfg(["model=cnn", f"dataset.root={fake_fashion}", NO_SYSTEM_DATA, "device=cpu",
-                       "trainer.epochs=1", "trainer.channels_last=true", "trainer.progress=false"])
+    cfg = compose(["model=cnn", f"dataset.root={fake_fashion}", NO_SYSTEM_DATA, "device=cpu",
+                   "trainer.epochs=1", "trainer.channels_last=true", "trainer.progress=false"])
     assert train(cfg, run_dir=tmp_path / "cl")["epochs"] == 1
 
 
@@ -91,7 +92,7 @@ def test_deterministic_mode_is_reproducible_and_restored(tmp_path):
 
 
 def test_k_fold_cross_validation(tmp_path):
-    result = train(compose_cfg([*BLOBS, "trainer.epochs=1", "cv.folds=3", "optimizer.lr=0.01"]),
+    result = train(compose([*BLOBS, "trainer.epochs=1", "cv.folds=3", "optimizer.lr=0.01"]),
                    run_dir=tmp_path / "cv")
     summary = json.loads((tmp_path / "cv" / "metrics.json").read_text())
     assert summary == result and summary["folds"] == 3

@@ -5,12 +5,11 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from omegaconf import OmegaConf
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trainctl.config.compose import config_dir
+from trainctl.config.compose import group_options, option_defaults
 
 PACKAGES = ("torch", "torchvision", "hydra-core", "omegaconf", "optuna", "tensorboard", "rich")
 
@@ -27,8 +26,7 @@ def run_doctor(args: list[str]) -> int:
         print("usage: trainctl doctor\n\nPrints versions, devices and offline dataset availability.")
         return 0
     from trainctl import __version__
-    from trainctl.components import REGISTRIES
-    from trainctl.data.catalog import availability
+    from trainctl.data.locate import availability
     from trainctl.device import auto_device, describe_devices
 
     console = Console()
@@ -47,8 +45,7 @@ def run_doctor(args: list[str]) -> int:
     datasets = Table(title="datasets (offline, with the default dataset.root and system_dirs)", title_justify="left")
     datasets.add_column("dataset", style="bold cyan")
     datasets.add_column("status")
-    for entry in REGISTRIES["dataset"]:
-        cfg = OmegaConf.load(config_dir() / "dataset" / f"{entry.name}.yaml")
-        datasets.add_row(entry.name, escape(availability(cfg)))
+    for name in group_options("dataset"):
+        datasets.add_row(name, escape(availability(option_defaults("dataset", name))))
     console.print(datasets)
     return 0

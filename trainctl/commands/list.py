@@ -1,4 +1,8 @@
-"""`trainctl list [GROUP]`: every registered component with a one-line description and its main parameters."""
+"""`trainctl list [GROUP]`: every option of every config group, with its description and its defaults.
+
+Read from the config tree (each option's YAML opens with its description) and the typed schemas, so listing
+needs no torch; options that installed plugins add come from the ConfigStore and their registry entries.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +11,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from trainctl.config.compose import GROUPS, config_dir
+from trainctl.config.compose import GROUPS, group_options, option_defaults, option_description
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
 
-DEVICE_HELP = {
-    "auto": "The best device present: cuda > mps > cpu.",
-    "cpu": "The CPU (always present).",
-    "cuda": "An NVIDIA GPU through CUDA.",
-    "mps": "An Apple-silicon GPU through Metal.",
-}
-
-
-def _params(group: str, name: str, config: object = None) -> str:
-    """`key=value` pairs from the option's YAML file, or a plugin's config (what a user gets by default)."""
-    path = config_dir() / group / f"{name}.yaml"
-    if path.is_file():
-        node = OmegaConf.load(path)
-    elif config is not None:
-        node = OmegaConf.structured(config)
-    else:
-        return ""
-    values = {k: v for k, v in OmegaConf.to_container(node).items() if k not in ("defaults", "name")}
-    return "  ".join(f"{k}={_override_text(v)}" for k, v in values.items())
+PRESET_GROUPS = ("experiment", "sweep")  # presets: listed by name and description, their content is a diff
 
 
 def _override_text(value: object) -> str:
@@ -43,22 +29,34 @@ def _override_text(value: object) -> str:
     return str(value)
 
 
-def rows(group: str) -> list[tuple[str, str, str]]:
-    """(name, description, parameters) for each option of a group."""
-    if group == "device":
-        return [(name, text, "") for name, text in DEVICE_HELP.items()]
+def _plugin_description(group: str, name: str) -> str:
+    """A plugin option has no YAML file: its registry entry describes it (plugins are loaded by now)."""
     from trainctl.components import REGISTRIES
 
-    return [(e.name, e.description, _params(group, e.name, e.config)) for e in REGISTRIES[group]]
+    registry = REGISTRIES.get(group)
+    return registry.entry(name).description if registry is not None and name in registry else ""
+
+
+def rows(group: str) -> list[tuple[str, str, str]]:
+    """(name, description, parameters) for each option of a group."""
+    result = []
+    for name in group_options(group):
+        description = option_description(group, name) or _plugin_description(group, name)
+        params = ""
+        if group not in PRESET_GROUPS:
+            values = OmegaConf.to_container(option_defaults(group, name))
+            params = "  ".join(f"{k}={_override_text(v)}" for k, v in values.items() if k != "name")
+        result.append((name, description, params))
+    return result
 
 
 def run_list(args: list[str]) -> int:
+    groups = [*GROUPS, *PRESET_GROUPS]
     if args and args[0] in ("-h", "--help"):
-        print("usage: trainctl list [GROUP]\n\nGROUP is one of: " + ", ".join(GROUPS))
+        print("usage: trainctl list [GROUP]\n\nGROUP is one of: " + ", ".join(groups))
         return 0
-    groups = list(GROUPS)
     if args:
-        if args[0] not in GROUPS:
+        if args[0] not in groups:
             raise UserError(f"unknown group '{args[0]}'{did_you_mean(args[0], groups)} (groups: {', '.join(groups)})")
         groups = [args[0]]
     console = Console()
@@ -66,7 +64,7 @@ def run_list(args: list[str]) -> int:
         table = Table(title=f"{group}  (choose with {group}=NAME)", title_justify="left", show_lines=False)
         table.add_column("name", style="bold cyan", no_wrap=True)
         table.add_column("description")
-        table.add_column("main parameters (override as group.key=value)", style="dim")
+        table.add_column("defaults (override as group.key=value)" if group not in PRESET_GROUPS else "", style="dim")
         for name, description, params in rows(group):
             table.add_row(escape(name), escape(description), escape(params))
         console.print(table)

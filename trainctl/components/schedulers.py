@@ -77,8 +77,8 @@ class Schedule:
 
 
 def _schedule(cfg: DictConfig, optimizer, scheduler=None, **kwargs: Any) -> Schedule:
-    return Schedule(optimizer, scheduler, warmup_steps=cfg.get("warmup_steps", 0),
-                    warmup_start_factor=cfg.get("warmup_start_factor", 1.0), **kwargs)
+    return Schedule(optimizer, scheduler, warmup_steps=cfg.warmup_steps,
+                    warmup_start_factor=cfg.warmup_start_factor, **kwargs)
 
 
 @SCHEDULERS.register("none")

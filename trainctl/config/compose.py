@@ -60,9 +60,37 @@ def compose(overrides: Iterable[str] = (), config_name: str = PRIMARY_CONFIG,
         return hydra_compose(config_name, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
+def option_file(group: str, name: str) -> Path:
+    return config_dir() / group / f"{name}.yaml"
+
+
+def option_description(group: str, name: str) -> str:
+    """The option's own description: the comment that opens its YAML file."""
+    path = option_file(group, name)
+    if not path.is_file():
+        return ""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.startswith("# @package"):
+            lines.append(line.lstrip("# ").strip())
+    return " ".join(lines)
+
+
 def option_defaults(group: str, name: str) -> DictConfig:
-    """What `group=name` gives by default: its schema merged with its YAML file (or a plugin's stored config)."""
-    return compose([f"{group}={name}"])[group]
+    """What `group=name` sets by default: its schema merged with its YAML file, or a plugin's stored config.
+
+    The same values `compose([f"{group}={name}"])[group]` gives (a test holds them equal) in a millisecond
+    instead of Hydra's ~0.15 s per option, so `trainctl list` can show every option at once."""
+    schema = SCHEMAS.get(group, {}).get(name)
+    path = option_file(group, name)
+    if path.is_file():
+        body = OmegaConf.load(path)
+        body.pop("defaults", None)
+        return OmegaConf.merge(OmegaConf.structured(schema), body) if schema is not None else body
+    stored = ConfigStore.instance().load(f"{group}/{name}.yaml").node
+    return OmegaConf.merge(stored)
 
 
 def typed_config(saved: dict[str, Any]) -> DictConfig:

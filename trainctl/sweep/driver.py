@@ -27,7 +27,7 @@ from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_valu
 from trainctl.sweep.study import (fail_stale_trials, make_pruner, make_sampler, open_storage, owner, storage_spec,
                                   study_lock)
 from trainctl.sweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL_ID, forget_in_process, register_in_process
-from trainctl.config.validate import objectives
+from trainctl.metrics import objectives
 
 log = logging.getLogger("trainctl.sweep")
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own log lines say what happened, once
