@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -23,12 +25,25 @@ def component_name(cfg: DictConfig) -> str:
     return str(cfg.get("name") or cfg.get("_target_"))
 
 
+def _import_target(path: str, get_object: Any) -> Any:
+    """Import a `_target_`; a module in the working directory is found as `python -m` would find it, also
+    when trainctl runs as the `trainctl` console script (whose sys.path lacks the working directory)."""
+    try:
+        return get_object(path)
+    except ImportError:
+        cwd = os.getcwd()
+        if cwd in sys.path or "" in sys.path:
+            raise
+        sys.path.append(cwd)  # appended: the working directory never shadows an installed package
+        return get_object(path)
+
+
 def instantiate_target(cfg: DictConfig, *args: Any, **context: Any) -> Any:
     from hydra.utils import get_object
 
     path = cfg._target_
     try:
-        target = get_object(path)
+        target = _import_target(path, get_object)
     except Exception as e:
         raise UserError(f"cannot import _target_ '{path}': {e}. Check the module is on PYTHONPATH "
                         "(or installed) and the name is spelled right.") from None

@@ -88,20 +88,34 @@ def _overrides(callback: Callback, event: str) -> bool:
 
 
 class Events:
-    """Announces events to callbacks in order. A `StopTraining` raised by one callback is held until every
-    callback has seen the event, so none misses the last epoch."""
+    """Announces events to callbacks in order.
+
+    An event announced by a callback while another event is being announced (the checkpoint callback saves
+    during `validation_end`) waits until every callback has seen the first, so each callback sees events in
+    the documented order. A `StopTraining` raised by one callback is held until every callback has seen the
+    event, so none misses the last epoch."""
 
     def __init__(self, callbacks: Sequence[Callback]) -> None:
         self.callbacks = list(callbacks)
         self.step_listeners = [cb for cb in self.callbacks if _overrides(cb, "on_train_step")]
+        self._pending: list[tuple[str, Trainer, tuple[Any, ...]]] | None = None  # set while announcing
 
     def emit(self, event: str, trainer: Trainer, *args: Any) -> None:
+        if self._pending is not None:
+            self._pending.append((event, trainer, args))
+            return
+        self._pending = [(event, trainer, args)]
         stop: StopTraining | None = None
-        for callback in self.callbacks:
-            try:
-                getattr(callback, event)(trainer, *args)
-            except StopTraining as e:
-                stop = stop or e
+        try:
+            while self._pending:
+                name, t, event_args = self._pending.pop(0)
+                for callback in self.callbacks:
+                    try:
+                        getattr(callback, name)(t, *event_args)
+                    except StopTraining as e:
+                        stop = stop or e
+        finally:
+            self._pending = None
         if stop is not None:
             raise stop
 
