@@ -132,3 +132,18 @@ def test_failed_download_keeps_the_places_tried(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
     with pytest.raises(UserError, match=r"(?s)not found.*The download failed too: Network is unreachable"):
         build_dataset(fashion_cfg(tmp_path / "data", download=True), seed=0)
+
+
+def test_epoch_seeds_never_collide_across_streams_epochs_and_batches():
+    # The old mix seed*100_003 + epoch*101 + stream + 1 gave stream 2+k of epoch e the seed of stream 2+k-101
+    # of epoch e+1. Every (stream, epoch[, batch]) key must now get its own seed, for several run seeds.
+    from trainctl.data.splits import AUGMENT_STREAM, SHUFFLE_STREAM, STREAM_AUGMENT_PER_BATCH, derive_seed
+
+    keys = [(s, e) for s in (SHUFFLE_STREAM, AUGMENT_STREAM) for e in range(200)]
+    keys += [(STREAM_AUGMENT_PER_BATCH, e, b) for e in range(20) for b in range(300)]
+    for seed in (0, 1, 100_003):
+        seeds = [derive_seed(seed, *key) for key in keys]
+        assert len(set(seeds)) == len(seeds)
+        assert all(0 <= s < 2**63 for s in seeds)
+    assert derive_seed(0, 1, 5) == derive_seed(0, 1, 5)  # a pure function: resume replays the same draws
+    assert derive_seed(0, 1, 5) != derive_seed(1, 1, 5)

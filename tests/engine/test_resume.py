@@ -210,3 +210,23 @@ def test_gradient_accumulation_through_the_cli(tmp_path):
 def test_anomaly_detection_runs(tmp_path):
     proc = run_cli(["train", *RUN, "trainer.epochs=1", "trainer.detect_anomaly=true"], tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_run_written_by_release_0_1_0_resumes(tmp_path):
+    """tests/engine/fixtures/release-0.1.0-run: 1 of 2 epochs trained by trainctl 0.1.0 (the flat layout, before
+    the events and callbacks); its checkpoint and overrides must still drive a resume to the end."""
+    import shutil
+    from pathlib import Path
+
+    run = tmp_path / "runs" / "old"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "release-0.1.0-run", run)
+    before = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert before["epoch"] == 1
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert metrics["history"][0] == before["history"][0]  # the old epoch is kept as it was
+    after = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert after["step"] == before["step"] * 2  # one more epoch of the same number of steps
+    assert not same_weights(after["model"], before["model"])

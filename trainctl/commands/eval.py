@@ -37,9 +37,11 @@ def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def run_eval(args: list[str]) -> int:
-    if not args or args[0] in ("-h", "--help"):
+    if args and args[0] in ("-h", "--help"):
         print(USAGE)
         return 0
+    if not args:
+        raise UserError(f"which checkpoint? {USAGE}")
     options, overrides = _parse(args)
     from trainctl.config.compose import typed_config
     from trainctl.config.validate import validate
