@@ -14,8 +14,9 @@ from hydra.core.config_store import ConfigStore
 @dataclass
 class TrainctlOptunaSweeperConf:
     _target_: str = "hydra_plugins.trainctl_optuna.optuna_sweeper.TrainctlOptunaSweeper"
-    # maximize | minimize, or a list (one per metric of a list-valued `objective`) for multi-objective search
-    direction: Any = "maximize"
+    # maximize | minimize, or a list (one per metric of a list-valued `objective`) for multi-objective search;
+    # null: each metric's own direction (accuracies up, losses and errors down)
+    direction: Any = None
     n_trials: int = 20  # the study's total: running the same command again continues up to this number
     n_jobs: int = 1  # trials at once; > 1 needs a parallel launcher (hydra/launcher=joblib)
     sampler: str = "tpe"  # tpe | random | cmaes | grid | qmc | nsgaii

@@ -149,6 +149,16 @@ def test_dry_run_prints_the_space_and_trains_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(("objective", "directions"), [
+    ("val/acc", "['maximize']"), ("val/loss", "['minimize']"), ("[val/acc,train/loss]", "['maximize', 'minimize']"),
+])
+def test_the_direction_follows_the_objective_unless_given(tmp_path, objective, directions):
+    proc = sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", f"objective={objective}",
+                 "hydra.sweeper.dry_run=true", "hydra.sweeper.n_trials=1")
+    assert proc.returncode == 0, proc.stderr
+    assert f"directions {directions}" in " ".join(proc.stdout.split())
+
+
 def test_multi_objective(tmp_path):
     sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "objective=[val/acc,val/loss]",
           "hydra.sweeper.direction=[maximize,minimize]", "hydra.sweeper.sampler=nsgaii", "hydra.sweeper.n_trials=3",

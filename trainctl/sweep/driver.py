@@ -27,6 +27,7 @@ from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_valu
 from trainctl.sweep.study import (fail_stale_trials, make_pruner, make_sampler, open_storage, owner, storage_spec,
                                   study_lock)
 from trainctl.sweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL_ID, forget_in_process, register_in_process
+from trainctl.metrics import direction as metric_direction
 from trainctl.metrics import objectives
 
 log = logging.getLogger("trainctl.sweep")
@@ -66,7 +67,10 @@ class SweepDriver:
     def _objectives(self) -> tuple[list[str], list[str]]:
         names = objectives(self.config.objective)
         direction = self.s["direction"]
-        directions = direction if isinstance(direction, list) else [direction] * len(names)
+        if direction is None:
+            directions = [metric_direction(name) for name in names]
+        else:
+            directions = direction if isinstance(direction, list) else [direction] * len(names)
         bad = [d for d in directions if d not in ("maximize", "minimize")]
         if bad:
             raise UserError(f"hydra.sweeper.direction has {bad}: use maximize or minimize (a list for several)")
