@@ -1,4 +1,5 @@
-"""The training options: accumulation, clipping, early stopping, precision, EMA, channels-last, determinism, k-fold."""
+"""The training options: accumulation, clipping, early stopping, precision, EMA, channels-last, anomaly detection,
+determinism, k-fold."""
 
 import json
 
@@ -8,6 +9,9 @@ import torch
 from trainctl.engine.checkpoint import load_checkpoint
 from trainctl.api import train
 from trainctl.config.compose import compose
+from trainctl.data.catalog import build_dataset
+from trainctl.engine.events import Callback
+from trainctl.engine.step import NonFiniteLoss
 
 from conftest import NO_SYSTEM_DATA
 
@@ -71,10 +75,61 @@ def test_ema_weights_are_evaluated(tmp_path):
     assert result["test/acc"] > 0.9
 
 
-def test_channels_last_trains_an_image_model(tmp_path, fake_fashion):
-    cfg = compose(["model=cnn", f"dataset.root={fake_fashion}", NO_SYSTEM_DATA, "device=cpu",
-                   "trainer.epochs=1", "trainer.channels_last=true", "trainer.progress=false"])
-    assert train(cfg, run_dir=tmp_path / "cl")["epochs"] == 1
+class InputLayouts(Callback):
+    """Records, for every forward call of the model, (training?, was the input batch channels-last?), and whether
+    the first conv's weights were."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_fit_start(self, trainer):
+        conv = next(m for m in trainer.raw_model.modules() if isinstance(m, torch.nn.Conv2d))
+        self.weights_channels_last = conv.weight.is_contiguous(memory_format=torch.channels_last)
+        trainer.raw_model.register_forward_pre_hook(
+            lambda model, args: self.seen.append(
+                (model.training, args[0].is_contiguous(memory_format=torch.channels_last))))
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_channels_last_reaches_the_model_in_training_and_evaluation(tmp_path, fake_cifar, channels_last):
+    # CIFAR, not Fashion-MNIST: with one channel an NCHW batch already counts as channels-last contiguous,
+    # so the check could not tell the two layouts apart.
+    layouts = InputLayouts()
+    cfg = compose(["model=cnn", "dataset=cifar10", f"dataset.root={fake_cifar}", NO_SYSTEM_DATA, "device=cpu",
+                   "trainer.epochs=1", f"trainer.channels_last={str(channels_last).lower()}",
+                   "trainer.progress=false"])
+    assert train(cfg, run_dir=tmp_path / "cl", callbacks=[layouts])["epochs"] == 1
+    assert {training for training, _ in layouts.seen} == {True, False}  # training batches and evaluation batches
+    assert all(is_channels_last == channels_last for _, is_channels_last in layouts.seen), layouts.seen
+    assert layouts.weights_channels_last == channels_last
+
+
+class AnomalyMode(Callback):
+    """Records whether autograd anomaly detection is on while epochs train."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_start(self, trainer, epoch):
+        self.seen.append(torch.is_anomaly_enabled())
+
+
+@pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled", "ignore:Error detected in")
+@pytest.mark.parametrize(
+    ("detect", "error", "message"),
+    [
+        (False, NonFiniteLoss, "the loss is not finite"),  # caught later, by the loss check, naming no operation
+        (True, RuntimeError, r"Function '\w+Backward\d*' returned nan values"),  # torch names the backward op
+    ],
+)
+def test_anomaly_detection_names_the_operation_that_made_nan(tmp_path, detect, error, message):
+    mode = AnomalyMode()
+    cfg = compose([*BLOBS, "trainer.epochs=1", "optimizer=sgd", "optimizer.lr=1e30",  # diverges within an epoch
+                   f"trainer.detect_anomaly={str(detect).lower()}"])
+    with pytest.raises(error, match=message):
+        train(cfg, run_dir=tmp_path / "nan", callbacks=[mode])
+    assert mode.seen == [detect]
+    assert not torch.is_anomaly_enabled()  # restored after the run
 
 
 @pytest.mark.slow
@@ -91,15 +146,37 @@ def test_deterministic_mode_is_reproducible_and_restored(tmp_path):
     assert torch.are_deterministic_algorithms_enabled() == before
 
 
+class SeenSplits(Callback):
+    """Records the train and val inputs of every fit (one per fold)."""
+
+    def __init__(self):
+        self.splits = []
+
+    def on_fit_start(self, trainer):
+        self.splits.append((rows(trainer.data.train.x), rows(trainer.data.val.x)))
+
+
+def rows(x):
+    return [tuple(r) for r in x.tolist()]
+
+
 def test_k_fold_cross_validation(tmp_path):
-    result = train(compose([*BLOBS, "trainer.epochs=1", "cv.folds=3", "optimizer.lr=0.01"]),
-                   run_dir=tmp_path / "cv")
+    cfg = compose([*BLOBS, "trainer.epochs=1", "cv.folds=3", "optimizer.lr=0.01"])
+    seen = SeenSplits()
+    result = train(cfg, run_dir=tmp_path / "cv", callbacks=[seen])
     summary = json.loads((tmp_path / "cv" / "metrics.json").read_text())
     assert summary == result and summary["folds"] == 3
     folds = [json.loads((tmp_path / "cv" / f"fold_{k}" / "metrics.json").read_text()) for k in range(3)]
     accs = [f["val/acc"] for f in folds]
     assert summary["val/acc"]["mean"] == pytest.approx(sum(accs) / 3)
     assert summary["objective_value"] == summary["val/acc"]["mean"]
-    # Each fold validates on a different third of train+val (640 points: 214, 213, 213).
-    assert sorted(len(load_checkpoint(tmp_path / "cv" / f"fold_{k}" / "checkpoints" / "last.pt")["history"])
-                  for k in range(3)) == [1, 1, 1]
+    # Each fold validates on a different third of train+val (640 points: 214, 213, 213) and trains on the rest.
+    data = build_dataset(cfg.dataset, cfg.seed)
+    pool = rows(data.train.x) + rows(data.val.x)
+    assert len(pool) == len(set(pool)) == 640  # distinct points, so sets of rows stand for the samples
+    assert [len(val) for _, val in seen.splits] == [214, 213, 213]
+    for train_rows, val_rows in seen.splits:
+        assert len(train_rows) + len(val_rows) == 640
+        assert set(train_rows) | set(val_rows) == set(pool) and not set(train_rows) & set(val_rows)
+    vals = [set(val) for _, val in seen.splits]
+    assert set.union(*vals) == set(pool) and sum(map(len, vals)) == len(pool)  # disjoint parts covering the pool
