@@ -38,6 +38,24 @@ def fake_fashion(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_idx_dataset(tmp_path_factory.mktemp("fashion"))
 
 
+def install_plugin(tmp_path_factory: pytest.TempPathFactory, module: str, source: str, group: str,
+                   entry: str) -> Path:
+    """Pip-install a throwaway one-module package declaring entry point `entry` in `group` into its own
+    directory, and return that directory (put it on PYTHONPATH to enable the plugin)."""
+    src = tmp_path_factory.mktemp(f"{module}-src")
+    (src / f"{module}.py").write_text(source)
+    name = entry.split("=")[0].strip()
+    (src / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{module.replace("_", "-")}"\nversion = "0.1"\n\n'
+        f'[project.entry-points."{group}"]\n{entry}\n\n[tool.setuptools]\npy-modules = ["{module}"]\n')
+    site = tmp_path_factory.mktemp(f"{module}-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(src)], check=True, capture_output=True)
+    assert list(site.glob(f"{module}-0.1.dist-info/entry_points.txt")), f"{name} was not installed"
+    return site
+
+
 def run_cli(args: list[str], cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
     """Run `python -m trainctl ARGS` in `cwd` and capture its output."""
     full_env = {**os.environ, "COLUMNS": "200", **env}

@@ -2,13 +2,10 @@
 (`_target_`) and from an installed package (entry-point group `trainctl.callbacks`), through the real CLI."""
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
-from conftest import run_cli, run_dirs
+from conftest import install_plugin, run_cli, run_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -99,22 +96,6 @@ def test_a_callback_that_is_not_one_is_a_clear_error(tmp_path):
     assert not run_dirs(tmp_path)
 
 
-PLUGIN_PYPROJECT = '''
-[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "epoch-counter"
-version = "0.1"
-
-[project.entry-points."trainctl.callbacks"]
-epoch_counter = "epoch_counter:EpochCounter"
-
-[tool.setuptools]
-py-modules = ["epoch_counter"]
-'''
-
 PLUGIN_MODULE = '''
 from trainctl.callbacks import Callback
 
@@ -135,13 +116,8 @@ class EpochCounter(Callback):
 
 @pytest.fixture(scope="module")
 def callback_plugin(tmp_path_factory):
-    src = tmp_path_factory.mktemp("callback-plugin-src")
-    (src / "epoch_counter.py").write_text(PLUGIN_MODULE)
-    (src / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
-    site = tmp_path_factory.mktemp("callback-plugin-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(src)], check=True, capture_output=True)
-    return site
+    return install_plugin(tmp_path_factory, "epoch_counter", PLUGIN_MODULE, "trainctl.callbacks",
+                          'epoch_counter = "epoch_counter:EpochCounter"')
 
 
 def test_an_installed_callback_runs_in_every_run_and_can_be_switched_off(tmp_path, callback_plugin):

@@ -2,12 +2,11 @@
 
 import json
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from conftest import run_cli, run_dirs
+from conftest import install_plugin, run_cli, run_dirs
 
 pytestmark = pytest.mark.slow
 SMALL_RUN = ["dataset=blobs", "device=cpu", "trainer.epochs=2", "optimizer.lr=0.01", "trainer.progress=false"]
@@ -34,34 +33,11 @@ def build_mynet(cfg, spec):
                          nn.Linear(cfg.width, spec.num_classes))
 '''
 
-PLUGIN_PYPROJECT = '''
-[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "mynet-plugin"
-version = "0.1"
-
-[project.entry-points."trainctl.components"]
-mynet = "mynet_plugin"
-
-[tool.setuptools]
-py-modules = ["mynet_plugin"]
-'''
-
-
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory):
     """The throwaway plugin package, pip-installed into its own directory (put on PYTHONPATH to enable it)."""
-    src = tmp_path_factory.mktemp("plugin-src")
-    (src / "mynet_plugin.py").write_text(PLUGIN_MODULE)
-    (src / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
-    site = tmp_path_factory.mktemp("plugin-site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(src)], check=True, capture_output=True)
-    assert list(site.glob("mynet_plugin-0.1.dist-info/entry_points.txt"))
-    return site
+    return install_plugin(tmp_path_factory, "mynet_plugin", PLUGIN_MODULE, "trainctl.components",
+                          'mynet = "mynet_plugin"')
 
 
 def test_plugin_name_is_listed_and_trains(tmp_path, plugin_site):

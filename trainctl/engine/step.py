@@ -36,8 +36,8 @@ class NonFiniteLoss(Exception):
         kept = ("checkpoints/last.pt holds the last good state" if saved
                 else "no checkpoint had been saved yet")
         super().__init__(
-            f"the loss is not finite (NaN or inf) at epoch {epoch}, batch {batch} of the epoch (around optimizer "
-            f"step {step}). The run stopped; {kept}. Lower optimizer.lr, set trainer.gradient_clip_val, or find "
+            f"the loss is not finite (NaN or inf) at epoch {epoch}, batch {batch} of the epoch (optimizer step "
+            f"{step}). The run stopped; {kept}. Lower optimizer.lr, set trainer.gradient_clip_val, or find "
             "the first bad operation with trainer.detect_anomaly=true."
         )
 
@@ -158,6 +158,7 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     if t.state.partial is not None:
         acc.load_state(t.state.partial)
     first_bad = torch.full((), -1, dtype=torch.long, device=t.device)
+    step_at_epoch_start = t.state.step - start // accum
     seen_before, clock = acc.n, time.perf_counter()
     logged = [acc.n, 0.0]  # samples and summed loss at the previous log point
     batch = start
@@ -165,7 +166,8 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     def check_finite() -> None:
         bad = int(first_bad)  # a host sync: only at log points, checkpoints and epoch ends
         if bad >= 0:
-            raise NonFiniteLoss(epoch + 1, bad + 1, t.state.step, saved=t.checkpoints.path("last").is_file())
+            raise NonFiniteLoss(epoch + 1, bad + 1, step_at_epoch_start + bad // accum + 1,
+                                saved=t.checkpoints.path("last").is_file())
 
     def sync_progress() -> None:
         check_finite()  # never record (and so never save) a state that has seen a non-finite loss
