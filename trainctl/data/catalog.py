@@ -32,4 +32,13 @@ def transforms_from(cfg: DictConfig) -> tuple[Transform, Transform]:
 
 
 def build_dataset(cfg: DictConfig, seed: int) -> DataBundle:
-    return load_builtin_datasets().get(cfg.name)(cfg, seed)
+    """Build the dataset `cfg` names; an allocation that fails becomes a UserError naming the key to lower."""
+    from trainctl.data.memory import is_out_of_memory, out_of_memory_error
+
+    builder = load_builtin_datasets().get(cfg.name)
+    try:
+        return builder(cfg, seed)
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        raise out_of_memory_error(cfg, e) from None

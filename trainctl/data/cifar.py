@@ -14,8 +14,8 @@ import torch
 from omegaconf import DictConfig
 
 from trainctl.data.catalog import DATASETS, transforms_from
-from trainctl.data.locate import find_or_download
-from trainctl.data.splits import DataBundle, DataSpec, Split, split_off_validation
+from trainctl.data.locate import find_or_download, unreadable_file_error
+from trainctl.data.splits import DataBundle, DataSpec, Split, check_labels, split_off_validation
 from trainctl.errors import UserError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -39,12 +39,19 @@ def read_cifar_batch(path: Path) -> Split:
             batch = ArrayOnlyUnpickler(f, encoding="bytes").load()
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = batch[b"labels"]
+    except PermissionError:
+        raise unreadable_file_error(path) from None
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, OSError) as e:
         raise UserError(f"{path} is not a CIFAR-10 batch ({e}). Delete it and fetch the dataset again.") from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != data.shape[0]:
         raise UserError(f"{path} holds data of shape {data.shape} and {len(labels)} labels, "
                         "not N x 3072 with one label each: fetch the dataset again.")
-    return Split(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), torch.tensor(labels, dtype=torch.long))
+    try:
+        label_tensor = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise UserError(f"{path} holds labels that are not a list of numbers ({e}): fetch the dataset again.") from None
+    check_labels(path, label_tensor, len(CIFAR10_CLASSES), "cifar10")
+    return Split(torch.from_numpy(data.reshape(-1, 3, 32, 32).copy()), label_tensor.long())
 
 
 @DATASETS.register("cifar10")

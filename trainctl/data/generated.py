@@ -6,6 +6,7 @@ import torch
 from omegaconf import DictConfig
 
 from trainctl.data.catalog import DATASETS
+from trainctl.data.memory import check_generated_fits
 from trainctl.data.splits import DataBundle, DataSpec, Split, split_off_validation
 
 
@@ -19,6 +20,7 @@ def _blobs(n: int, std: float, generator: torch.Generator) -> Split:
 @DATASETS.register("blobs")
 def build_blobs(cfg: DictConfig, seed: int) -> DataBundle:
     """Two Gaussian clusters at (2, 2) and (-2, -2): generated from the seed, offline, instant."""
+    check_generated_fits(cfg)
     generator = torch.Generator().manual_seed(seed)
     train, val = split_off_validation(_blobs(cfg.n_train, cfg.std, generator), cfg.val_fraction, seed)
     test = _blobs(cfg.n_test, cfg.std, generator)
@@ -35,6 +37,7 @@ def _sine(n: int, length: int, generator: torch.Generator) -> Split:
 @DATASETS.register("sine")
 def build_sine(cfg: DictConfig, seed: int) -> DataBundle:
     """Regression: sequences of sin(t) as input and cos(t) as target, at random phases and frequencies."""
+    check_generated_fits(cfg)
     generator = torch.Generator().manual_seed(seed)
     train, val = split_off_validation(_sine(cfg.n_train, cfg.length, generator), cfg.val_fraction, seed)
     test = _sine(cfg.n_test, cfg.length, generator)

@@ -16,8 +16,8 @@ import torch
 from omegaconf import DictConfig
 
 from trainctl.data.catalog import DATASETS, transforms_from
-from trainctl.data.locate import find_or_download
-from trainctl.data.splits import DataBundle, DataSpec, Split, split_off_validation
+from trainctl.data.locate import find_or_download, unreadable_file_error
+from trainctl.data.splits import DataBundle, DataSpec, Split, check_labels, split_off_validation
 from trainctl.errors import UserError
 
 # IDX type code → numpy dtype (big-endian as stored on disk).
@@ -30,6 +30,8 @@ def _read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
+    except PermissionError:
+        raise unreadable_file_error(path) from None
     except (OSError, EOFError, zlib.error) as e:
         raise UserError(f"cannot read {path}: {e}. Delete the file and fetch it again.") from None
 
@@ -95,11 +97,11 @@ def _idx_bundle(cfg: DictConfig, seed: int, class_names: tuple[str, ...]) -> Dat
                 f"{files[f'{split}_images']} and {files[f'{split}_labels']} do not match "
                 f"(images {tuple(images.shape)}, labels {tuple(labels.shape)}): fetch the dataset again."
             )
+        check_labels(files[f"{split}_labels"], labels, len(class_names), cfg.name)
     full_train = Split(tensors["train_images"].unsqueeze(1), tensors["train_labels"].long())
     train, val = split_off_validation(full_train, cfg.val_fraction, seed)
     test = Split(tensors["test_images"].unsqueeze(1), tensors["test_labels"].long())
-    num_classes = max(len(class_names), int(full_train.y.max()) + 1)
-    spec = DataSpec(tuple(full_train.x.shape[1:]), num_classes, "classification", class_names[:num_classes])
+    spec = DataSpec(tuple(full_train.x.shape[1:]), len(class_names), "classification", class_names)
     return DataBundle(train, val, test, spec, *transforms_from(cfg))
 
 

@@ -7,6 +7,7 @@ reused), then `dataset.system_dirs` (Debian's `dataset-fashion-mnist` package in
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,16 +33,33 @@ class FileSource:
     files: dict[str, str]
     subdirs: tuple[str, ...]  # e.g. torchvision's `<root>/FashionMNIST/raw/`, so its downloads are reused
     torchvision_name: str
-    install_hint: str
+    get_hint: str  # how to get the files, besides torchvision's download; `{root}` is replaced by dataset.root
 
 
+# Debian packages Fashion-MNIST (`dataset-fashion-mnist`) but not MNIST (`apt-cache search mnist` lists only
+# the former), so MNIST's files come from torchvision's download or from a mirror of the original IDX files.
 FILE_SOURCES = {
     "fashionmnist": FileSource(IDX_FILES, ("FashionMNIST/raw",), "FashionMNIST",
                                "install Debian's package (apt-get install dataset-fashion-mnist)"),
-    "mnist": FileSource(IDX_FILES, ("MNIST/raw",), "MNIST", "install Debian's package (apt-get install dataset-mnist)"),
+    "mnist": FileSource(IDX_FILES, ("MNIST/raw",), "MNIST",
+                        "download the four IDX .gz files from a mirror of http://yann.lecun.com/exdb/mnist/ "
+                        "(e.g. https://ossci-datasets.s3.amazonaws.com/mnist/) into {root}"),
     "cifar10": FileSource(CIFAR_FILES, ("cifar-10-batches-py",), "CIFAR10",
                           "unpack cifar-10-python.tar.gz there (it holds cifar-10-batches-py/)"),
 }
+
+
+def unreadable_folder_error(folder: Path, key: str, culprit: Path | None = None) -> UserError:
+    """The message for a data folder that exists but may not be read (permissions on it or on `culprit`, a
+    folder on the way to it)."""
+    culprit = culprit or folder
+    chmod = f"chmod -R a+rX {folder}" if culprit == folder else f"chmod a+rX {culprit}"
+    return UserError(f"{key} folder {folder} cannot be read: permission denied on {culprit}. "
+                     f"Fix: make it readable ({chmod}) or point {key} at a folder you can read.")
+
+
+def unreadable_file_error(path: Path) -> UserError:
+    return UserError(f"cannot read {path}: permission denied. Fix: make it readable (chmod a+r {path}).")
 
 
 def _find_file(folder: Path, stem: str) -> Path | None:
@@ -58,14 +76,36 @@ def candidate_dirs(cfg: DictConfig) -> list[Path]:
     return [root, *subdirs, *(Path(d) for d in cfg.system_dirs)]
 
 
+def _key_of(folder: Path, cfg: DictConfig) -> str:
+    return "dataset.system_dirs" if str(folder) in [str(Path(d)) for d in cfg.system_dirs] else "dataset.root"
+
+
 def locate_files(cfg: DictConfig) -> dict[str, Path] | None:
-    """The first folder holding all of a dataset's files, as a map of role → path; None when none does."""
+    """The first folder holding all of a dataset's files, as a map of role → path; None when none does.
+
+    A folder that exists but cannot be searched (permissions) is an error, not a miss: it may hold the files,
+    and skipping it would silently read another copy (or report the data missing while it is right there)."""
     for folder in candidate_dirs(cfg):
-        found = {role: _find_file(folder, stem) for role, stem in FILE_SOURCES[cfg.name].files.items()}
+        try:
+            found = {role: _find_file(folder, stem) for role, stem in FILE_SOURCES[cfg.name].files.items()}
+        except PermissionError:
+            raise unreadable_folder_error(folder, _key_of(folder, cfg), _blocked_ancestor(folder)) from None
         if all(found.values()):
             return found  # type: ignore[return-value]
     return None
 
+
+def _blocked_ancestor(folder: Path) -> Path:
+    """The outermost folder on the way to `folder` that may not be searched: the one whose permissions to fix."""
+    chain = [*reversed(folder.parents), folder]
+    for parent, child in zip(chain, chain[1:]):
+        try:
+            os.stat(child)
+        except PermissionError:
+            return parent
+        except OSError:
+            break
+    return folder
 
 
 def missing_data_message(cfg: DictConfig) -> str:
@@ -73,7 +113,8 @@ def missing_data_message(cfg: DictConfig) -> str:
     tried = "\n".join(f"  - {d}" for d in candidate_dirs(cfg))
     return (
         f"dataset '{cfg.name}' not found. Looked for {', '.join(source.files.values())} (.gz or raw) in:\n{tried}\n"
-        f"Fix: put the files in {cfg.root}, or {source.install_hint}, or allow a download with dataset.download=true."
+        f"Fix: put the files in {cfg.root}, or {source.get_hint.format(root=cfg.root)}, "
+        "or allow a download with dataset.download=true (torchvision fetches them into dataset.root)."
     )
 
 
@@ -104,13 +145,20 @@ def availability(cfg: DictConfig) -> str:
         return f"your images under {cfg.root}" + ("" if Path(cfg.root, "train").is_dir() else " (not there)")
     if cfg.name not in FILE_SOURCES:
         return "generated (always available)"
-    files = locate_files(cfg)
+    try:
+        files = locate_files(cfg)
+    except UserError as e:
+        return str(e)
     if files is None:
         return f"not found offline (tried {', '.join(str(d) for d in candidate_dirs(cfg))})"
     return f"found in {next(iter(files.values())).parent}"
 
 
 def check_available(cfg: DictConfig) -> None:
-    """Fail before any output when a file-backed dataset is absent and may not be downloaded."""
+    """Fail before any output when a file-backed dataset is absent (or unreadable) and may not be downloaded,
+    or when a generated one would not fit in memory."""
+    from trainctl.data.memory import check_generated_fits
+
+    check_generated_fits(cfg)
     if cfg.get("name") in FILE_SOURCES and not cfg.download and locate_files(cfg) is None:
         raise UserError(missing_data_message(cfg))

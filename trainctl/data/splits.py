@@ -12,10 +12,13 @@ resumed run replays exactly the batches an uninterrupted one would see.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
+
+from trainctl.errors import UserError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 Transform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
@@ -128,6 +131,23 @@ def split_off_validation(split: Split, fraction: float, seed: int) -> tuple[Spli
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:n_val], order[n_val:]
     return Split(split.x[train_idx], split.y[train_idx]), Split(split.x[val_idx], split.y[val_idx])
+
+
+def check_labels(path: Path | str, labels: torch.Tensor, num_classes: int, name: str) -> None:
+    """Every label must name one of the dataset's classes: a stray 255 would otherwise silently make a
+    256-class model, and float labels would be truncated to integers."""
+    if labels.is_floating_point():
+        raise UserError(f"{path} holds {labels.dtype} labels, not integer class numbers: "
+                        "the file is corrupt or from another dataset. Fetch the dataset again.")
+    bad = (labels < 0) | (labels >= num_classes)
+    if bool(bad.any()):
+        values = torch.unique(labels[bad]).tolist()
+        shown = ", ".join(str(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")
+        raise UserError(
+            f"{path} holds {int(bad.sum())} label(s) outside {name}'s {num_classes} classes (valid: 0 to "
+            f"{num_classes - 1}); bad value(s): {shown}. The file is corrupt or from another dataset: "
+            "fetch the dataset again."
+        )
 
 
 def ceil_div(n: int, batch_size: int) -> int:
