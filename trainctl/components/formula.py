@@ -1,8 +1,13 @@
 """Safe arithmetic formulas from configs (`scheduler=lambda scheduler.formula="0.5 ** (epoch // 10)"`).
 
-Parsed with `ast` and evaluated by walking the tree: numbers, the named variables, + - * / // % **, unary
-signs, and a few math functions. No attribute access, no calls to anything else, no `eval`: a config file
-can never run code.
+Parsed with `ast` and compiled, node by node, into plain closures: numbers, the named variables,
++ - * / // % **, unary signs, and a few math functions. No attribute access, no calls to anything else, no
+`eval`: a config file can never run code.
+
+Evaluation time is bounded by construction, not by a clock (a timer would fail a run on a slow machine):
+every value is a float, so each operation is O(1) (Python's integers would make `9 ** 9 ** 9` compute a
+number with hundreds of millions of digits), powers are refused before computing when their result would
+pass `LIMIT`, and a formula has at most `MAX_NODES` nodes.
 """
 
 from __future__ import annotations
@@ -14,59 +19,114 @@ from typing import Callable
 
 from trainctl.errors import UserError
 
+MAX_LENGTH = 1000  # characters; also keeps the parser's and the compiler's recursion shallow
+MAX_NODES = 200
+LIMIT = 1e300  # the largest magnitude a power may produce (floats end near 1.8e308)
+
+Value = Callable[[dict[str, float]], float]
+
+
+def power(base: float, exponent: float) -> float:
+    """`base ** exponent` over the reals, refused before computing when it would pass LIMIT."""
+    if base < 0 and not exponent.is_integer():
+        raise ValueError(f"{base:g} ** {exponent:g} is not a real number (a negative base to a fractional power)")
+    if base == 0 and exponent < 0:
+        raise ZeroDivisionError(f"0 ** {exponent:g} divides by zero")
+    if base != 0 and math.isfinite(base) and math.isfinite(exponent):
+        digits = exponent * math.log10(abs(base))
+        if digits > math.log10(LIMIT):
+            raise OverflowError(f"{base:g} ** {exponent:g} would be about 1e{digits:.0f}, beyond the {LIMIT:g} "
+                                "a formula may reach")
+    return math.pow(base, exponent)
+
+
 OPERATORS = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: power,
     ast.USub: operator.neg, ast.UAdd: operator.pos,
 }
-FUNCTIONS = {"cos": math.cos, "sin": math.sin, "exp": math.exp, "log": math.log, "sqrt": math.sqrt,
-             "min": min, "max": max, "abs": abs, "floor": math.floor, "ceil": math.ceil}
+# name: (function, fewest arguments, most arguments or None for any number)
+FUNCTIONS: dict[str, tuple[Callable[..., float], int, int | None]] = {
+    "cos": (math.cos, 1, 1), "sin": (math.sin, 1, 1), "exp": (math.exp, 1, 1), "log": (math.log, 1, 2),
+    "sqrt": (math.sqrt, 1, 1), "min": (lambda *a: min(a), 1, None), "max": (lambda *a: max(a), 1, None),
+    "abs": (abs, 1, 1), "floor": (math.floor, 1, 1), "ceil": (math.ceil, 1, 1),
+}
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
 
+def _arity(name: str) -> str:
+    low, high = FUNCTIONS[name][1:]
+    if high is None:
+        return f"at least {low} argument{'s' * (low != 1)}"
+    if low == high:
+        return f"exactly {low} argument{'s' * (low != 1)}"
+    return f"{low} to {high} arguments"
+
+
+def _format_env(env: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in env.items())
+
+
 def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable[..., float]:
-    """A function of `variables` (as keyword arguments) computing `text`; UserError names `key` if invalid."""
+    """A function of `variables` (as keyword arguments) computing `text` as a finite float; UserError names
+    `key` if the formula is invalid, or when it cannot be computed for the values it is given."""
+
+    shown = repr(text if len(text) <= 80 else text[:77] + "...")
+
+    def refuse(reason: str) -> UserError:
+        return UserError(f"{key}={shown}: {reason}")
+
+    if len(text) > MAX_LENGTH:
+        raise refuse(f"a formula may have at most {MAX_LENGTH} characters, this one has {len(text)}")
     try:
         tree = ast.parse(text, mode="eval")
-    except SyntaxError as e:
-        raise UserError(f"{key}={text!r} is not a formula: {e.msg}") from None
+    except (SyntaxError, RecursionError, MemoryError) as e:
+        reason = e.msg if isinstance(e, SyntaxError) else "nested too deeply"
+        raise UserError(f"{key}={shown} is not a formula: {reason}") from None
+    nodes = sum(isinstance(n, ast.expr) for n in ast.walk(tree.body))  # numbers, names, operations, calls
+    if nodes > MAX_NODES:
+        raise refuse(f"a formula may have at most {MAX_NODES} parts, this one has {nodes}: simplify it")
 
-    def check(node: ast.AST) -> None:
-        if isinstance(node, ast.Expression):
-            return check(node.body)
+    def build(node: ast.AST) -> Value:
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-            return None
-        if isinstance(node, ast.Name) and (node.id in variables or node.id in CONSTANTS):
-            return None
+            try:
+                number = float(node.value)
+            except OverflowError:
+                raise refuse(f"the number {node.value} is too large") from None
+            return lambda env: number
+        if isinstance(node, ast.Name) and node.id in variables:
+            name = node.id
+            return lambda env: env[name]
+        if isinstance(node, ast.Name) and node.id in CONSTANTS:
+            constant = CONSTANTS[node.id]
+            return lambda env: constant
         if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
-            return check(node.left) or check(node.right)
+            op, left, right = OPERATORS[type(node.op)], build(node.left), build(node.right)
+            return lambda env: op(left(env), right(env))
         if isinstance(node, ast.UnaryOp) and type(node.op) in OPERATORS:
-            return check(node.operand)
+            op, operand = OPERATORS[type(node.op)], build(node.operand)
+            return lambda env: op(operand(env))
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS
-                and not node.keywords):
-            return [check(a) for a in node.args] and None
+                and not node.keywords and not any(isinstance(a, ast.Starred) for a in node.args)):
+            function, low, high = FUNCTIONS[node.func.id]
+            if not low <= len(node.args) <= (high if high is not None else len(node.args)):
+                raise refuse(f"{node.func.id}() takes {_arity(node.func.id)}, not {len(node.args)} "
+                             f"(in '{ast.unparse(node)}')")
+            args = [build(a) for a in node.args]
+            return lambda env: float(function(*(a(env) for a in args)))  # floor/ceil give ints: keep floats
         allowed = ", ".join([*variables, *CONSTANTS, *FUNCTIONS])
-        raise UserError(f"{key}={text!r}: '{ast.unparse(node)}' is not allowed in a formula "
-                        f"(numbers, + - * / // % **, and {allowed})")
+        raise refuse(f"'{ast.unparse(node)}' is not allowed in a formula (numbers, + - * / // % **, and {allowed})")
 
-    check(tree)
-
-    def evaluate(node: ast.AST, env: dict[str, float]) -> float:
-        if isinstance(node, ast.Constant):
-            return node.value
-        if isinstance(node, ast.Name):
-            return env[node.id] if node.id in env else CONSTANTS[node.id]
-        if isinstance(node, ast.BinOp):
-            return OPERATORS[type(node.op)](evaluate(node.left, env), evaluate(node.right, env))
-        if isinstance(node, ast.UnaryOp):
-            return OPERATORS[type(node.op)](evaluate(node.operand, env))
-        return FUNCTIONS[node.func.id](*(evaluate(a, env) for a in node.args))
+    compute = build(tree.body)
 
     def formula(**env: float) -> float:
         try:
-            return float(evaluate(tree.body, env))
+            value = compute({k: float(v) for k, v in env.items()})
         except (ArithmeticError, ValueError) as e:
-            raise UserError(f"{key}={text!r} failed at {env}: {e}") from None
+            raise refuse(f"failed at {_format_env(env)}: {e}") from None
+        if not math.isfinite(value):
+            raise refuse(f"failed at {_format_env(env)}: the result is {value}, not a finite number")
+        return value
 
     formula(**{v: 0 for v in variables})  # fail now, not in epoch 37
     return formula

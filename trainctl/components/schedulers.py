@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from trainctl.components.targets import has_target, instantiate_target
 from trainctl.components.formula import compile_formula
+from trainctl.errors import UserError
 from trainctl.metrics import metric_mode
 from trainctl.registry import Registry
 
@@ -123,14 +124,28 @@ def build_plateau(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int)
     return _schedule(cfg, optimizer, scheduler, monitor=cfg.monitor)
 
 
+# Every epoch of a run this long or shorter has its factor checked at build time; a longer run (an absurd
+# config) is checked as it goes, so the check itself can never be what hangs.
+MAX_CHECKED_EPOCHS = 100_000
+
+
 @SCHEDULERS.register("lambda")
 def build_lambda(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
     """Learning-rate factor from a formula in `epoch` (arithmetic and math functions only, no code)."""
     formula = compile_formula(cfg.formula, ("epoch",), "scheduler.formula")
 
     def factor(epoch: int) -> float:  # a plain function: LambdaLR then keeps it out of the checkpoint
-        return formula(epoch=epoch)
+        value = formula(epoch=epoch)
+        if value < 0:
+            raise UserError(
+                f"scheduler.formula={cfg.formula!r} gives {value:g} at epoch {epoch}: a learning-rate factor "
+                f"must be >= 0 (the lr is optimizer.lr times the factor). Fix the formula, e.g. "
+                f"max(0, {cfg.formula})")
+        return value
 
+    # LambdaLR asks for epoch 0 when built and for epochs 1..epochs after each epoch's validation.
+    for epoch in range(min(epochs, MAX_CHECKED_EPOCHS) + 1):
+        factor(epoch)
     return _schedule(cfg, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor))
 
 
