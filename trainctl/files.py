@@ -48,8 +48,8 @@ def atomic_write_bytes(path: Path, write: Callable[[Any], Any],
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"could not write {path.name} in {path.parent}: {e.strerror or e}. "
-                        "Free some space or choose another directory; the previous file is intact.") from None
+        raise UserError(f"could not write {path.name} in {path.parent}: {e.strerror or e}. Choose a directory "
+                        "that exists, is writable and has free space; any previous file there is intact.") from None
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -14,8 +14,11 @@ from trainctl.errors import UserError
 
 USAGE = """usage: trainctl eval ckpt=PATH [split=test|val|train] [out=FILE] [device=auto|cpu|cuda|mps] [KEY=VALUE ...]
 
-Metrics of a checkpoint on one split. Extra KEY=VALUE pairs change the stored config (e.g. dataset.root=DIR)."""
+Metrics of a checkpoint on one split. PATH is a checkpoint file or a run directory (its checkpoints/best.pt).
+Extra KEY=VALUE pairs change the stored config (e.g. dataset.root=DIR). A checkpoint whose config names
+code (_target_) is refused unless you name the same on this command line or add trust_targets=true."""
 SPLITS = ("test", "val", "train")
+OPTIONS = ("ckpt", "split", "out", "device", "trust_targets")
 
 
 def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -24,7 +27,7 @@ def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
         key, sep, value = arg.partition("=")
         if not sep:
             raise UserError(f"'{arg}' is not KEY=VALUE. {USAGE}")
-        if key in ("ckpt", "split", "out", "device"):
+        if key in OPTIONS:
             options[key] = value
         else:
             config_overrides.append(arg)
@@ -44,28 +47,35 @@ def run_eval(args: list[str]) -> int:
         raise UserError(f"which checkpoint? {USAGE}")
     options, overrides = _parse(args)
     from trainctl.config.compose import typed_config
+    from trainctl.config.trust import check_stored_targets, stored_targets
     from trainctl.config.validate import validate
     from trainctl.data.catalog import build_dataset
     from trainctl.device import select_device
     from trainctl.engine.build import build_model_parts
-    from trainctl.engine.checkpoint import load_checkpoint
+    from trainctl.engine.checkpoint import checkpoint_file, load_checkpoint, load_weights
     from trainctl.engine.resume import run_dir_of
     from trainctl.engine.step import evaluate
     from trainctl.files import write_json
     from trainctl.terminal import console, summary_table
 
-    path = Path(options["ckpt"])
+    path = checkpoint_file(options["ckpt"])
     device = select_device(options.get("device", "auto"))
     state = load_checkpoint(path, map_location=device)
+    if not isinstance(state.get("config"), dict):
+        raise UserError(f"checkpoint {path} holds no config (it was not written by `trainctl train`): trainctl "
+                        "cannot tell which model to build for it.")
+    check_stored_targets(stored_targets(state["config"]), overrides, options.get("trust_targets") == "true",
+                         source=f"checkpoint {path}")
     cfg = typed_config(state["config"])
     try:
         cfg.merge_with_dotlist(overrides)
     except Exception as e:  # omegaconf names the key and the expected type
-        raise UserError(f"cannot apply {' '.join(overrides)} to the checkpoint's config: {e}") from None
-    validate(cfg)  # the same range checks as `trainctl train`
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"cannot apply {' '.join(overrides)} to the checkpoint's config: {first}") from None
+    validate(cfg, overrides)  # the same checks as `trainctl train`
     data = build_dataset(cfg.dataset, cfg.seed).to(device)
     parts = build_model_parts(cfg, data, device)  # exactly as validation ran during training
-    parts.model.load_state_dict(state["ema"] if state.get("ema") else state["model"])
+    load_weights(parts.model, state["ema"] if state.get("ema") else state["model"], path)
     split = getattr(data, options["split"])
     metrics: dict[str, Any] = evaluate(parts.model, split, data, parts.loss_fn, cfg.trainer.eval_batch_size,
                                        parts.settings, per_class=True)

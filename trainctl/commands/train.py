@@ -7,7 +7,9 @@ creates the run directory, so a bad command writes nothing. Inside a multirun ea
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -22,12 +24,12 @@ from trainctl.config.compose import config_dir, register_schemas
 from trainctl.errors import EXIT_NON_FINITE, EXIT_USER_ERROR, UserError, report_user_error
 
 
-def preflight(cfg: DictConfig) -> None:
+def preflight(cfg: DictConfig, overrides: list[str] = ()) -> None:
     """Validate a composed config without writing anything; raises UserError."""
     from trainctl.config.validate import validate
     from trainctl.data.locate import check_available
 
-    validate(cfg)
+    validate(cfg, list(overrides))
     check_available(cfg.dataset)
     if cfg.device.name not in ("auto", "cpu"):  # these two always exist: no need to load torch to ask
         from trainctl.device import select_device
@@ -41,7 +43,7 @@ class Preflight(Callback):
     def _check(self, config: DictConfig) -> None:
         task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
         try:
-            preflight(task_cfg)
+            preflight(task_cfg, list(config.hydra.overrides.task))
         except UserError as e:
             report_user_error(e)
             sys.exit(EXIT_USER_ERROR)
@@ -50,7 +52,22 @@ class Preflight(Callback):
         self._check(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _sweep_dir
         self._check(config)  # swept values are checked per job, in train()
+        _sweep_dir = Path(config.hydra.sweep.dir)  # the same value Hydra uses: the run-name token is cached
+
+
+_sweep_dir: Path | None = None  # the multirun's directory, once Hydra has chosen it
+def remove_untouched_outputs() -> None:
+    """After a config error found while Hydra composed a multirun's job: remove the multirun's directory when
+    it holds only `multirun.yaml` (and the jobs' empty folders)."""
+    if _sweep_dir is None or not _sweep_dir.is_dir():
+        return
+    files = [p for p in _sweep_dir.rglob("*") if p.is_file()]
+    if all(p.name == "multirun.yaml" or ".hydra" in p.parts for p in files):
+        shutil.rmtree(_sweep_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            _sweep_dir.parent.rmdir()
 
 
 def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
@@ -60,6 +77,8 @@ def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
         return
     if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
         shutil.rmtree(run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # and runs/ itself when this run was all it held
+            run_dir.parent.rmdir()
 
 
 def _task(cfg: DictConfig) -> Any:
@@ -69,8 +88,11 @@ def _task(cfg: DictConfig) -> Any:
     from trainctl.engine.step import NonFiniteLoss
     from trainctl.sweep.trial_link import in_sweep
 
+    from trainctl.config.validate import validate
+
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
+        validate(cfg, list(HydraConfig.get().overrides.task))  # each job of a multirun, with its own values
         result = train(cfg, run_dir=run_dir)
     except UserError as e:
         if in_sweep():  # one bad trial is recorded FAIL by the optuna sweeper; the sweep goes on
@@ -83,9 +105,10 @@ def _task(cfg: DictConfig) -> Any:
         logging.getLogger("trainctl").warning("%s: saved checkpoints/last.pt; resume with resume=%s", stop, run_dir)
         sys.exit(stop.exit_code)
     except NonFiniteLoss as e:
-        logging.getLogger("trainctl").error("%s", e)
         if in_sweep():
+            logging.getLogger("trainctl").error("%s", e)
             raise  # the trial is recorded FAIL and the sweep goes on
+        logging.getLogger("trainctl.file").error("%s", e)  # train.log only: the console gets it once, below
         report_user_error(UserError(str(e)))
         sys.exit(EXIT_NON_FINITE)
     except Exception:
@@ -112,14 +135,33 @@ def register_sweeper() -> None:
     Plugins.instance().register(TrainctlOptunaSweeper)
 
 
+REFUSED_FLAGS = {"--experimental-rerun": "it unpickles a file, and a pickle can run any code; run the "
+                                         "command again, or resume=<run dir> to continue a run"}
+
+
 def run_train(args: list[str]) -> int:
-    """Hand `args` to Hydra exactly as a `@hydra.main` script would receive them."""
+    """Hand `args` to Hydra exactly as a `@hydra.main` script would receive them; report config errors that
+    Hydra finds while composing in trainctl's words, with the user-error exit code."""
+    from trainctl.config.hydra_errors import explain
+    from trainctl.config.overrides import quote_paths
+    from trainctl.engine.resume import resume_overrides
+
+    for flag, why in REFUSED_FLAGS.items():
+        if any(a == flag or a.startswith(flag + "=") for a in args):
+            raise UserError(f"trainctl train does not take {flag}: {why}.")
     register_schemas()
     register_sweeper()
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_task)
-    from trainctl.engine.resume import resume_overrides
-
     completing = any(a in ("-sc", "--shell-completion") for a in args)
-    sys.argv = ["trainctl" if completing else "trainctl train", *resume_overrides(args)]
-    main()
+    overrides = resume_overrides(quote_paths(args))
+    sys.argv = ["trainctl" if completing else "trainctl train", *overrides]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own text and exiting 1
+    try:
+        main()
+    except Exception as e:
+        message = explain(e, [a for a in overrides if not a.startswith("-")])
+        if message is None:
+            raise  # not a config error: a bug, with its traceback
+        remove_untouched_outputs()
+        raise UserError(message) from None
     return 0

@@ -2,6 +2,10 @@
 
 `model: {_target_: mypkg.MyNet, width: 64}` calls `mypkg.MyNet(width=64, ...)`, adding `input_shape`,
 `num_classes` (and so on) only when the constructor accepts them, so user classes need no trainctl imports.
+
+A `_target_` is checked before anything is called: it must be a class of the kind its group builds (a
+`torch.nn.Module` for `model` and `loss`, an optimizer, a schedule, a callback), or a factory whose return
+annotation says it builds one. So `+loss._target_=os.system` is an error, never a shell call.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import typing
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -38,15 +43,62 @@ def _import_target(path: str, get_object: Any) -> Any:
         return get_object(path)
 
 
+KIND_NAMES = {"Module": "torch.nn.Module", "Optimizer": "torch.optim.Optimizer",
+              "LRScheduler": "torch.optim.lr_scheduler.LRScheduler"}
+
+
+def _expected_kinds(group: str) -> tuple[type, ...] | None:
+    """The base classes a group's `_target_` must build; None for callbacks (checked by their event methods)."""
+    import torch
+
+    return {
+        "model": (torch.nn.Module,), "loss": (torch.nn.Module,), "optimizer": (torch.optim.Optimizer,),
+        "scheduler": (torch.optim.lr_scheduler.LRScheduler,),
+    }.get(group, ())
+
+
+def _builds(target: Any) -> type | None:
+    """The class a target builds: itself when it is a class, else its return annotation when that is a class."""
+    if inspect.isclass(target):
+        return target
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # no annotations, or ones that do not resolve
+        return None
+    built = hints.get("return")
+    return built if inspect.isclass(built) else None
+
+
+def check_kind(path: str, target: Any, key: str) -> None:
+    """Refuse a target that is not a class of the group's kind (or a factory annotated to return one)."""
+    group = key.split(".")[0]
+    built = _builds(target)
+    if group == "callbacks":
+        from trainctl.engine.events import EVENTS
+
+        if built is None or not any(callable(getattr(built, event, None)) for event in EVENTS):
+            raise UserError(f"{key}._target_={path} is not a callback class: give a class with event methods "
+                            "(subclass trainctl.callbacks.Callback).")
+        return
+    kinds = _expected_kinds(group)
+    if kinds and (built is None or not issubclass(built, kinds)):
+        names = " or ".join(KIND_NAMES.get(k.__qualname__, k.__qualname__) for k in kinds)
+        what = "a function with no return annotation" if built is None and callable(target) else repr(built)
+        raise UserError(f"{key}._target_={path} does not build a {names} (it is {what}): give a class "
+                        f"derived from {names}, or a factory annotated to return one.")
+
+
 def instantiate_target(cfg: DictConfig, *args: Any, **context: Any) -> Any:
     from hydra.utils import get_object
 
     path = cfg._target_
+    key = cfg._get_full_key(None) or "component"
     try:
         target = _import_target(path, get_object)
     except Exception as e:
         raise UserError(f"cannot import _target_ '{path}': {e}. Check the module is on PYTHONPATH "
                         "(or installed) and the name is spelled right.") from None
+    check_kind(path, target, str(key))
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("_target_", "name")}
     try:
         params = inspect.signature(target).parameters

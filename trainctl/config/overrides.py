@@ -69,3 +69,32 @@ def check_group_choices(args: list[str]) -> None:
                 f"unknown {group} '{value}'{did_you_mean(value, options)} (valid: {', '.join(options)}). "
                 f"See `trainctl list {group}`."
             )
+
+
+SAFE_UNQUOTED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@%~")
+PATH_KEYS = ("resume", "init_from", "ckpt")  # keys whose values are file paths a user pastes
+
+
+def quote_value(value: str) -> str:
+    """A value as a Hydra override can carry it whatever it holds: single-quoted, quotes escaped, and `${`
+    escaped so that a path is never read as an interpolation."""
+    return "'" + value.replace("'", "\\'").replace("${", "\\${") + "'"
+
+
+def quote_paths(args: list[str]) -> list[str]:
+    """Quote path values (`resume=/data/runs/été's run`) that Hydra's override lexer would reject or
+    misread: any character beyond letters, digits and path punctuation, or a `${`."""
+    quoted = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") in PATH_KEYS and value and value[0] not in "'\"" and not set(value) <= SAFE_UNQUOTED:
+            arg = f"{key}={quote_value(value)}"
+        quoted.append(arg)
+    return quoted
+
+
+def unquote_value(value: str) -> str:
+    """The inverse of `quote_value`, for code that reads a path override before Hydra does."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1].replace("\\" + value[0], value[0]).replace("\\${", "${")
+    return value

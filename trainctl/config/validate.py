@@ -8,6 +8,7 @@ Every problem found is reported at once, one line each, naming the key and what 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -16,9 +17,19 @@ from trainctl.config.compose import GROUPS
 from trainctl.config.schemas.run import TrainConfig
 from trainctl.errors import UserError
 from trainctl.metrics import known_metrics, unknown_metrics
+from trainctl.registry import did_you_mean
+
+def _finite_problems(key: str, value: Any) -> list[str]:
+    """inf and nan parse as floats but no setting means them: say so now, not at the NaN guard mid-run."""
+    values = value if isinstance(value, (list, tuple)) else [value]
+    bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+    return [f"{key}={value} is not a finite number: give a real value"] if bad else []
+
 
 def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
-    problems = []
+    problems = _finite_problems(key, value)
+    if problems:
+        return problems
     checks = {
         "ge": (lambda v, b: v >= b, ">="),
         "gt": (lambda v, b: v > b, ">"),
@@ -30,19 +41,36 @@ def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
             problems.append(f"{key}={value} is out of range: it must be {sign} {meta[name]}")
         each = f"each_{name}"
         if each in meta and isinstance(value, (list, tuple)):
-            bad = [v for v in value if not ok(v, meta[each])]
+            bad = [v for v in value if isinstance(v, (int, float)) and not ok(v, meta[each])]
             if bad:
                 problems.append(f"{key}={list(value)} has {bad}: every item must be {sign} {meta[each]}")
     if "choices" in meta and value not in meta["choices"]:
         problems.append(f"{key}={value!r} is not allowed: choose one of {', '.join(meta['choices'])}")
+    if isinstance(value, (list, tuple)):
+        if "length" in meta and len(value) != meta["length"]:
+            problems.append(f"{key}={list(value)} has {len(value)} item(s): it needs exactly {meta['length']}")
+        if "min_items" in meta and len(value) < meta["min_items"]:
+            problems.append(f"{key}={list(value)} needs at least {meta['min_items']} item(s)")
+    return problems
+
+
+def _unknown_keys(node: DictConfig, prefix: str, schema: type) -> list[str]:
+    """Keys no schema declares (`+model.foo=1`): refused with the keys that exist, instead of ignored."""
+    fields = [f.name for f in dataclasses.fields(schema)]
+    problems = []
+    for key in node.keys():
+        if key not in fields and key != "_target_":
+            name = f"{prefix}{key}"
+            problems.append(f"{name} is not a setting of {prefix.rstrip('.') or 'the config'}"
+                            f"{did_you_mean(str(key), fields)}; its settings: {', '.join(fields)}")
     return problems
 
 
 def _walk(node: DictConfig, prefix: str, schema: type | None = None) -> list[str]:
     schema = schema or OmegaConf.get_type(node)
-    if not dataclasses.is_dataclass(schema):
+    if not dataclasses.is_dataclass(schema) or "_target_" in node:
         return []  # user components (`_target_`) carry no schema: their constructor validates them
-    problems = []
+    problems = _unknown_keys(node, prefix, schema)
     for f in dataclasses.fields(schema):
         key = f"{prefix}{f.name}"
         value = node.get(f.name)
@@ -55,15 +83,33 @@ def _walk(node: DictConfig, prefix: str, schema: type | None = None) -> list[str
     return problems
 
 
+def _resolution_problems(cfg: DictConfig) -> list[str]:
+    """Interpolations (`${oc.env:HOME}`) resolved once, up front: a bad one is named here, not mid-run."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except Exception as e:  # omegaconf's resolution errors carry the key
+        key = getattr(e, "full_key", None) or "a value"
+        first = str(e).strip().splitlines()[0]
+        return [f"{key} cannot be resolved: {first}"]
+    return []
+
+
+def _missing_groups(cfg: DictConfig) -> list[str]:
+    """Groups with no option chosen: removed (`~model`), or left with only a preset's values for keys."""
+    missing = [group for group in GROUPS if not isinstance(cfg.get(group), DictConfig)
+               or ("name" not in cfg[group] and "_target_" not in cfg[group])]
+    return [f"{group} has no option (was it removed with ~{group}?): choose one with {group}=NAME "
+            f"(see `trainctl list {group}`)" for group in missing]
+
+
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every out-of-range value and inconsistency in a composed config, as readable lines."""
+    problems = _missing_groups(cfg) or _resolution_problems(cfg)
+    if problems:
+        return problems  # later checks read these values
     # The top level is walked against TrainConfig explicitly: copies of the config (Hydra's callbacks see a
-    # masked copy) lose the schema type of the root node.
+    # masked copy) lose the schema type of the root node. Group nodes keep theirs.
     problems = _walk(cfg, "", TrainConfig)
-    for group in GROUPS:
-        node = cfg.get(group)
-        if isinstance(node, DictConfig):
-            problems += _walk(node, f"{group}.")
     known = known_metrics()
     for key, value in unknown_metrics(lambda key: OmegaConf.select(cfg, key), known):
         problems.append(f"{key}={value!r} is not a metric trainctl computes: choose one of {', '.join(known)}")
@@ -73,9 +119,34 @@ def config_problems(cfg: DictConfig) -> list[str]:
     return problems
 
 
-def validate(cfg: DictConfig) -> None:
+def override_problems(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """Values that composition coerced silently: `model.batch_norm=2` became true. A boolean setting takes
+    true or false (yes/no/on/off), nothing else. `overrides` are the user's `key=value` strings."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf.nodes import BooleanNode
+
+    problems = []
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:
+        return []  # Hydra reports unparsable overrides itself
+    for override in parsed:
+        if override.is_sweep_override() or override.is_delete() or override.value_type is None:
+            continue
+        key = override.key_or_group
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        child = node._get_node(leaf) if isinstance(node, DictConfig) and leaf in node else None
+        value = override.value()
+        if isinstance(child, BooleanNode) and not isinstance(value, bool) and not (
+                isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off")):
+            problems.append(f"{key}={override.get_value_element_as_str()} is not a boolean: use true or false")
+    return problems
+
+
+def validate(cfg: DictConfig, overrides: list[str] = ()) -> None:
     """Raise one UserError listing every problem in the config (nothing is written before this passes)."""
-    problems = config_problems(cfg)
+    problems = [*override_problems(cfg, list(overrides)), *config_problems(cfg)]
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise UserError(f"invalid config:\n{lines}\nFix the value(s) on the command line or in your config file.")

@@ -83,8 +83,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # garbage bytes make torch.load raise nearly anything (IndexError, KeyError, ...)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"checkpoint {path} is corrupt or not a trainctl checkpoint ({first}).") from None
+        raise UserError(f"checkpoint {path} is corrupt or not a trainctl checkpoint ({_load_failure(e)}).") from None
     if not isinstance(state, dict) or "model" not in state or "format_version" not in state:
         raise UserError(f"checkpoint {path} is not a trainctl checkpoint (no model/format_version entries).")
     if state["format_version"] > FORMAT_VERSION:
@@ -93,6 +92,36 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             f"({FORMAT_VERSION}): upgrade trainctl."
         )
     return state
+
+
+RESUMED_ENTRIES = ("config", "model", "optimizer", "scheduler", "rng")  # what `restore` and resume read
+
+
+def check_resumable(state: dict[str, Any], path: Path) -> None:
+    """A loaded checkpoint must hold a whole training state to be resumed: weights alone (a `torch.save` of a
+    model's state dict wrapped by hand, an exported file) do not say how the run was configured."""
+    missing = [name for name in RESUMED_ENTRIES if name not in state]
+    if "config" not in missing and not isinstance(state["config"], dict):
+        missing.append("config")  # present but not a config: as good as absent
+    if missing:
+        raise UserError(
+            f"checkpoint {path} cannot be resumed: it has no {', '.join(repr(m) for m in missing)} "
+            f"entr{'y' if len(missing) == 1 else 'ies'}, so it holds no run's training state (trainctl train "
+            "writes it to runs/<run>/checkpoints/last.pt). Resume from such a run directory, or start a new run."
+        )
+
+
+def _load_failure(error: Exception) -> str:
+    """The line of torch.load's error that says what is wrong with the file. For files the safe unpickler
+    refuses, torch's first line advises `weights_only=False`, which would let the file run code: skip it and its
+    boilerplate for the unpickler's own finding."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0].startswith("Weights only load failed"):
+        found = [line for line in lines[1:] if not line.startswith(("Please file an issue", "Check the documentation"))]
+        return found[0] if found else "the safe loader refused it"
+    return lines[0]
 
 
 class CheckpointFiles:
@@ -120,3 +149,26 @@ class CheckpointFiles:
         """Temp files of a save that a kill cut short; the real files beside them are intact."""
         for stale in self.folder.glob(".*.tmp-*"):
             stale.unlink(missing_ok=True)
+
+
+def checkpoint_file(value: str, default: str = "best") -> Path:
+    """A checkpoint named by the user: a `.pt` file, or a run directory (its `checkpoints/<default>.pt`)."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        inside = path / "checkpoints" / f"{default}.pt"
+        if not inside.is_file():
+            raise UserError(f"{value} is a directory without checkpoints/{default}.pt: give a run directory "
+                            "(runs/<run>) or a .pt file from its checkpoints/ folder.")
+        return inside
+    return path
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, Any], source: Path) -> None:
+    """Load a state dict, turning a shape or name mismatch into one message that lists what differs."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        lines = [line.strip() for line in str(e).splitlines()[1:] if line.strip()][:6]
+        raise UserError(f"the weights in {source} do not fit the model built from its config: "
+                        + " ".join(lines) + " Build the model with the checkpoint's own settings "
+                        "(drop the model overrides).") from None

@@ -10,6 +10,8 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from trainctl.config.overrides import quote_value, unquote_value
+from trainctl.config.trust import check_stored_targets, replayed_targets
 from trainctl.errors import UserError
 
 COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
@@ -61,11 +63,17 @@ def resume_overrides(args: list[str]) -> list[str]:
     """For `trainctl train resume=RUN ...`: the original run's overrides, then the new ones (which win), and
     Hydra told to keep writing into that run's directory without replacing its saved config."""
     value = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
-    if value is None or value in ("null", "") or any(a in ("-m", "--multirun") for a in args):
+    if value is None or value in ("null", ""):
         return args
+    if any(a in ("-m", "--multirun") for a in args):
+        raise UserError("resume= continues one run and cannot be part of a multirun (-m): resume each run "
+                        "with its own `trainctl train resume=<run dir>`.")
+    value = unquote_value(value)
     run_dir = run_dir_of(checkpoint_path(value))
     saved = run_dir / ".hydra" / "overrides.yaml"
     base = yaml.safe_load(saved.read_text()) if saved.is_file() else []
+    check_stored_targets(replayed_targets(base), args, trusted="trust_targets=true" in args,
+                         source=f"the saved overrides of {run_dir}")
 
     def key(override: str) -> str:
         return override.split("=", 1)[0].lstrip("+~")
@@ -73,4 +81,8 @@ def resume_overrides(args: list[str]) -> list[str]:
     merged = {key(o): o for o in base if not key(o).startswith("hydra.") and key(o) != "resume"}
     flags = [a for a in args if a.startswith("-")]
     merged.update({key(a): a for a in args if not a.startswith("-")})
-    return [*flags, *merged.values(), f"hydra.run.dir='{run_dir}'", "hydra.output_subdir=null"]
+    # The log file opens at its first line, not when Hydra sets up logging: a resume that stops before training
+    # (a corrupt checkpoint, a changed config, a finished run) then creates no train.log where there was none
+    # and touches no existing one. Only for trainctl's own job logging, whose file handler this names.
+    lazy_log = [] if "hydra/job_logging" in merged else ["++hydra.job_logging.handlers.file.delay=true"]
+    return [*flags, *merged.values(), f"hydra.run.dir={quote_value(str(run_dir))}", "hydra.output_subdir=null", *lazy_log]

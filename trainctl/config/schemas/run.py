@@ -19,6 +19,10 @@ class TrainerConfig:
     log_every_n_steps: int = spec(50, help="steps between progress/loss reads (each read is a host sync)", ge=1)
     progress: bool = spec(True, help="show a live progress bar on a terminal")
     max_steps_per_epoch: Optional[int] = spec(None, help="cap on steps per epoch (smoke runs)", ge=1)
+    max_eval_batches: Optional[int] = spec(
+        None, help="cap on validation and test batches (null: all); metrics.json says how many samples", ge=1)
+    overfit_batches: Optional[int] = spec(
+        None, help="train only the same first N batches every epoch (a check that the model can learn)", ge=1)
     grad_accum_steps: int = spec(1, help="batches whose gradients add up before one optimizer step", ge=1)
     gradient_clip_val: Optional[float] = spec(None, help="clip gradients at this norm or value (null: off)", gt=0.0)
     gradient_clip_algorithm: str = spec("norm", help="clip the global norm or each value", choices=["norm", "value"])
@@ -59,6 +63,7 @@ class TrainConfig:
                           help="metric(s) a sweep optimises (a list for multi-objective); default val/acc, val/loss for regression")
     resume: Optional[str] = spec(None, help="run directory or checkpoint to continue")
     resume_allow_changes: bool = spec(False, help="allow a resumed run's model/dataset config to differ")
+    trust_targets: bool = spec(False, help="allow _target_ classes named by a resumed run's saved overrides")
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)

@@ -1,0 +1,72 @@
+"""Hydra's and OmegaConf's composition errors, told in trainctl's words: the key, what is wrong, the fix and a
+did-you-mean, instead of "To append to your config use +key" (which leads users to add keys nothing reads)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from trainctl.registry import did_you_mean
+
+TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _settings(object_type: object) -> list[str]:
+    return [f.name for f in dataclasses.fields(object_type)] if dataclasses.is_dataclass(object_type) else []
+
+
+def _unknown_key(key: str, object_type: object, value: str | None) -> str:
+    parent, _, leaf = key.rpartition(".")
+    settings = _settings(object_type)
+    where = parent or "the config"
+    text = f"{key} is not a setting of {where}{did_you_mean(leaf, settings)}"
+    if settings:
+        text += f"; its settings: {', '.join(settings)}"
+    hint = f" (`trainctl list {parent}` shows each option's settings)" if parent else ""
+    return text + f".{hint} Fix the name" + (f" in {key}={value}" if value is not None else "") + "."
+
+
+def explain(exc: BaseException, overrides: list[str]) -> str | None:
+    """A user-facing message for a config error raised while Hydra composed the config; None when `exc` is not
+    one (a bug, which keeps its traceback)."""
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    chain = _chain(exc)
+    given = dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
+    omega = next((e for e in chain if isinstance(e, OmegaConfBaseException)), None)
+    if omega is not None and getattr(omega, "full_key", None):
+        key = str(omega.full_key)
+        if isinstance(omega, ConfigKeyError) or "not in" in str(omega).splitlines()[0]:
+            return _unknown_key(key, getattr(omega, "object_type", None), given.get(key))
+        if isinstance(omega, ValidationError):
+            first = str(omega).splitlines()[0]
+            wanted = re.search(r"converted to (\w+)", first)
+            kind = TYPE_WORDS.get(wanted.group(1), wanted.group(1)) if wanted else "another type"
+            found = re.search(r"Value '(.*)' of type", first)
+            value = found.group(1) if found else given.get(key, "?")
+            return f"{key}={value} is not valid: {key} takes {kind}. {first}"
+        return f"{key}: {str(omega).splitlines()[0]}"
+    for e in chain:
+        if isinstance(e, OverrideParseException):
+            return (f"cannot read the override: {str(e).strip().splitlines()[0]}. Quote a value with spaces or "
+                    "special characters in single quotes inside the shell's quotes: \"key='a value'\"")
+        if isinstance(e, MissingConfigException):
+            return f"{str(e).strip().splitlines()[0]} See `trainctl list` for the options of each group."
+        if isinstance(e, ConfigCompositionException):
+            first = str(e).strip().splitlines()[0]
+            match = re.search(r"Could not override '([^']+)'", first) or re.search(r"override '([^']+)'", first)
+            if match and "." not in match.group(1):
+                from trainctl.config.schemas.run import TrainConfig
+
+                return _unknown_key(match.group(1), TrainConfig, given.get(match.group(1)))
+            return f"{first} (check the override's key and value; `trainctl train --cfg job` shows the config)"
+    return None
