@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from trainctl.components.targets import component_name
 from trainctl.engine.events import Callback, EpochEnd, StepEnd
 from trainctl.engine.step import Trainer
-from trainctl.terminal import console, summary_table
+from trainctl.terminal import console, print_summary
 
 log = logging.getLogger("trainctl")
 
@@ -54,7 +54,9 @@ class ConsoleLogger(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         self._open_log_file(trainer)
         cfg, s, data = trainer.cfg, trainer.state, trainer.data
-        if trainer.resumed:
+        if trainer.resumed and s.epoch >= cfg.trainer.epochs:
+            log.info("resumed %s: all %d epochs trained, running the final test pass", trainer.run_dir, s.epoch)
+        elif trainer.resumed:
             log.info("resumed %s at epoch %d, batch %d (optimizer step %d)", trainer.run_dir, s.epoch + 1,
                      s.batches_in_epoch, s.step)
         params = sum(p.numel() for p in trainer.raw_model.parameters())
@@ -81,10 +83,13 @@ class ConsoleLogger(Callback):
 
     def on_fit_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
         self.bar.stop()
-        console.print(summary_table(result, trainer.run_dir))
+        print_summary(result, trainer.run_dir)
         test = {k: v for k, v in result.items() if k.startswith("test/") and isinstance(v, float)}
         shown = "  ".join(f"{k.removeprefix('test/')} {v:.4f}" for k, v in test.items())
-        log.info("test %s (best epoch %d); outputs in %s", shown, result["best_epoch"], trainer.run_dir)
+        n_test, evaluated = len(trainer.data.test), result.get("test/samples")
+        partial = (f" on {evaluated} of {n_test} samples (trainer.max_eval_batches="
+                   f"{trainer.cfg.trainer.max_eval_batches})" if evaluated is not None and evaluated < n_test else "")
+        log.info("test %s%s (best epoch %d); outputs in %s", shown, partial, result["best_epoch"], trainer.run_dir)
         self._close()
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:

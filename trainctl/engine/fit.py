@@ -24,7 +24,7 @@ from trainctl.engine.build import build_trainer
 from trainctl.engine.checkpoint import restore
 from trainctl.engine.events import Callback, EpochEnd, StopTraining
 from trainctl.engine.signals import GracefulStop, Interrupted
-from trainctl.engine.step import Trainer, evaluate, train_one_epoch
+from trainctl.engine.step import Trainer, evaluate, evaluated_samples, train_one_epoch
 from trainctl.files import write_json
 from trainctl.metrics import check_task_metrics, objectives
 
@@ -64,7 +64,7 @@ def _epochs(t: Trainer) -> None:
         t.events.emit("on_epoch_start", t, epoch + 1)
         train_metrics, throughput = train_one_epoch(t, epoch)
         val_metrics = evaluate(t.eval_model, t.data.val, t.data, t.loss_fn, t.cfg.trainer.eval_batch_size,
-                               t.settings)
+                               t.settings, max_batches=t.cfg.trainer.max_eval_batches)
         metrics = {**{f"train/{k}": v for k, v in train_metrics.items()},
                    **{f"val/{k}": v for k, v in val_metrics.items()}, "lr": t.optimizer.param_groups[0]["lr"]}
         s.epoch, s.batches_in_epoch, s.partial = epoch + 1, 0, None
@@ -88,13 +88,18 @@ def _finish(t: Trainer) -> dict[str, Any]:
         t.ema.load_state_dict(best["ema"])
         model = t.ema.model
     best_epoch_metrics = s.history[s.best_epoch - 1]
+    batch_size, max_batches = cfg.trainer.eval_batch_size, cfg.trainer.max_eval_batches
     test: dict[str, Any] = {}
     if s.status != "pruned":  # a pruned sweep trial is never reported, so its test pass would be wasted time
-        test = evaluate(model, t.data.test, t.data, t.loss_fn, cfg.trainer.eval_batch_size, t.settings,
-                        per_class=True)
+        test = evaluate(model, t.data.test, t.data, t.loss_fn, batch_size, t.settings, per_class=True,
+                        max_batches=max_batches)
+        # How many samples the metrics cover, so a partial pass (trainer.max_eval_batches) is never taken
+        # for a full one.
+        test["samples"] = evaluated_samples(t.data.test, batch_size, max_batches)
     names = objectives(cfg.objective)
     single = isinstance(cfg.objective, str)
     result: dict[str, Any] = {k: v for k, v in best_epoch_metrics.items() if k.startswith("val/")}
+    result["val/samples"] = evaluated_samples(t.data.val, batch_size, max_batches)
     result.update({f"test/{k}": v for k, v in test.items()})
     result.update({k: v for k, v in s.history[-1].items() if k.startswith("train/")})
     result.update({

@@ -4,6 +4,7 @@ adds the defaults), made fresh for each fit because each fold is a run of its ow
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -14,11 +15,12 @@ from trainctl.config.validate import validate
 from trainctl.data.locate import check_available
 from trainctl.device import select_device
 from trainctl.engine.build import deterministic_mode
-from trainctl.engine.checkpoint import load_checkpoint
+from trainctl.engine.checkpoint import check_resumable, load_checkpoint
 from trainctl.engine.events import Callback
 from trainctl.engine.fit import fit
 from trainctl.engine.resume import check_same_run, checkpoint_path, run_dir_of
 from trainctl.files import create_run_dir
+from trainctl.terminal import console
 
 MakeCallbacks = Callable[[], Sequence[Callback]]
 
@@ -32,8 +34,12 @@ def run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallbac
     if cfg.resume:
         path = checkpoint_path(cfg.resume)
         checkpoint = load_checkpoint(path, map_location=device)
+        check_resumable(checkpoint, path)
         check_same_run(checkpoint["config"], cfg, path)
-        run_dir = run_dir or run_dir_of(path)
+        run_dir = Path(run_dir or run_dir_of(path))
+        finished = finished_metrics(checkpoint, cfg, run_dir)
+        if finished is not None:
+            return finished
     hint = f"{component_name(cfg.model)}-{component_name(cfg.dataset)}".replace("/", "_")
     run_dir = Path(run_dir) if run_dir is not None else create_run_dir(hint=hint)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -43,3 +49,24 @@ def run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallbac
 
             return cross_validate(cfg, run_dir, device, make_callbacks)
         return fit(cfg, run_dir, device, make_callbacks(), checkpoint)
+
+
+def finished_metrics(checkpoint: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+    """A resumed run that already trained all its epochs and wrote its metrics.json is done: say so and return
+    those metrics, writing nothing (testing it again would only repeat its result). None when there is work
+    left: more epochs (`trainer.epochs` raised), an unfinished epoch, or the final test pass a kill cut short."""
+    epochs, target = checkpoint.get("epoch", 0), cfg.trainer.epochs
+    metrics_file = run_dir / "metrics.json"
+    if epochs < target or checkpoint.get("batches_in_epoch", 0) or not metrics_file.is_file():
+        return None
+    try:
+        metrics = json.loads(metrics_file.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: the final pass writes it again
+    if not isinstance(metrics, dict) or metrics.get("epochs") != epochs:
+        return None  # written before the checkpoint's last epoch (or by another run): out of date
+    console.print(
+        f"{run_dir} is already finished: it trained {epochs} epoch(s) (trainer.epochs={target}), best epoch "
+        f"{metrics.get('best_epoch', '?')}; its metrics are in {metrics_file}. Nothing to do: to train it longer, "
+        f"resume with trainer.epochs=N (N > {epochs}).", soft_wrap=True, markup=False, highlight=False)
+    return metrics

@@ -9,6 +9,7 @@ graceful-stop check live here; whatever watches training is a callback (`trainct
 from __future__ import annotations
 
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -141,11 +142,26 @@ class Trainer:
 
 
 def batches_per_epoch(trainer: DictConfig, n_train: int) -> int:
-    """Batches one epoch trains: all of the split, or `max_steps_per_epoch` optimizer steps' worth."""
-    total = ceil_div(n_train, trainer.batch_size)
+    """Batches one epoch trains: all of the split, at most `overfit_batches`, and at most `max_steps_per_epoch`
+    optimizer steps' worth."""
+    caps = [ceil_div(n_train, trainer.batch_size)]
+    if trainer.overfit_batches:
+        caps.append(trainer.overfit_batches)
     if trainer.max_steps_per_epoch:
-        return min(total, trainer.max_steps_per_epoch * trainer.grad_accum_steps)
-    return total
+        caps.append(trainer.max_steps_per_epoch * trainer.grad_accum_steps)
+    return min(caps)
+
+
+def order_epoch(trainer: DictConfig, epoch: int) -> int:
+    """The epoch whose shuffle (and augmentation) an epoch replays: its own, or with `overfit_batches` always
+    the first's, so every epoch trains exactly the same batches."""
+    return 0 if trainer.overfit_batches else epoch
+
+
+def evaluated_samples(split: SplitLike, batch_size: int, max_batches: int | None) -> int:
+    """Samples an `evaluate` pass covers: the whole split, or its first `max_batches` batches (in order, all
+    full but the split's last)."""
+    return len(split) if max_batches is None else min(len(split), max_batches * batch_size)
 
 
 def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
@@ -174,7 +190,8 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
         t.state.batches_in_epoch, t.state.partial = batch, acc.state()
 
     t.sync_progress = sync_progress
-    batches = t.data.train.shuffled(cfg.batch_size, t.data.train_transform, t.cfg.seed, epoch, start_step=start)
+    batches = t.data.train.shuffled(cfg.batch_size, t.data.train_transform, t.cfg.seed, order_epoch(cfg, epoch),
+                                    start_step=start)
     settings, step_listeners = t.settings, t.events.step_listeners
     for x, y in batches:
         with settings.autocast():
@@ -210,11 +227,12 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: SplitLike, data: DataBundle, loss_fn: nn.Module, batch_size: int,
-             settings: StepSettings, per_class: bool = False) -> dict[str, Any]:
-    """The task's metrics over a split, with one host sync at the end."""
+             settings: StepSettings, per_class: bool = False, max_batches: int | None = None) -> dict[str, Any]:
+    """The task's metrics over a split (its first `max_batches` batches when given), with one host sync at the
+    end."""
     model.eval()
     acc = MetricAccumulator(data.spec.task, data.spec.num_classes, settings.device, full=True)
-    for x, y in split.ordered(batch_size, data.eval_transform):
+    for x, y in itertools.islice(split.ordered(batch_size, data.eval_transform), max_batches):
         with settings.autocast():
             out = model(settings.prepare(x))
             loss = loss_fn(out, y)
