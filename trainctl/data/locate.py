@@ -50,12 +50,13 @@ FILE_SOURCES = {
 
 
 def unreadable_folder_error(folder: Path, key: str, culprit: Path | None = None) -> UserError:
-    """The message for a data folder that exists but may not be read (permissions on it or on `culprit`, a
-    folder on the way to it)."""
+    """The message for a data folder (from config key `key`) that exists but may not be read: permissions on
+    it, or on `culprit`, a folder on the way to it."""
     culprit = culprit or folder
+    on = "" if culprit == folder else f" on {culprit}"
     chmod = f"chmod -R a+rX {folder}" if culprit == folder else f"chmod a+rX {culprit}"
-    return UserError(f"{key} folder {folder} cannot be read: permission denied on {culprit}. "
-                     f"Fix: make it readable ({chmod}) or point {key} at a folder you can read.")
+    return UserError(f"cannot read {folder} (from {key}): permission denied{on}. "
+                     f"Fix: make it readable ({chmod}) or point {key} at a copy you can read.")
 
 
 def unreadable_file_error(path: Path) -> UserError:
@@ -89,13 +90,13 @@ def locate_files(cfg: DictConfig) -> dict[str, Path] | None:
         try:
             found = {role: _find_file(folder, stem) for role, stem in FILE_SOURCES[cfg.name].files.items()}
         except PermissionError:
-            raise unreadable_folder_error(folder, _key_of(folder, cfg), _blocked_ancestor(folder)) from None
+            raise unreadable_folder_error(folder, _key_of(folder, cfg), blocked_ancestor(folder)) from None
         if all(found.values()):
             return found  # type: ignore[return-value]
     return None
 
 
-def _blocked_ancestor(folder: Path) -> Path:
+def blocked_ancestor(folder: Path) -> Path:
     """The outermost folder on the way to `folder` that may not be searched: the one whose permissions to fix."""
     chain = [*reversed(folder.parents), folder]
     for parent, child in zip(chain, chain[1:]):
