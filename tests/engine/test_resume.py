@@ -213,6 +213,7 @@ def test_a_run_written_by_release_0_1_0_resumes(tmp_path):
     the events and callbacks); its checkpoint and overrides must still drive a resume to the end."""
     import shutil
     from pathlib import Path
+    from pathlib import Path
 
     run = tmp_path / "runs" / "old"
     shutil.copytree(Path(__file__).parent / "fixtures" / "release-0.1.0-run", run)
@@ -234,3 +235,60 @@ def test_nan_before_any_checkpoint_says_none_was_saved(tmp_path):
     assert "at epoch 1, batch 4 of the epoch (optimizer step 4)" in message
     assert "no checkpoint had been saved yet" in message and "holds the last good state" not in message
     assert not (run / "checkpoints" / "last.pt").exists()
+
+
+def snapshot(folder):
+    """Every file under `folder` with its bytes and modification time: what "wrote nothing" compares."""
+    return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_resuming_a_finished_run_says_so_and_writes_nothing(tmp_path):
+    one_epoch = [o for o in RUN if not o.startswith("trainer.epochs=")] + ["trainer.epochs=1"]
+    assert run_cli(["train", *one_epoch], tmp_path).returncode == 0
+    [run] = run_dirs(tmp_path)
+    before = snapshot(run)
+    proc = resume(tmp_path, run)
+    text = " ".join(proc.stdout.split())
+    assert f"{run} is already finished: it trained 1 epoch(s) (trainer.epochs=1)" in text
+    assert f"its metrics are in {run / 'metrics.json'}" in text and "trainer.epochs=N" in text
+    assert "resumed" not in text and "test/acc" not in text  # no second test pass, no summary of one
+    assert snapshot(run) == before  # not a byte, not a timestamp, not a new file
+    resume(tmp_path, run, "trainer.epochs=2")  # raising the epochs still continues the run
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and [h["epoch"] for h in metrics["history"]] == [1, 2]
+
+
+def test_a_checkpoint_without_a_training_state_is_refused_by_name(tmp_path):
+    plain = tmp_path / "exported" / "model.pt"
+    plain.parent.mkdir()
+    torch.save({"model": {"weight": torch.zeros(2, 2)}, "format_version": 1}, plain)
+    proc = run_cli(["train", *RUN, f"resume={plain}"], tmp_path)
+    text = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stderr
+    assert f"checkpoint {plain} cannot be resumed: it has no 'config', 'optimizer', 'scheduler', 'rng' entries" in text
+    assert "Traceback" not in text and "KeyError" not in text
+    assert [p.name for p in plain.parent.iterdir()] == ["model.pt"]  # no train.log beside it
+    assert run_dirs(tmp_path) == []
+
+
+def test_a_failed_resume_leaves_nothing_behind(tmp_path, reference):
+    import shutil
+    from pathlib import Path
+
+    corrupt = tmp_path / "elsewhere" / "last.pt"  # a checkpoint outside any run: Hydra logs into its folder
+    corrupt.parent.mkdir()
+    corrupt.write_bytes((reference / "checkpoints" / "last.pt").read_bytes()[:500])
+    proc = run_cli(["train", *RUN, f"resume={corrupt}"], tmp_path)
+    assert proc.returncode == 2 and "is corrupt" in proc.stderr
+    assert [p.name for p in corrupt.parent.iterdir()] == ["last.pt"]
+    run = tmp_path / "runs" / "copy"  # a real run whose last.pt went bad: its files stay as they were
+    shutil.copytree(reference, run)
+    (run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    before = snapshot(run)
+    proc = run_cli(["train", f"resume={run}"], tmp_path)
+    assert proc.returncode == 2 and "is corrupt" in proc.stderr
+    after = snapshot(run)
+    assert set(after) == set(before)
+    log = after.pop(Path("train.log"))[0]
+    assert log.startswith(before.pop(Path("train.log"))[0])  # at most a line added
+    assert after == before
