@@ -142,13 +142,14 @@ def test_available_memory_is_known_here():
     assert available is not None and 10**7 < available < 2**50
 
 
-@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory: you "
-                                                               "tried to allocate 80000000000 bytes.")])
-def test_allocation_failure_becomes_a_user_error(error, monkeypatch):
+@pytest.mark.parametrize("failure", ["MemoryError", "torch"])
+def test_allocation_failure_becomes_a_user_error(failure, monkeypatch):
     import trainctl.data.generated as generated
 
     def fail(*args, **kwargs):
-        raise error
+        if failure == "MemoryError":
+            raise MemoryError()
+        return torch.empty(2**58, dtype=torch.uint8)  # a real allocator failure, refused at once: 256 PiB
 
     monkeypatch.setattr(generated, "_blobs", fail)
     with pytest.raises(UserError, match=r"not enough memory to build the 'blobs' dataset .*Fix: lower "
@@ -182,3 +183,18 @@ def test_cli_bad_label_and_huge_n_train_exit_2_and_write_nothing(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert message in text and "Traceback" not in text
         assert run_dirs(tmp_path) == []
+
+
+def test_dataset_too_big_for_the_device_is_a_user_error():
+    from trainctl.data.splits import DataBundle, DataSpec, Split
+
+    class NoRoom(Split):
+        def to(self, device):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    small = Split(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))
+    bundle = DataBundle(NoRoom(torch.zeros(1000, 2), torch.zeros(1000, dtype=torch.long)), small, small,
+                        DataSpec((2,), 2))
+    with pytest.raises(UserError, match=r"the dataset \(16.1 KB\) does not fit in the memory of cuda: CUDA out of "
+                                        r"memory\. Tried to allocate 20.00 GiB\. Fix: use less data .*device=cpu"):
+        bundle.to(torch.device("cuda"))

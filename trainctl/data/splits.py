@@ -120,7 +120,21 @@ class DataBundle:
     eval_transform: Transform = field(default=identity)
 
     def to(self, device: torch.device) -> "DataBundle":
-        moved = [s.to(device) for s in (self.train, self.val, self.test)]
+        """The bundle with its in-memory splits on `device`; a device too small for them is a UserError."""
+        try:
+            moved = [s.to(device) for s in (self.train, self.val, self.test)]
+        except (MemoryError, RuntimeError) as e:
+            from trainctl.data.memory import format_bytes, is_out_of_memory
+
+            if not is_out_of_memory(e):
+                raise
+            size = sum(s.x.nbytes + s.y.nbytes for s in (self.train, self.val, self.test) if isinstance(s, Split))
+            raise UserError(
+                f"the dataset ({format_bytes(size)}) does not fit in the memory of {device}: "
+                f"{(str(e).strip().splitlines() or [type(e).__name__])[0]}. Fix: use less data (lower "
+                "dataset.n_train / dataset.n_test for generated sets; dataset.image_size, or "
+                "dataset.in_memory=false, for image folders) or train on another device (device=cpu)."
+            ) from None
         return DataBundle(*moved, self.spec, self.train_transform, self.eval_transform)
 
 
