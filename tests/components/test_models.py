@@ -4,12 +4,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from trainctl.components.models import build_model
+from trainctl.components import models
+from trainctl.components import build_model
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 from trainctl.config.compose import compose
-
-
 
 IMAGES = [DataSpec((1, 28, 28), 10), DataSpec((3, 32, 32), 10)]
 
@@ -53,7 +52,98 @@ def test_pretrained_weights_that_cannot_be_fetched_give_a_clear_error(monkeypatc
 
 def test_vgg_rejects_too_many_pools():
     cfg = compose(["model=vgg", "model.layers=[8,M,M,M,M,M,M]"]).model
-    with pytest.raises(UserError, match="more 'M' pools than a 28px image allows"):
+    message = (r"^model 'vgg' cannot take 1x28x28 inputs: layer 7 \(MaxPool2d 2x2\) shrinks its 1x1 input to 0x0. "
+               r"Fix: remove some 'M' pools from model.layers, or use larger images. "
+               r"The smallest input it takes is 64x64")
+    with pytest.raises(UserError, match=message):
+        build_model(cfg, DataSpec((1, 28, 28), 10))
+
+
+# Models on images too small for them: the layer named, and the smallest size given is exactly the smallest.
+TOO_SMALL = [
+    (["model=lenet"], (3, 1, 1), r"layer 2 \(MaxPool2d 2x2\) shrinks its 1x1 input to 0x0", 12),
+    (["model=lenet"], (1, 10, 10), r"layer 5 \(MaxPool2d 2x2\) shrinks its 1x1 input to 0x0", 12),
+    (["model=vgg"], (3, 8, 8), r"layer 21 \(MaxPool2d 2x2\) shrinks .* fewer 'M' pools than preset vgg11's", 16),
+    (["model=cnn", "model.kernel_size=29"], (1, 28, 28),
+     r"^model.kernel_size=29 is larger than the 28x28 input that layer 0 \(Conv2d 29x29\) of model 'cnn' sees on "
+     r"1x28x28 inputs: lower model.kernel_size to at most 28, or use larger images.", 115),
+    (["model=cnn", "model.kernel_size=9"], (1, 28, 28), "the 7x7 input that layer 3 .* at most 7", 35),
+    (["model=cnn"], (1, 12, 30), "the 3x7 input that layer 3", 19),
+]
+
+
+@pytest.mark.parametrize(("overrides", "shape", "message", "smallest"), TOO_SMALL, ids=lambda v: str(v))
+def test_too_small_inputs_name_the_layer_and_the_smallest_size(overrides, shape, message, smallest):
+    cfg = compose(overrides).model
+    with pytest.raises(UserError, match=f"{message}.* The smallest input it takes is {smallest}x{smallest} "
+                                        rf"\(dataset.image_size=\[{smallest},{smallest}\] for an image folder\)"):
+        build_model(cfg, DataSpec(shape, 10))
+    with pytest.raises(UserError, match=f"smallest input it takes is {smallest}x{smallest}"):
+        build_model(cfg, DataSpec((shape[0], smallest - 1, smallest - 1), 10))
+    model = build_model(cfg, DataSpec((shape[0], smallest, smallest), 10))
+    assert model.eval()(torch.zeros(1, shape[0], smallest, smallest)).shape == (1, 10)
+
+
+def test_torchvision_model_refuses_a_size_it_cannot_take():
+    cfg = compose(["model=torchvision", "model.arch=vit_b_16"]).model
+    with pytest.raises(UserError, match=r"'vit_b_16' cannot take \(3, 32, 32\) inputs \(Wrong image height"):
+        build_model(cfg, DataSpec((3, 32, 32), 10))
+
+
+@pytest.mark.parametrize("channels", ["[]", "[8]", "[8,8,8]"])
+def test_cnn_needs_two_channel_counts(channels):
+    with pytest.raises(UserError, match=r"^model.channels=\[.*\] needs two values, .* e.g. model.channels=\[16,32\]"):
+        build_model(compose(["model=cnn", f"model.channels={channels}"]).model, DataSpec((1, 28, 28), 10))
+
+
+@pytest.mark.parametrize("layers", ["[]", "[M]"])
+def test_vgg_needs_a_conv_layer(layers):
+    with pytest.raises(UserError, match=r"^model.layers=\[.*\] has no conv layer: .* model.layers=null"):
+        build_model(compose(["model=vgg", f"model.layers={layers}"]).model, DataSpec((1, 28, 28), 10))
+
+
+def test_mlp_without_hidden_layers_is_a_linear_model():
+    model = build_model(compose(["model=mlp", "model.hidden=[]"]).model, DataSpec((1, 28, 28), 10))
+    assert [type(m).__name__ for m in model] == ["Flatten", "Linear"] and model[1].in_features == 784
+
+
+@pytest.mark.parametrize(("overrides", "keys"), [
+    (["model=mlp", "model.hidden=[100000000]"], "model.hidden"),
+    (["model=lstm", "model.hidden_size=10000000"], "model.hidden_size or model.num_layers"),
+    (["model=cnn", "model.channels=[100000,100000]"], "model.channels"),
+])
+def test_models_too_large_for_memory_are_refused_before_allocating(monkeypatch, overrides, keys):
+    monkeypatch.setattr(models, "available_bytes", lambda: 8 * 10**9)
+    message = (rf"^model '\w+' does not fit in memory: its [\d,]+ parameters take [\d.]+ [GTP]B, training needs "
+               rf"about 4x that, and 8.0 GB is free. Fix: lower {keys}")
+    with pytest.raises(UserError, match=message):
+        build_model(compose(overrides).model, DataSpec((1, 28, 28), 10))
+
+
+def test_allocation_failures_while_building_name_the_size_keys(monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(models, "available_bytes", lambda: None)  # no estimate: only the failure tells
+    monkeypatch.setattr(torch.nn.Linear, "__init__", no_memory)
+    with pytest.raises(UserError, match="^model 'mlp' does not fit in memory: .*can't allocate memory. Fix: lower "
+                                        "model.hidden"):
+        build_model(compose(["model=mlp"]).model, DataSpec((1, 28, 28), 10))
+
+
+def test_sizing_a_model_first_draws_no_random_numbers(monkeypatch):
+    cfg, spec = compose(["model=lstm"]).model, DataSpec((1, 28, 28), 10)
+    torch.manual_seed(0)
+    sized = build_model(cfg, spec)
+    monkeypatch.setattr(models, "available_bytes", lambda: None)  # no sizing pass
+    torch.manual_seed(0)
+    unsized = build_model(cfg, spec)
+    assert all(torch.equal(a, b) for a, b in zip(sized.state_dict().values(), unsized.state_dict().values()))
+
+
+def test_values_torch_refuses_are_user_errors_naming_the_settings():
+    cfg = OmegaConf.create({"name": "lstm", "hidden_size": 0, "num_layers": 1, "bidirectional": False, "dropout": 0.0})
+    with pytest.raises(UserError, match=r"^model 'lstm' cannot be built with model.hidden_size=0, .*: hidden_size "):
         build_model(cfg, DataSpec((1, 28, 28), 10))
 
 

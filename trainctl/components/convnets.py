@@ -9,7 +9,7 @@ from torch import nn
 from trainctl.config.schemas import VGG_PRESETS
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
-from trainctl.components.models import MODELS, flat_size, need_image
+from trainctl.components.models import MODELS, check_input_size, flat_size, need_image
 
 
 @MODELS.register("vgg")
@@ -18,20 +18,22 @@ def build_vgg(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     need_image("vgg", spec)
     layers = OmegaConf.to_container(cfg.layers) if cfg.layers is not None else VGG_PRESETS[cfg.preset]
     features: list[nn.Module] = []
-    channels, size = spec.input_shape[0], min(spec.input_shape[1:])
+    channels = spec.input_shape[0]
     for item in layers:
         if str(item).upper() == "M":
-            if size < 2:
-                raise UserError(f"model.layers has more 'M' pools than a {spec.input_shape[1]}px image allows: "
-                                "remove some 'M' entries")
             features.append(nn.MaxPool2d(2))
-            size //= 2
             continue
-        if not isinstance(item, int) or item < 1:
+        if not isinstance(item, int) or isinstance(item, bool) or item < 1:
             raise UserError(f"model.layers item {item!r} is neither a channel count nor 'M'")
         features += [nn.Conv2d(channels, item, 3, padding=1), *([nn.BatchNorm2d(item)] if cfg.batch_norm else []),
                      nn.ReLU(inplace=True)]
         channels = item
+    if not any(isinstance(f, nn.Conv2d) for f in features):
+        raise UserError(f"model.layers={layers} has no conv layer: give at least one channel count, "
+                        "e.g. model.layers=[32,M,64,M], or set model.layers=null to use model.preset")
+    fewer_pools = ("remove some 'M' pools from model.layers" if cfg.layers is not None else
+                   f"give model.layers with fewer 'M' pools than preset {cfg.preset}'s")
+    check_input_size("vgg", features, spec.input_shape, fewer_pools)
     head = nn.Sequential(
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, cfg.hidden), nn.ReLU(inplace=True),
         nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, spec.num_classes),
@@ -106,7 +108,9 @@ def build_torchvision(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     with torch.no_grad():
         try:
             flat_size(model.eval(), spec.input_shape)
-        except RuntimeError as e:
+        except NotImplementedError:
+            raise  # an op with no kernel for the meta device, on which the model is sized first
+        except Exception as e:  # models refuse sizes with RuntimeErrors, AssertionErrors, ValueErrors...
             raise UserError(f"torchvision model '{cfg.arch}' cannot take {spec.input_shape} inputs ({e}); "
                             "choose a larger dataset.image_size or another arch") from None
     return model.train()

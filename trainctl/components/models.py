@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import Callable, Iterator, Sequence
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
 from trainctl.components.targets import has_target, instantiate_target
+from trainctl.data.memory import available_bytes, format_bytes, is_out_of_memory
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 from trainctl.registry import Registry
@@ -30,6 +32,100 @@ def need_image(name: str, spec: DataSpec) -> None:
             f"model '{name}' needs images (C, H, W) but the dataset gives inputs of shape {spec.input_shape}: "
             "use model=mlp for non-image data"
         )
+
+
+# ---- input sizes: which layer a too-small image vanishes in, and the smallest size that works ---------------
+SPATIAL_END = (nn.Flatten, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # sizes stop mattering here
+MAX_SIDE = 1 << 20
+
+
+def _pair(value: int | Sequence[int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _output_length(layer: nn.Module, length: int, dim: int) -> int:
+    """Output length along spatial `dim` (0: height, 1: width) of a conv or pool (torch's formula, so no
+    forward pass and no allocation: the check also runs for models far too big to build); other layers keep it."""
+    if isinstance(layer, nn.Conv2d):
+        if layer.padding == "same":
+            return length
+        padding = (0, 0) if layer.padding == "valid" else _pair(layer.padding)
+        kernel, stride, dilation = _pair(layer.kernel_size), _pair(layer.stride), _pair(layer.dilation)
+        ceil_mode = False
+    elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+        kernel, padding = _pair(layer.kernel_size), _pair(layer.padding)
+        stride, dilation = _pair(layer.stride or layer.kernel_size), _pair(getattr(layer, "dilation", 1))
+        ceil_mode = layer.ceil_mode
+    else:
+        return length
+    room = length + 2 * padding[dim] - dilation[dim] * (kernel[dim] - 1) - 1
+    out = (-(-room // stride[dim]) if ceil_mode else room // stride[dim]) + 1
+    if ceil_mode and room >= 0 and (out - 1) * stride[dim] >= length + padding[dim]:
+        out -= 1  # torch's rule: the last window must start inside the input or the left padding
+    return out
+
+
+def _walk(layers: Sequence[nn.Module], size: tuple[int, int]) -> Iterator[tuple[int, nn.Module, tuple, tuple]]:
+    """(index, layer, input size, output size) for each layer up to the first that ends the spatial part."""
+    for index, layer in enumerate(layers):
+        if isinstance(layer, SPATIAL_END):
+            return
+        out = (_output_length(layer, size[0], 0), _output_length(layer, size[1], 1))
+        yield index, layer, size, out
+        size = out
+
+
+def _first_problem(layers: Sequence[nn.Module], size: tuple[int, int], kernel_fits: bool) -> tuple | None:
+    """The first layer whose output vanishes (or, with `kernel_fits`, whose conv kernel exceeds its input)."""
+    for index, layer, size_in, size_out in _walk(layers, size):
+        if min(size_out) < 1:
+            return index, layer, size_in, size_out, "vanishes"
+        if kernel_fits and isinstance(layer, nn.Conv2d) and any(
+                k > n for k, n in zip(_pair(layer.kernel_size), size_in)):
+            return index, layer, size_in, size_out, "kernel"
+    return None
+
+
+def smallest_input(layers: Sequence[nn.Module], kernel_fits: bool = False) -> int | None:
+    """The smallest side of a square image that passes every layer, by bisection (output sizes only grow with
+    the input size); None when even MAX_SIDE does not."""
+    if _first_problem(layers, (MAX_SIDE, MAX_SIDE), kernel_fits):
+        return None
+    low, high = 1, MAX_SIDE  # the answer lies in (low - 1, high]
+    while low < high:
+        mid = (low + high) // 2
+        if _first_problem(layers, (mid, mid), kernel_fits):
+            low = mid + 1
+        else:
+            high = mid
+    return high
+
+
+def _describe(layer: nn.Module) -> str:
+    kernel = getattr(layer, "kernel_size", None)
+    return f"{type(layer).__name__} {'x'.join(map(str, _pair(kernel)))}" if kernel is not None else type(layer).__name__
+
+
+def check_input_size(name: str, layers: Sequence[nn.Module], input_shape: tuple[int, ...], fix: str,
+                     kernel_key: str | None = None) -> None:
+    """Refuse images that a layer of `layers` shrinks to nothing, naming the layer and the smallest size that
+    works; with `kernel_key` (the config key setting the conv kernels) also refuse a kernel larger than the
+    input its layer sees, which mostly multiplies padding and costs its square in time."""
+    problem = _first_problem(layers, tuple(input_shape[1:]), kernel_key is not None)
+    if problem is None:
+        return
+    index, layer, (h, w), (oh, ow), kind = problem
+    where = f"layer {index} ({_describe(layer)})"
+    shape = "x".join(map(str, input_shape))
+    side = smallest_input(layers, kernel_key is not None)
+    larger = "" if side is None else (f" The smallest input it takes is {side}x{side} "
+                                      f"(dataset.image_size=[{side},{side}] for an image folder).")
+    if kind == "kernel":
+        raise UserError(f"{kernel_key}={max(_pair(layer.kernel_size))} is larger than the {h}x{w} input that {where} "
+                        f"of model '{name}' sees on {shape} inputs: lower {kernel_key} to at most {min(h, w)}, "
+                        f"or use larger images.{larger}")
+    raise UserError(f"model '{name}' cannot take {shape} inputs: {where} shrinks its {h}x{w} input to {oh}x{ow}. "
+                    f"Fix: {fix}, or use larger images.{larger}")
 
 
 @MODELS.register("mlp")
@@ -56,10 +152,13 @@ def build_mlp(cfg: DictConfig, spec: DataSpec) -> nn.Module:
 def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     """Small convnet: conv 16@5x5 stride 2, ReLU, max-pool 2; conv 32@5x5, ReLU; linear to the classes."""
     need_image("cnn", spec)
+    if len(cfg.channels) != 2:
+        raise UserError(f"model.channels={list(cfg.channels)} needs two values, the output channels of the cnn's "
+                        "two conv layers: e.g. model.channels=[16,32]")
     c1, c2 = cfg.channels
     k, pad = cfg.kernel_size, cfg.kernel_size // 2
     norm = (lambda c: [nn.BatchNorm2d(c)]) if cfg.batch_norm else (lambda c: [])
-    features = nn.Sequential(
+    features = [
         nn.Conv2d(spec.input_shape[0], c1, k, stride=2, padding=pad),
         *norm(c1),
         nn.ReLU(),
@@ -68,8 +167,10 @@ def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         *norm(c2),
         nn.ReLU(),
         nn.Flatten(),
-    )
-    return nn.Sequential(*features, nn.Linear(flat_size(features, spec.input_shape), spec.num_classes))
+    ]
+    check_input_size("cnn", features, spec.input_shape, "lower model.kernel_size", kernel_key="model.kernel_size")
+    flat = flat_size(nn.Sequential(*features), spec.input_shape)
+    return nn.Sequential(*features, nn.Linear(flat, spec.num_classes))
 
 
 @MODELS.register("lenet")
@@ -79,7 +180,7 @@ def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     act = ACTIVATIONS[cfg.activation]
     # Padding 2 on the first conv turns 28x28 digits into LeNet's original 32x32 receptive field.
     norm = (lambda c: [nn.BatchNorm2d(c)]) if cfg.batch_norm else (lambda c: [])
-    features = nn.Sequential(
+    features = [
         nn.Conv2d(spec.input_shape[0], 6, 5, padding=2),
         *norm(6),
         act(),
@@ -89,10 +190,48 @@ def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         act(),
         nn.MaxPool2d(2),
         nn.Flatten(),
-    )
-    flat = flat_size(features, spec.input_shape)
+    ]
+    check_input_size("lenet", features, spec.input_shape, "use a model that takes any size (model=resnet or vgg)")
+    flat = flat_size(nn.Sequential(*features), spec.input_shape)
     head = [nn.Linear(flat, 120), act(), nn.Linear(120, 84), act(), nn.Linear(84, spec.num_classes)]
     return nn.Sequential(*features, *head)
+
+
+# ---- memory: refuse a model whose parameters cannot fit, before allocating them --------------------------------
+# Weights, their gradients and an optimizer's state (Adam keeps two moments): about four copies while training.
+TRAINING_COPIES = 4
+# The config keys that set a built-in model's size, named when it does not fit.
+SIZE_KEYS = {
+    "mlp": "model.hidden or the input size (dataset.image_size): the first layer has a weight per input value",
+    "cnn": "model.channels or model.kernel_size (or the image size: the linear head grows with its area)",
+    "lenet": "the image size (dataset.image_size): LeNet's first linear layer grows with the image area",
+    "vgg": "the channel counts in model.layers (or a smaller model.preset) and model.hidden",
+    **dict.fromkeys(("rnn", "lstm", "gru"), "model.hidden_size or model.num_layers"),
+    "resnet": "model.arch (e.g. resnet18)", "torchvision": "model.arch",
+}
+
+
+def _too_large(name: str, what: str) -> UserError:
+    keys = SIZE_KEYS.get(name, "the model's size settings")
+    return UserError(f"model '{name}' does not fit in memory: {what}. Fix: lower {keys}.")
+
+
+def check_fits(name: str, build: Callable[[], nn.Module], available: int | None = None) -> None:
+    """Build the model on the meta device (shapes only: no memory, no random numbers drawn) and refuse it when
+    training it would need more memory than is free."""
+    available = available_bytes() if available is None else available
+    if available is None:
+        return
+    try:
+        with torch.device("meta"):
+            sized = build()
+    except NotImplementedError:  # an op with no meta kernel in a dry forward: the real build will tell
+        return
+    params = sum(p.numel() for p in sized.parameters())
+    size = sum(t.numel() * t.element_size() for t in (*sized.parameters(), *sized.buffers()))
+    if size * TRAINING_COPIES > available:
+        raise _too_large(name, f"its {params:,} parameters take {format_bytes(size)}, training needs about "
+                               f"{TRAINING_COPIES}x that, and {format_bytes(available)} is free")
 
 
 def build_model(cfg: DictConfig, spec: DataSpec) -> nn.Module:
@@ -104,7 +243,19 @@ def build_model(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     if spec.task == "regression" and cfg.name in CLASSIFIERS:
         raise UserError(f"model '{cfg.name}' is a classifier but the dataset is a regression task: "
                         "use model=mlp, rnn, lstm or gru")
-    return MODELS.get(cfg.name)(cfg, spec)
+    builder = MODELS.get(cfg.name)
+    try:
+        if cfg.get("weights") is None:  # pretrained archs have a known size; sizing would load the weights twice
+            check_fits(cfg.name, lambda: builder(cfg, spec))
+        return builder(cfg, spec)
+    except (MemoryError, RuntimeError, ValueError) as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if is_out_of_memory(e):  # the estimate is not everything: other processes allocate too
+            raise _too_large(cfg.name, first_line) from None
+        # torch refusing a layer's arguments: values out of the range the schema allows, from a caller that
+        # skipped validation (the CLI and train() validate first)
+        settings = ", ".join(f"model.{k}={v}" for k, v in cfg.items() if k != "name")
+        raise UserError(f"model '{cfg.name}' cannot be built with {settings}: {first_line}") from None
 
 
 CLASSIFIERS = ("cnn", "lenet", "vgg", "resnet", "torchvision")
