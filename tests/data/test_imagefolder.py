@@ -99,6 +99,17 @@ def test_unreadable_folder_is_named(tmp_path, deny, where):
         build(root)
 
 
+def test_unreadable_parent_of_root_is_the_culprit(tmp_path, deny):
+    from trainctl.data.locate import availability
+
+    root = make_image_folder(tmp_path / "private" / "images", per_class=2)
+    deny(tmp_path / "private")
+    with pytest.raises(UserError, match=rf"cannot read {root} \(from dataset.root\): permission denied on "
+                                        rf"{tmp_path / 'private'}\. Fix: make it readable \(chmod a\+rX "):
+        build(root)
+    assert "permission denied" in availability(folder_cfg(root))  # `trainctl doctor` says so, no traceback
+
+
 # ---- unreadable files -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("in_memory", ["true", "false"])
 def test_unreadable_files_are_skipped_counted_and_named(tmp_path, deny, caplog, in_memory):

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from trainctl.data.catalog import DATASETS, transforms_from
 from trainctl.data.imagescan import SplitFiles, check_classes, check_readable, list_entries, probe_all, scan_split
+from trainctl.data.locate import blocked_ancestor, unreadable_folder_error
 from trainctl.data.splits import (STREAM_AUGMENT_PER_BATCH, Batch, DataBundle, DataSpec, Split, Transform,
                                   epoch_generator, epoch_order)
 from trainctl.errors import UserError
@@ -118,7 +119,11 @@ def _split_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[
 
 def scan_folders(root: Path, num_workers: int) -> dict[str, SplitFiles]:
     """The checked files of train/, test/ and val/ (when present): refuses what cannot train a classifier."""
-    if not root.is_dir():
+    try:
+        exists = root.is_dir()
+    except PermissionError:  # a folder on the way to root may not be searched
+        raise unreadable_folder_error(root, "dataset.root", blocked_ancestor(root)) from None
+    if not exists:
         raise UserError(f"dataset.root={root} does not exist: imagefolder expects "
                         f"{root}/train/<class>/<image> and {root}/test/<class>/<image>")
     present = {e.name for e in list_entries(root) if e.is_dir()}  # also fails clearly when root is unreadable

@@ -143,7 +143,11 @@ def find_or_download(cfg: DictConfig) -> dict[str, Path]:
 def availability(cfg: DictConfig) -> str:
     """One line for `trainctl doctor`: where a dataset would be read from, offline."""
     if cfg.name == "imagefolder":
-        return f"your images under {cfg.root}" + ("" if Path(cfg.root, "train").is_dir() else " (not there)")
+        try:
+            there = Path(cfg.root, "train").expanduser().is_dir()
+        except PermissionError:
+            return f"your images under {cfg.root} (cannot be read: permission denied)"
+        return f"your images under {cfg.root}" + ("" if there else " (not there)")
     if cfg.name not in FILE_SOURCES:
         return "generated (always available)"
     try:
