@@ -61,6 +61,13 @@ def test_regression_losses_on_real_targets(name):
     assert torch.allclose(loss(f"loss={name}")(out, target), fn(out, target))
 
 
+@pytest.mark.parametrize("name", ["cross_entropy", "nll"])
+def test_class_weights_must_not_all_be_zero(name):
+    with pytest.raises(UserError, match=r"^loss.weight=\[0.0, .*\] gives every class weight 0, so the mean loss"):
+        loss(f"loss={name}", f"loss.weight={[0] * 10}")
+    assert loss(f"loss={name}", f"loss.weight={[0, 1] * 5}")(LOGITS, LABELS).isfinite()
+
+
 def test_class_losses_refuse_regression():
     with pytest.raises(UserError, match="loss 'focal' needs class labels"):
         build_loss(compose(["loss=focal"]).loss, DataSpec((50, 1), 0, "regression", (), (50, 1)))

@@ -16,7 +16,8 @@ from trainctl.config.compose import compose
 
 def lrs(overrides, epochs=4, steps=5):
     """The lr used at every optimizer step of a run."""
-    cfg = compose(["optimizer=sgd", "optimizer.lr=1.0", *overrides])
+    chosen = any(o.startswith("optimizer=") for o in overrides)
+    cfg = compose([*([] if chosen else ["optimizer=sgd"]), "optimizer.lr=1.0", *overrides])
     model = nn.Linear(2, 2)
     optimizer = build_optimizer(cfg.optimizer, model)
     schedule = build_scheduler(cfg.scheduler, optimizer, epochs, steps)
@@ -95,3 +96,38 @@ def test_cosine_reaches_eta_min():
     used = lrs(["scheduler=cosine", "scheduler.eta_min=0.1"], epochs=3, steps=1)
     assert used == pytest.approx([1.0, 0.1 + 0.9 * (1 + math.cos(math.pi / 3)) / 2,
                                   0.1 + 0.9 * (1 + math.cos(2 * math.pi / 3)) / 2])
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "nadam"])
+@pytest.mark.parametrize("betas", ["[0.9]", "[]", "[0.9,0.99,0.999]"])
+def test_betas_need_two_values(name, betas):
+    cfg = compose([f"optimizer={name}", f"optimizer.betas={betas}"]).optimizer
+    with pytest.raises(UserError, match=r"^optimizer.betas=\[.*\] needs two values, .* optimizer.betas=\[0.9,0.999\]$"):
+        build_optimizer(cfg, nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("overrides", [["optimizer.momentum=0"], ["optimizer.dampening=0.5"]])
+def test_nesterov_needs_momentum_without_dampening(overrides):
+    cfg = compose(["optimizer=sgd", "optimizer.nesterov=true", *overrides]).optimizer
+    with pytest.raises(UserError, match="^optimizer.nesterov=true needs optimizer.momentum > 0 and "
+                                        "optimizer.dampening=0, not momentum="):
+        build_optimizer(cfg, nn.Linear(2, 2))
+
+
+def test_a_model_without_trainable_parameters_is_refused():
+    model = nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(UserError, match="^the model has no trainable parameters, so optimizer 'adam' has nothing"):
+        build_optimizer(compose(["optimizer=adam"]).optimizer, model)
+
+
+def test_values_torch_refuses_are_user_errors_naming_the_settings():
+    cfg = compose(["optimizer=adagrad"]).optimizer
+    cfg.lr_decay = -1.0  # as a caller that skips config validation would pass it
+    with pytest.raises(UserError, match=r"^optimizer 'adagrad' cannot be built with .*optimizer.lr_decay=-1.0.*: "
+                                        "Invalid lr_decay value"):
+        build_optimizer(cfg, nn.Linear(2, 2))
+
+
+def test_onecycle_with_an_optimizer_without_momentum_cycles_the_lr_only():
+    used = lrs(["optimizer=adagrad", "scheduler=onecycle", "scheduler.max_lr=2.0"], epochs=2, steps=10)
+    assert max(used) == pytest.approx(2.0, rel=0.05) and used[0] == pytest.approx(2.0 / 25)

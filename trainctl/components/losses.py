@@ -24,6 +24,9 @@ def _class_weights(cfg: DictConfig, spec: DataSpec) -> torch.Tensor | None:
             f"loss.weight has {len(cfg.weight)} values but the dataset has {spec.num_classes} classes: "
             f"give one weight per class, e.g. loss.weight=[{','.join(['1.0'] * spec.num_classes)}]"
         )
+    if not any(w > 0 for w in cfg.weight):
+        raise UserError(f"loss.weight={list(cfg.weight)} gives every class weight 0, so the mean loss is 0/0 (NaN): "
+                        "give at least one class a positive weight")
     return torch.tensor(list(cfg.weight), dtype=torch.float32)
 
 

@@ -6,7 +6,8 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from trainctl.components.targets import has_target, instantiate_target
+from trainctl.components.targets import component_name, has_target, instantiate_target
+from trainctl.errors import UserError
 from trainctl.registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
@@ -34,9 +35,27 @@ def _fused(groups: list[dict]) -> bool | None:
     return True if ok else None
 
 
+def _betas(cfg: DictConfig) -> tuple[float, float]:
+    """The two running-average coefficients; checked here so that every caller of the builder gets the message
+    (torch would take the first two of three values and fail on one with an IndexError)."""
+    betas = tuple(cfg.betas)
+    if len(betas) != 2:
+        raise UserError(f"optimizer.betas={list(betas)} needs two values, the running-average coefficients of the "
+                        "gradient and of its square: e.g. optimizer.betas=[0.9,0.999]")
+    return betas
+
+
+def _settings(cfg: DictConfig, group: str) -> str:
+    return ", ".join(f"{group}.{k}={v}" for k, v in cfg.items() if k != "name")
+
+
 @OPTIMIZERS.register("sgd")
 def build_sgd(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """Stochastic gradient descent with momentum, Nesterov and weight decay."""
+    if cfg.nesterov and (cfg.momentum <= 0 or cfg.dampening != 0):
+        raise UserError(f"optimizer.nesterov=true needs optimizer.momentum > 0 and optimizer.dampening=0, not "
+                        f"momentum={cfg.momentum} and dampening={cfg.dampening}: change those, or set "
+                        "optimizer.nesterov=false")
     groups = param_groups(cfg, model)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                            dampening=cfg.dampening, weight_decay=cfg.weight_decay, fused=_fused(groups))
@@ -46,7 +65,7 @@ def build_sgd(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
 def build_adam(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """Adam (Kingma & Ba), fused where the device supports it."""
     groups = param_groups(cfg, model)
-    return torch.optim.Adam(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+    return torch.optim.Adam(groups, lr=cfg.lr, betas=_betas(cfg), eps=cfg.eps,
                             weight_decay=cfg.weight_decay, fused=_fused(groups))
 
 
@@ -54,14 +73,14 @@ def build_adam(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
 def build_adamw(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """AdamW: Adam with decoupled weight decay (Loshchilov & Hutter)."""
     groups = param_groups(cfg, model)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=_betas(cfg), eps=cfg.eps,
                              weight_decay=cfg.weight_decay, fused=_fused(groups))
 
 
 @OPTIMIZERS.register("nadam")
 def build_nadam(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """NAdam: Adam with Nesterov momentum (Dozat)."""
-    return torch.optim.NAdam(param_groups(cfg, model), lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+    return torch.optim.NAdam(param_groups(cfg, model), lr=cfg.lr, betas=_betas(cfg), eps=cfg.eps,
                              weight_decay=cfg.weight_decay)
 
 
@@ -81,6 +100,13 @@ def build_adagrad(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UserError(f"the model has no trainable parameters, so optimizer '{component_name(cfg)}' has nothing "
+                        "to train: give the model parameters that require gradients")
     if has_target(cfg):
         return instantiate_target(cfg, [p for p in model.parameters() if p.requires_grad])
-    return OPTIMIZERS.get(cfg.name)(cfg, model)
+    builder = OPTIMIZERS.get(cfg.name)
+    try:
+        return builder(cfg, model)
+    except ValueError as e:  # torch refusing a value the schema allows, or a caller that skipped validation
+        raise UserError(f"optimizer '{cfg.name}' cannot be built with {_settings(cfg, 'optimizer')}: {e}") from None

@@ -153,9 +153,12 @@ def build_lambda(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) 
 def build_onecycle(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
     """One-cycle policy (Smith): rises to max_lr, then anneals; stepped every batch."""
     max_lr = cfg.max_lr or 10 * optimizer.param_groups[0]["lr"]
+    # The momentum (or Adam's beta1) falls as the lr rises; optimizers with neither (adagrad) keep the lr cycle only.
+    has_momentum = any(k in optimizer.defaults for k in ("momentum", "betas"))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch + 1, pct_start=cfg.pct_start,
         anneal_strategy=cfg.anneal_strategy, div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor,
+        cycle_momentum=has_momentum,
     )
     return _schedule(cfg, optimizer, scheduler, per_batch=True)
 
@@ -163,4 +166,9 @@ def build_onecycle(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int
 def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, epochs: int, steps_per_epoch: int) -> Schedule:
     if has_target(cfg):
         return Schedule(optimizer, instantiate_target(cfg, optimizer))
-    return SCHEDULERS.get(cfg.name)(cfg, optimizer, epochs, steps_per_epoch)
+    builder = SCHEDULERS.get(cfg.name)
+    try:
+        return builder(cfg, optimizer, epochs, steps_per_epoch)
+    except ValueError as e:  # torch refusing a value the schema allows, or a caller that skipped validation
+        settings = ", ".join(f"scheduler.{k}={v}" for k, v in cfg.items() if k != "name")
+        raise UserError(f"scheduler '{cfg.name}' cannot be built with {settings}: {e}") from None
