@@ -113,7 +113,7 @@ def test_missing_mnist_points_at_real_sources(tmp_path):
     text = str(err.value)
     assert "dataset-mnist" not in text  # Debian has no such package (`apt-cache search mnist`)
     assert "dataset.download=true" in text and "https://ossci-datasets.s3.amazonaws.com/mnist/" in text
-    assert f"into {tmp_path / 'nowhere'}" in text
+    assert f"put the files in {tmp_path / 'nowhere'} (the four .gz files from a mirror of " in text
 
 
 # ---- data that cannot fit in memory ---------------------------------------------------------------------------

@@ -33,19 +33,20 @@ class FileSource:
     files: dict[str, str]
     subdirs: tuple[str, ...]  # e.g. torchvision's `<root>/FashionMNIST/raw/`, so its downloads are reused
     torchvision_name: str
-    get_hint: str  # how to get the files, besides torchvision's download; `{root}` is replaced by dataset.root
+    files_from: str = ""  # where the files can be fetched by hand, said after "put the files in <root>"
+    other_fix: str = ""  # a fix besides putting the files in root and torchvision's download
 
 
 # Debian packages Fashion-MNIST (`dataset-fashion-mnist`) but not MNIST (`apt-cache search mnist` lists only
 # the former), so MNIST's files come from torchvision's download or from a mirror of the original IDX files.
 FILE_SOURCES = {
     "fashionmnist": FileSource(IDX_FILES, ("FashionMNIST/raw",), "FashionMNIST",
-                               "install Debian's package (apt-get install dataset-fashion-mnist)"),
+                               other_fix="install Debian's package (apt-get install dataset-fashion-mnist)"),
     "mnist": FileSource(IDX_FILES, ("MNIST/raw",), "MNIST",
-                        "download the four IDX .gz files from a mirror of http://yann.lecun.com/exdb/mnist/ "
-                        "(e.g. https://ossci-datasets.s3.amazonaws.com/mnist/) into {root}"),
+                        files_from=" (the four .gz files from a mirror of http://yann.lecun.com/exdb/mnist/, e.g. "
+                                   "https://ossci-datasets.s3.amazonaws.com/mnist/)"),
     "cifar10": FileSource(CIFAR_FILES, ("cifar-10-batches-py",), "CIFAR10",
-                          "unpack cifar-10-python.tar.gz there (it holds cifar-10-batches-py/)"),
+                          other_fix="unpack cifar-10-python.tar.gz there (it holds cifar-10-batches-py/)"),
 }
 
 
@@ -112,10 +113,11 @@ def blocked_ancestor(folder: Path) -> Path:
 def missing_data_message(cfg: DictConfig) -> str:
     source = FILE_SOURCES[cfg.name]
     tried = "\n".join(f"  - {d}" for d in candidate_dirs(cfg))
+    fixes = [f"put the files in {cfg.root}{source.files_from}", *filter(None, [source.other_fix]),
+             "allow a download with dataset.download=true (torchvision fetches them into dataset.root)"]
     return (
         f"dataset '{cfg.name}' not found. Looked for {', '.join(source.files.values())} (.gz or raw) in:\n{tried}\n"
-        f"Fix: put the files in {cfg.root}, or {source.get_hint.format(root=cfg.root)}, "
-        "or allow a download with dataset.download=true (torchvision fetches them into dataset.root)."
+        f"Fix: {', or '.join(fixes)}."
     )
 
 

@@ -85,12 +85,13 @@ def check_generated_fits(cfg: DictConfig, available: int | None = None) -> None:
         return
     key, other = ("n_train", "n_test") if cfg.n_train >= cfg.n_test else ("n_test", "n_train")
     fits = int(available * SAFE_SHARE) // peak - cfg[other]
-    advice = (f"lower dataset.{key} to at most {fits:,}" if fits >= 2
-              else f"lower dataset.{key} and dataset.{other}")
+    advice = (f"lower dataset.{key} to at most {fits:,} (that fits in half the free memory, leaving the rest "
+              "for training)" if fits >= 2 else f"lower dataset.{key} and dataset.{other}")
+    if "length" in cfg:
+        advice += ", or lower dataset.length"
     raise UserError(
         f"dataset.{key}={cfg[key]} is too large: the '{cfg.name}' dataset would need about "
-        f"{format_bytes(needed)} of memory to generate, and {format_bytes(available)} is available. "
-        f"Fix: {advice} (it fits in about half the free memory, leaving the rest for training)."
+        f"{format_bytes(needed)} of memory to generate, and {format_bytes(available)} is available. Fix: {advice}."
     )
 
 
