@@ -18,7 +18,7 @@ from conftest import NO_SYSTEM_DATA, make_cifar_dataset, make_idx_dataset, run_c
 from denied import deny  # noqa: F401  (a fixture)
 
 
-def idx_cfg(root, name="fashionmnist", system_dirs=()):
+def file_cfg(root, name="fashionmnist", system_dirs=()):
     cfg = compose([f"dataset={name}", f"dataset.root={root}", NO_SYSTEM_DATA]).dataset
     return OmegaConf.merge(cfg, {"system_dirs": [str(d) for d in system_dirs]})
 
@@ -41,19 +41,19 @@ def test_idx_label_outside_the_classes_names_file_values_and_range(tmp_path, spl
     pattern = (rf"{split}-labels-idx1-ubyte.gz holds {len(values)} label\(s\) outside fashionmnist's 10 classes "
                rf"\(valid: 0 to 9\); bad value\(s\): {shown}\.")
     with pytest.raises(UserError, match=pattern):
-        build_dataset(idx_cfg(root), seed=0)
+        build_dataset(file_cfg(root), seed=0)
 
 
 def test_idx_float_labels_are_refused(tmp_path):
     root = make_idx_dataset(tmp_path / "d", n_train=120, n_test=40)
     write_idx(root / "train-labels-idx1-ubyte.gz", torch.arange(120, dtype=torch.float32) % 10)
     with pytest.raises(UserError, match=r"train-labels-idx1-ubyte.gz holds torch.float32 labels"):
-        build_dataset(idx_cfg(root), seed=0)
+        build_dataset(file_cfg(root), seed=0)
 
 
 def test_valid_labels_give_exactly_the_datasets_classes(tmp_path):
     root = make_idx_dataset(tmp_path / "d", n_train=120, n_test=40)
-    spec = build_dataset(idx_cfg(root, "mnist"), seed=0).spec
+    spec = build_dataset(file_cfg(root, "mnist"), seed=0).spec
     assert spec.num_classes == 10 and spec.class_names == tuple("0123456789")
 
 
@@ -65,7 +65,7 @@ def test_cifar_label_outside_the_classes(tmp_path):
     path.write_bytes(pickle.dumps(batch, protocol=2))
     with pytest.raises(UserError, match=r"data_batch_3 holds 1 label\(s\) outside cifar10's 10 classes "
                                         r"\(valid: 0 to 9\); bad value\(s\): 255"):
-        build_dataset(idx_cfg(root, "cifar10"), seed=0)
+        build_dataset(file_cfg(root, "cifar10"), seed=0)
 
 
 # ---- unreadable folders and files ---------------------------------------------------------------------------
@@ -76,25 +76,25 @@ def test_unreadable_root_is_named(tmp_path, deny, name):
     deny(root)
     message = rf"cannot read {root} \(from dataset.root\): permission denied\. Fix: .*chmod -R a\+rX {root}\)"
     with pytest.raises(UserError, match=message):
-        check_available(idx_cfg(root, name))
+        check_available(file_cfg(root, name))
     with pytest.raises(UserError, match=message):
-        build_dataset(idx_cfg(root, name), seed=0)
-    assert "permission denied" in availability(idx_cfg(root, name))  # `trainctl doctor` says so, no traceback
+        build_dataset(file_cfg(root, name), seed=0)
+    assert "permission denied" in availability(file_cfg(root, name))  # `trainctl doctor` says so, no traceback
 
 
 def test_unreadable_parent_of_root_is_the_culprit(tmp_path, deny):
     make_idx_dataset(tmp_path / "secret" / "data")
     deny(tmp_path / "secret")
     with pytest.raises(UserError, match=rf"permission denied on {tmp_path / 'secret'}\. .*chmod a\+rX {tmp_path / 'secret'}\)"):
-        check_available(idx_cfg(tmp_path / "secret" / "data"))
+        check_available(file_cfg(tmp_path / "secret" / "data"))
 
 
 def test_unreadable_system_dir_is_named(tmp_path, deny):
     system = deny(make_idx_dataset(tmp_path / "usr-share"))
     with pytest.raises(UserError, match=rf"cannot read {system} \(from dataset.system_dirs\)"):
-        locate_files(idx_cfg(tmp_path / "empty", system_dirs=[system]))
+        locate_files(file_cfg(tmp_path / "empty", system_dirs=[system]))
     make_idx_dataset(tmp_path / "empty")  # the root comes first: the system dir is never looked at
-    assert locate_files(idx_cfg(tmp_path / "empty", system_dirs=[system]))["train_images"].parent == tmp_path / "empty"
+    assert locate_files(file_cfg(tmp_path / "empty", system_dirs=[system]))["train_images"].parent == tmp_path / "empty"
 
 
 @pytest.mark.parametrize(("name", "file"), [("fashionmnist", "train-labels-idx1-ubyte.gz"), ("cifar10", "test_batch")])
@@ -103,13 +103,13 @@ def test_unreadable_data_file_is_named(tmp_path, deny, name, file):
     make_idx_dataset(root) if name == "fashionmnist" else make_cifar_dataset(root, n_per_batch=10)
     deny(root / file)
     with pytest.raises(UserError, match=rf"cannot read {root / file}: permission denied\. Fix: .*chmod a\+r"):
-        build_dataset(idx_cfg(root, name), seed=0)
+        build_dataset(file_cfg(root, name), seed=0)
 
 
 # ---- where MNIST comes from -----------------------------------------------------------------------------------
 def test_missing_mnist_points_at_real_sources(tmp_path):
     with pytest.raises(UserError) as err:
-        check_available(idx_cfg(tmp_path / "nowhere", "mnist"))
+        check_available(file_cfg(tmp_path / "nowhere", "mnist"))
     text = str(err.value)
     assert "dataset-mnist" not in text  # Debian has no such package (`apt-cache search mnist`)
     assert "dataset.download=true" in text and "https://ossci-datasets.s3.amazonaws.com/mnist/" in text
