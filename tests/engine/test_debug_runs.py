@@ -96,3 +96,9 @@ def test_overfit_preset_drives_the_training_loss_towards_zero(tmp_path):
     assert len(losses) == 15
     assert losses[-1] < losses[0] / 20 and losses[-1] < 0.05
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 15 * 4  # 4 batches per epoch
+
+
+def test_a_mistyped_debug_preset_is_an_error_not_a_full_run(tmp_path):
+    proc = run_cli(["train", "experiment=smoke", "debug=fast_dev_rn"], tmp_path)
+    assert proc.returncode != 0 and "debug/fast_dev_rn" in proc.stderr
+    assert run_dirs(tmp_path) == []
