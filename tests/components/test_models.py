@@ -9,6 +9,7 @@ from trainctl.components import build_model
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 from trainctl.config.compose import compose
+from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
 
 IMAGES = [DataSpec((1, 28, 28), 10), DataSpec((3, 32, 32), 10)]
 
@@ -171,3 +172,12 @@ def test_classifier_on_a_regression_task_is_refused():
     spec = DataSpec((50, 1), 0, "regression", (), (50, 1))
     with pytest.raises(UserError, match="model 'cnn' is a classifier but the dataset is a regression task"):
         build_model(OmegaConf.create({"name": "cnn", "channels": [16, 32], "kernel_size": 5}), spec)
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_model_its_images_cannot_feed(tmp_path, fake_fashion):
+    data = ["dataset=fashionmnist", f"dataset.root={fake_fashion}", NO_SYSTEM_DATA, "device=cpu"]
+    proc = run_cli(["train", "model=cnn", "model.kernel_size=99", *data], tmp_path, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
+    assert "error: model.kernel_size=99 is larger than the 28x28 input" in " ".join(proc.stderr.split())
+    assert run_dirs(tmp_path) == []

@@ -10,6 +10,7 @@ from trainctl.components import schedulers
 from trainctl.components.schedulers import build_scheduler
 from trainctl.errors import UserError
 from trainctl.config.compose import compose
+from conftest import run_cli, run_dirs
 
 
 
@@ -131,3 +132,12 @@ def test_values_torch_refuses_are_user_errors_naming_the_settings():
 def test_onecycle_with_an_optimizer_without_momentum_cycles_the_lr_only():
     used = lrs(["optimizer=adagrad", "scheduler=onecycle", "scheduler.max_lr=2.0"], epochs=2, steps=10)
     assert max(used) == pytest.approx(2.0, rel=0.05) and used[0] == pytest.approx(2.0 / 25)
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_formula_too_large_to_compute_at_once(tmp_path):
+    proc = run_cli(["train", "experiment=smoke", "scheduler=lambda", "scheduler.formula='9**9**9**9'"], tmp_path,
+                   timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
+    assert "error: scheduler.formula='9**9**9**9': failed at epoch=0: 9 ** 3.8742e+08 would be about" in proc.stderr
+    assert run_dirs(tmp_path) == []

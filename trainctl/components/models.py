@@ -191,7 +191,7 @@ def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         nn.MaxPool2d(2),
         nn.Flatten(),
     ]
-    check_input_size("lenet", features, spec.input_shape, "use a model that takes any size (model=resnet or vgg)")
+    check_input_size("lenet", features, spec.input_shape, "use a model for small images (model=resnet takes any size)")
     flat = flat_size(nn.Sequential(*features), spec.input_shape)
     head = [nn.Linear(flat, 120), act(), nn.Linear(120, 84), act(), nn.Linear(84, spec.num_classes)]
     return nn.Sequential(*features, *head)
