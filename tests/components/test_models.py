@@ -38,6 +38,14 @@ def test_unknown_torchvision_arch_suggests_a_name():
         build_model(cfg, DataSpec((3, 32, 32), 10))
 
 
+@pytest.mark.parametrize(("arch", "kind"), [("fasterrcnn_resnet50_fpn", "detection"), ("raft_small", "optical flow"),
+                                            ("deeplabv3_resnet50", "segmentation"), ("r3d_18", "video")])
+def test_torchvision_models_other_than_classifiers_are_refused(arch, kind):
+    cfg = compose(["model=torchvision", f"model.arch={arch}"]).model
+    with pytest.raises(UserError, match=f"^torchvision model '{arch}' is a {kind} model, not an image classifier"):
+        build_model(cfg, DataSpec((3, 32, 32), 10))
+
+
 def test_pretrained_weights_that_cannot_be_fetched_give_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: the weights would need a download
     import torchvision.models._api as api

@@ -44,13 +44,17 @@ def build_vgg(cfg: DictConfig, spec: DataSpec) -> nn.Module:
 def _torchvision_model(arch: str, weights: str | None, num_classes: int) -> nn.Module:
     import torchvision
 
-    try:
-        builder = torchvision.models.get_model_builder(arch)
-    except ValueError:
+    names = torchvision.models.list_models(module=torchvision.models)  # the image classifiers
+    if arch not in names:
+        for kind in ("detection", "segmentation", "video", "optical_flow", "quantization"):
+            module = getattr(torchvision.models, kind, None)
+            if module is not None and arch in torchvision.models.list_models(module=module):
+                raise UserError(f"torchvision model '{arch}' is a {kind.replace('_', ' ')} model, not an image "
+                                "classifier: set model.arch to a classifier, e.g. resnet18 or mobilenet_v3_small")
         from trainctl.registry import did_you_mean
 
-        names = torchvision.models.list_models(module=torchvision.models)
-        raise UserError(f"unknown torchvision model '{arch}'{did_you_mean(arch, names)}") from None
+        raise UserError(f"unknown torchvision model '{arch}'{did_you_mean(arch, names)}")
+    builder = torchvision.models.get_model_builder(arch)
     if weights is None:
         return builder(num_classes=num_classes)
     try:
