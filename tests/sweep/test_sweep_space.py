@@ -15,6 +15,8 @@ CASES = [
     ("a=range(32,128,32)", IntDistribution(32, 96, step=32)),  # an end on the grid is excluded too
     ("a=range(0.1,0.5,0.1)", FloatDistribution(0.1, 0.4, step=0.1)),
     ("a=range(10,0,-3)", IntDistribution(1, 10, step=3)),  # 10, 7, 4, 1
+    ("a=range(0.5,0.1,-0.2)", FloatDistribution(0.3, 0.5, step=0.2)),  # 0.5, 0.3
+    ("a=range(0,1000000000000)", IntDistribution(0, 999999999999)),  # counted, not listed
     ("a=interval(0.1,0.9)", FloatDistribution(0.1, 0.9)),
     ("a=int(interval(1,10))", IntDistribution(1, 10)),
     ("a=tag(log,interval(1e-4,1e-1))", FloatDistribution(1e-4, 1e-1, log=True)),
@@ -47,15 +49,31 @@ def test_grid_refuses_continuous_parameters():
         grid_values(parse_search_space(["a=interval(0,1)"]))
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("a=range(5,5)", "is empty"),
-    ("a=tag(log,interval(0,1))", "log interval needs a start > 0"),
-    ("a=glob(*)", "not supported"),
-    ("a=choice(", "cannot parse the search space"),
-])
+BAD = [
+    ("a=range(5,5)", r"^a=range\(5,5,1\) is empty \(the end is excluded\)"),
+    ("a=range(5,1)", r"^a=range\(5,1,1\) is empty"),
+    ("a=range(1,5,0)", r"^a=range\(1,5,0\): the step must not be 0"),
+    ("a=range(0.1,0.5,0.0)", r"^a=range\(0.1,0.5,0.0\): the step must not be 0"),
+    ("a=interval(1,0)", r"^a=interval\(1.0,0.0\): the start is above the end: write interval\(0.0,1.0\)"),
+    ("a=int(interval(9,2))", r"^a=interval\(9,2\): the start is above the end"),
+    ("a=tag(log,interval(0,1))", r"^a=tag\(log, interval\(0.0,1.0\)\): a log interval needs a start > 0"),
+    ("a=glob(*)", r"^a: this sweep form is not supported"),
+    ("a=choice(", r"^cannot parse the search space entry 'a=choice\(' \(command line\): no viable alternative"),
+    ("a=interval(x,1)", r"^cannot parse the search space entry 'a=interval\(x,1\)' \(command line\): TypeError"),
+    ("a=choice()", r"^cannot parse the search space entry 'a=choice\(\)' \(command line\): ValueError"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD, ids=[b[0] for b in BAD])
 def test_bad_search_spaces(override, message):
     with pytest.raises(UserError, match=message):
         parse_search_space([override])
+
+
+def test_a_bad_entry_in_params_is_named_by_its_setting():
+    with pytest.raises(UserError, match=r"^cannot parse the search space entry 'model.hidden=choice\(\[8\]' "
+                                        r"\(hydra.sweeper.params.model.hidden\)"):
+        parse_search_space(["optimizer.lr=0.1,0.2"], {"model.hidden": "choice([8]"})
 
 
 def test_trial_overrides_round_trip_through_hydra():

@@ -57,7 +57,7 @@ def test_random_sweep_writes_consistent_results(tmp_path):
 
 
 def test_pruning_prunes_bad_trials(tmp_path):
-    sweep(tmp_path, "optimizer=sgd", "optimizer.momentum=0", "optimizer.lr=tag(log,interval(1e-6,1))",
+    proc = sweep(tmp_path, "optimizer=sgd", "optimizer.momentum=0", "optimizer.lr=tag(log,interval(1e-6,1))",
           "objective=val/loss", "hydra.sweeper.direction=minimize", "trainer.epochs=4", "hydra.sweeper.n_trials=8",
           "hydra.sweeper.sampler=random", "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup_trials=1",
           "hydra.sweeper.pruner_warmup_epochs=0", "hydra.sweeper.study_name=p")
@@ -69,6 +69,7 @@ def test_pruning_prunes_bad_trials(tmp_path):
     assert sum(epochs) < len(rows) * 4
     for r in pruned:
         assert yaml.safe_load((sweep_dir / r["number"] / "metrics.json").read_text())["status"] == "pruned"
+    assert "TRAINCTL_OPTUNA" not in proc.stdout + proc.stderr  # how a job finds its trial is not shown
 
 
 def test_resume_continues_to_the_total_and_fails_stale_trials(tmp_path):
@@ -174,18 +175,59 @@ def test_sweep_preset(tmp_path):
     assert len(read_trials(sweep_dir)) == 2
 
 
-def test_sweeper_errors(tmp_path):
-    proc = sweep(tmp_path, "optimizer.lr=0.1,0.2", "hydra.sweeper.sampler=bayes", expect=2)
-    assert "unknown sampler 'bayes'" in proc.stderr
-    proc = sweep(tmp_path, "optimizer.lr=0.1,0.2", "hydra.sweeper.n_jobs=2", expect=2)
-    assert "n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib" in proc.stderr
-    proc = sweep(tmp_path, "trainer.epochs=1", expect=2)
-    assert "the search space is empty" in proc.stderr
+LR = "optimizer.lr=0.1,0.2"
+REFUSED = [  # (arguments, what stderr says): each refused before anything is written
+    ([LR, "hydra.sweeper.sampler=bayes"], "hydra.sweeper.sampler=bayes is not valid: it must be one of tpe, random"),
+    ([LR, "hydra.sweeper.pruner=bar"], "hydra.sweeper.pruner=bar is not valid: it must be one of median"),
+    ([LR, "hydra.sweeper.n_trials=abc"], "hydra.sweeper.n_trials"),
+    ([LR, "hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0 is not valid: it must be an integer >= 1"),
+    ([LR, "hydra.sweeper.n_jobs=2"], "n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib"),
+    ([LR, "hydra.sweeper.max_failure_rate=2"], "hydra.sweeper.max_failure_rate=2.0 is not valid"),
+    ([LR, "hydra.sweeper.direction=up"], "hydra.sweeper.direction has ['up']: use maximize or minimize"),
+    (["trainer.epochs=1"], "the search space is empty"),
+    (["optimizer.lr=interval(1,0)"], "optimizer.lr=interval(1.0,0.0): the start is above the end"),
+    ([LR, "+hydra.sweeper.params.seed='choice(1'"],
+     "cannot parse the search space entry 'seed=choice(1' (hydra.sweeper.params.seed)"),
+    ([LR, "hydra.sweeper.sampler=grid", "trainer.epochs=interval(1,3)"], "sampler=grid needs discrete parameters"),
+    ([LR, "hydra.sweeper.storage=foo://"], "hydra.sweeper.storage=foo://: no database is called 'foo'"),
+    ([LR, "hydra.sweeper.storage=postgresql://nohost/x"], "hydra.sweeper.storage=postgresql://nohost/x: "),
+    # the sweep directory is made before the journal fails: it must be gone again
+    ([LR, "hydra.sweeper.storage=journal:/proc/nope/j.log"], "hydra.sweeper.storage=journal:/proc/nope/j.log: "
+                                                             "cannot open the study's storage"),
+    ([LR, "hydra.sweeper.sweep_dir=/proc/nope"], "hydra.sweeper.sweep_dir=/proc/nope: cannot create"),
+    ([LR, "resume=runs/x"], "resume= continues one run and cannot be part of a multirun"),
+    ([LR, "+hydra.sweeper.params.resume=runs/x"], "resume= continues one run and cannot be part of a multirun"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSED, ids=[" ".join(a) for a, _ in REFUSED])
+def test_bad_sweeps_are_refused_before_anything_is_written(tmp_path, args, message):
+    proc = sweep(tmp_path, *args, expect=2)
+    assert message in " ".join(proc.stderr.split()), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no sweep directory, no optuna.db, no multirun.yaml
+
+
+def test_identical_sweeps_started_together_share_one_study(tmp_path):
+    """Three copies of one command on the default SQLite storage: one creates the database and the study, the
+    others join it (a race to create the tables used to crash them), and together they stop at n_trials."""
+    cmd = [sys.executable, "-m", "trainctl", "train", "-m", "sweep=blobs_mlp", "dataset.n_train=256",
+           "trainer.epochs=1", "hydra.sweeper.n_trials=6", "hydra.sweeper.study_name=together"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # three processes on a small machine
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-3000:] for _, err in outputs]
+    sweep_dir = tmp_path / "runs" / "optuna" / "together"
+    trials = load_study(sweep_dir, "together").trials
+    assert [t.number for t in trials] == list(range(6))
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials), [t.state for t in trials]
+    assert sorted(int(p.name) for p in sweep_dir.iterdir() if p.is_dir()) == list(range(6))
 
 
 def test_pruning_across_processes_with_a_persistent_storage(tmp_path):
     """With the joblib launcher each trial runs in a worker process, which reopens the study from SQLite."""
-    sweep(tmp_path, "optimizer=sgd", "optimizer.momentum=0", "optimizer.lr=tag(log,interval(1e-6,1))",
+    proc = sweep(tmp_path, "optimizer=sgd", "optimizer.momentum=0", "optimizer.lr=tag(log,interval(1e-6,1))",
           "objective=val/loss", "hydra.sweeper.direction=minimize", "trainer.epochs=4", "hydra.sweeper.n_trials=8",
           "hydra.sweeper.sampler=random", "hydra.sweeper.pruner=median", "hydra.sweeper.pruner_startup_trials=1",
           "hydra.sweeper.pruner_warmup_epochs=0", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1",
@@ -193,3 +235,5 @@ def test_pruning_across_processes_with_a_persistent_storage(tmp_path):
     rows = read_trials(tmp_path / "runs" / "optuna" / "pj")
     assert any(r["state"] == "PRUNED" for r in rows), rows
     assert len(rows) == 8
+    assert "#0 : experiment=smoke" in proc.stdout  # the launch lines are there, without the trial's plumbing
+    assert "TRAINCTL_OPTUNA" not in proc.stdout + proc.stderr

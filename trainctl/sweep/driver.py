@@ -21,12 +21,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 from optuna.trial import TrialState
 
 from trainctl.errors import UserError
+from trainctl.files import atomic_write_bytes
 from trainctl.sweep import results
-from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_values, parse_search_space,
+from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_values, parse_search_space, quoted,
                                   trial_overrides)
-from trainctl.sweep.study import (fail_stale_trials, make_pruner, make_sampler, open_storage, owner, storage_spec,
-                                  study_lock)
-from trainctl.sweep.trial_link import ENV_STORAGE, ENV_STUDY, ENV_TRIAL_ID, forget_in_process, register_in_process
+from trainctl.sweep.settings import check_settings
+from trainctl.sweep.storage import check_storage, storage_files, storage_spec
+from trainctl.sweep.study import (LOCK_FILE, fail_stale_trials, make_pruner, make_sampler, make_sweep_dir, open_study,
+                                  owner, removed_on_error, study_lock)
+from trainctl.sweep.trial_link import (ENV_STORAGE, ENV_STUDY, ENV_TRIAL_NUMBER, forget_in_process,
+                                       register_in_process)
 from trainctl.metrics import direction as metric_direction
 from trainctl.metrics import objectives
 
@@ -38,6 +42,9 @@ def _plain(value: Any) -> Any:
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
+RESUME_IN_MULTIRUN = ("resume= continues one run and cannot be part of a multirun (-m): resume each run with its "
+                      "own `trainctl train resume=<run dir>`; an optuna sweep continues when the same command "
+                      "runs again")
 IDENTITY = ("sampler", "pruner", "direction", "seed", "pruner_startup_trials", "pruner_warmup_epochs")
 
 
@@ -79,69 +86,92 @@ class SweepDriver:
                             f"{len(directions)}: give one direction per metric")
         return names, directions
 
-    def _check_settings(self) -> None:
-        if self.s["n_trials"] < 1:
-            raise UserError(f"hydra.sweeper.n_trials={self.s['n_trials']} must be >= 1")
-        if self.s["n_jobs"] < 1:
-            raise UserError(f"hydra.sweeper.n_jobs={self.s['n_jobs']} must be >= 1")
-        if not 0 <= self.s["max_failure_rate"] <= 1:
-            raise UserError(f"hydra.sweeper.max_failure_rate={self.s['max_failure_rate']} must be in [0, 1]")
-        if self.s["n_jobs"] > 1 and type(self.launcher).__name__ == "BasicLauncher":
-            raise UserError("hydra.sweeper.n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib "
-                            "(the default launcher runs one job at a time in this process)")
-
     def _sampler(self, space: SearchSpace, joined: int) -> optuna.samplers.BaseSampler:
         seed = self.s["seed"]
-        if seed is not None:
-            seed += joined  # each process that joins the study draws its own sequence, even if they start together
+        if seed is not None:  # each process that joins the study draws its own sequence, even if they start together
+            seed = (seed + joined) % 2**32
         return make_sampler(self.s["sampler"], seed, space)
+
+    def _pruner(self) -> optuna.pruners.BasePruner:
+        return make_pruner(self.s["pruner"], self.s["pruner_startup_trials"], self.s["pruner_warmup_epochs"],
+                           int(self.config.trainer.epochs))
 
     # ---- run -------------------------------------------------------------------------------------------------
     def run(self, arguments: list[str]) -> list[Any]:
-        self._check_settings()
-        space = parse_search_space(arguments, self.s["params"])
-        if not space.distributions:
-            raise UserError("the search space is empty: sweep at least one key, e.g. "
-                            "'optimizer.lr=tag(log,interval(1e-4,1e-1))', or use hydra.sweeper.params")
-        names, directions = self._objectives()
-        self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s)
-        self.sweep_dir = Path(self.s["sweep_dir"] or Path("runs") / "optuna" / self.study_name)
-        n_trials = self.s["n_trials"]
-        if self.s["sampler"] == "grid":
-            n_trials = min(n_trials, math.prod(len(v) for v in grid_values(space).values()))
+        space, directions = self._validate(arguments)
         if self.s["dry_run"]:
-            return self._dry_run(space, n_trials, directions)
-        self.sweep_dir.mkdir(parents=True, exist_ok=True)
-        with read_write(self.config.hydra), open_dict(self.config.hydra):
-            self.config.hydra.sweep.dir = str(self.sweep_dir)  # where the launcher writes
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
-        self.spec = storage_spec(self.s["storage"], self.sweep_dir)
-        storage = open_storage(self.spec)
-        study = optuna.create_study(study_name=self.study_name, storage=storage, directions=directions,
-                                    load_if_exists=True)
-        with study_lock(self.sweep_dir):  # number the sweep processes that have joined this study: 0, 1, ...
-            joined = int(study.user_attrs.get("sweep_processes", 0))
-            study.set_user_attr("sweep_processes", joined + 1)
-        study.sampler = self._sampler(space, joined)
-        study.pruner = make_pruner(self.s["pruner"], self.s["pruner_startup_trials"], self.s["pruner_warmup_epochs"],
-                                   int(self.config.trainer.epochs))
-        stale = fail_stale_trials(study)
-        if stale:
-            log.warning("marked FAIL trials %s left RUNNING by a sweep that was killed", stale)
+            return self._dry_run(space, directions)
+        study = self._open_study(space, directions)
         log.info("study %s in %s: %d of %d trials exist; storage %s", self.study_name, self.sweep_dir,
-                 len(study.trials), n_trials, self.spec)
-        self.study, self.space, self.n_trials, self.names = study, space, n_trials, names
+                 len(study.trials), self.n_trials, self.spec)
+        self.study, self.space = study, space
+        self._link_jobs()
         if self.s["n_jobs"] == 1:
             self._worker()
         else:
             with ThreadPoolExecutor(self.s["n_jobs"]) as pool:
                 for future in [pool.submit(self._worker) for _ in range(self.s["n_jobs"])]:
                     future.result()
-        results.write_all(study, self.sweep_dir, names, self.spec)
-        results.print_top(study, names)
+        results.write_all(study, self.sweep_dir, self.names, self.spec)
+        results.print_top(study, self.names)
         if self.failure:
             raise UserError(self.failure)
         return []
+
+    def _validate(self, arguments: list[str]) -> tuple[SearchSpace, list[str]]:
+        """Every check the command can fail, done before anything is written: settings, search space,
+        objective, sampler and pruner, storage URL."""
+        check_settings(self.s)
+        if self.s["n_jobs"] > 1 and type(self.launcher).__name__ == "BasicLauncher":
+            raise UserError("hydra.sweeper.n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib "
+                            "(the default launcher runs one job at a time in this process)")
+        space = parse_search_space(arguments, self.s["params"])
+        if not space.distributions:
+            raise UserError("the search space is empty: sweep at least one key, e.g. "
+                            "'optimizer.lr=tag(log,interval(1e-4,1e-1))', or use hydra.sweeper.params")
+        if self.config.get("resume") or "resume" in space.distributions or space.fixed_values.get("resume"):
+            raise UserError(RESUME_IN_MULTIRUN)
+        self.names, directions = self._objectives()
+        self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s)
+        self.sweep_dir = Path(self.s["sweep_dir"] or Path("runs") / "optuna" / self.study_name)
+        self.n_trials = self.s["n_trials"]
+        if self.s["sampler"] == "grid":
+            self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid_values(space).values()))
+        self._sampler(space, 0), self._pruner()  # they refuse what they cannot work with
+        self.spec = storage_spec(self.s["storage"], self.sweep_dir)
+        check_storage(self.s["storage"], self.spec)
+        return space, directions
+
+    def _open_study(self, space: SearchSpace, directions: list[str]) -> optuna.Study:
+        """Create the sweep directory, the study and multirun.yaml; if any of it fails, remove what was made."""
+        made = [self.sweep_dir / LOCK_FILE, self.sweep_dir / "multirun.yaml", *storage_files(self.spec)]
+        with removed_on_error(made):
+            make_sweep_dir(self.sweep_dir, self.s["sweep_dir"])
+            study = open_study(self.study_name, self.spec, self.s["storage"], directions, self.sweep_dir)
+            with study_lock(self.sweep_dir):  # number the sweep processes that have joined this study: 0, 1, ...
+                joined = int(study.user_attrs.get("sweep_processes", 0))
+                study.set_user_attr("sweep_processes", joined + 1)
+                stale = fail_stale_trials(study)
+            with read_write(self.config.hydra), open_dict(self.config.hydra):
+                self.config.hydra.sweep.dir = str(self.sweep_dir)  # where the launcher writes
+            yaml_text = OmegaConf.to_yaml(self.config)
+            atomic_write_bytes(self.sweep_dir / "multirun.yaml", lambda f: f.write(yaml_text.encode()))
+        if stale:
+            log.warning("marked FAIL trials %s left RUNNING by a sweep that was killed", stale)
+        study.sampler = self._sampler(space, joined)
+        study.pruner = self._pruner()
+        return study
+
+    def _link_jobs(self) -> None:
+        """Tell each job which trial it runs, through environment variables Hydra sets for that job alone.
+
+        They go into the hydra overrides that the launcher replays for every job but does not print (the
+        per-job overrides are printed as each job starts), and the trial is named by its number, which is
+        the job's number (`initial_job_idx`), so one set of variables serves every job of the sweep.
+        """
+        env = {ENV_STUDY: quoted(self.study_name), ENV_STORAGE: quoted(self.spec), ENV_TRIAL_NUMBER: "${hydra:job.num}"}
+        with read_write(self.config.hydra), open_dict(self.config.hydra):
+            self.config.hydra.overrides.hydra += [f"++hydra.job.env_set.{k}={v}" for k, v in env.items()]
 
     def _ask(self) -> optuna.trial.Trial | None:
         with self.lock, study_lock(self.sweep_dir):
@@ -157,10 +187,8 @@ class SweepDriver:
             self._run_trial(trial)
 
     def _overrides(self, trial: optuna.trial.Trial) -> list[str]:
-        env = {ENV_TRIAL_ID: str(trial._trial_id), ENV_STUDY: self.study_name, ENV_STORAGE: self.spec}
         return [*self.space.fixed, *trial_overrides(trial.params, self.space.verbatim),
-                f"hydra.sweep.dir={format_value(str(self.sweep_dir))}",
-                *(f"++hydra.job.env_set.{k}={format_value(v)}" for k, v in env.items())]
+                f"hydra.sweep.dir={format_value(str(self.sweep_dir))}"]
 
     def _run_trial(self, trial: optuna.trial.Trial) -> None:
         register_in_process(trial)
@@ -208,19 +236,19 @@ class SweepDriver:
                             f"hydra.sweeper.max_failure_rate={self.s['max_failure_rate']}. Each failed trial's "
                             f"error is in its run directory's train.log and in {self.sweep_dir / 'trials.csv'}.")
 
-    def _dry_run(self, space: SearchSpace, n_trials: int, directions: list[str]) -> list[Any]:
+    def _dry_run(self, space: SearchSpace, directions: list[str]) -> list[Any]:
         from rich.console import Console
         from rich.markup import escape
 
         console = Console()
-        console.print(f"[bold]dry run[/] of study {escape(self.study_name)}: {n_trials} trials, sampler "
+        console.print(f"[bold]dry run[/] of study {escape(self.study_name)}: {self.n_trials} trials, sampler "
                       f"{self.s['sampler']}, pruner {self.s['pruner']}, directions {directions}, in {self.sweep_dir}")
         for key, dist in space.distributions.items():
             console.print(f"  {escape(key)}: {escape(describe(dist))}")
         for line in space.fixed:
             console.print(f"  fixed: {escape(line)}")
         study = optuna.create_study(directions=directions, sampler=self._sampler(space, 0))
-        for number in range(min(n_trials, 5)):
+        for number in range(min(self.n_trials, 5)):
             trial = study.ask(space.distributions)
             overrides = [*space.fixed, *trial_overrides(trial.params, space.verbatim)]
             console.print(f"trial {number}: " + escape(" ".join(overrides)), soft_wrap=True)

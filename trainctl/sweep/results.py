@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ def write_all(study: optuna.Study, sweep_dir: Path, objectives: list[str], stora
     if best and best[0].user_attrs.get("run_dir"):
         config = Path(best[0].user_attrs["run_dir"]) / ".hydra" / "config.yaml"
         if config.is_file():
-            shutil.copyfile(config, sweep_dir / "best_config.yaml")
+            _write_text(sweep_dir / "best_config.yaml", config.read_text())  # atomic: sweeps may share the dir
             overrides = (config.parent / "overrides.yaml")
             if overrides.is_file():
                 lines = [o for o in yaml.safe_load(overrides.read_text()) if not o.startswith(("hydra.", "++hydra."))]

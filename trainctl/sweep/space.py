@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import decimal
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,24 +27,39 @@ from trainctl.errors import UserError
 class SearchSpace:
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     fixed: list[str] = field(default_factory=list)  # overrides every trial gets as they are
+    fixed_values: dict[str, Any] = field(default_factory=dict)  # the same, as key → parsed value
     # Keys whose choices are lists (`model.hidden=choice([16],[64,64])`): Optuna only stores scalars, so these
     # choices are kept as their override text and passed back verbatim.
     verbatim: set[str] = field(default_factory=set)
 
 
 def _range_distribution(key: str, sweep: RangeSweep) -> BaseDistribution:
-    values = list(sweep.range())
-    if not values:
-        raise UserError(f"{key}=range({sweep.start},{sweep.stop},{sweep.step}) is empty (the end is excluded)")
-    low, high, step = min(values), max(values), abs(sweep.step)
-    if all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)):
-        return IntDistribution(int(low), int(high), step=int(step))
+    """The values of range(start, stop, step), counted rather than listed (a long range costs nothing)."""
+    text = f"{key}=range({sweep.start},{sweep.stop},{sweep.step})"
+    if sweep.step == 0:
+        raise UserError(f"{text}: the step must not be 0")
     # Decimal arithmetic: 0.1 + 0.1 + 0.1 must be 0.3 for Optuna's step check.
-    d_low, d_step = decimal.Decimal(str(sweep.start)), decimal.Decimal(str(step))
-    d_high = d_low + d_step * (len(values) - 1) if sweep.step > 0 else decimal.Decimal(str(high))
-    if sweep.step < 0:
-        d_low = decimal.Decimal(str(sweep.start)) - d_step * (len(values) - 1)
-    return FloatDistribution(float(d_low), float(d_high), step=float(d_step))
+    start, stop, step = (decimal.Decimal(str(v)) for v in (sweep.start, sweep.stop, sweep.step))
+    count = max(0, math.ceil((stop - start) / step))
+    if count == 0:
+        raise UserError(f"{text} is empty (the end is excluded): make the end lie beyond the start in the "
+                        "step's direction")
+    low, high = sorted((start, start + step * (count - 1)))
+    if all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step)):
+        return IntDistribution(int(low), int(high), step=int(abs(step)))
+    return FloatDistribution(float(low), float(high), step=float(abs(step)))
+
+
+def _interval_distribution(key: str, sweep: IntervalSweep) -> BaseDistribution:
+    log = "log" in sweep.tags
+    text = f"{key}={'tag(log, ' if log else ''}interval({sweep.start},{sweep.end}){')' if log else ''}"
+    if sweep.start > sweep.end:
+        raise UserError(f"{text}: the start is above the end: write interval({sweep.end},{sweep.start})")
+    if log and sweep.start <= 0:
+        raise UserError(f"{text}: a log interval needs a start > 0, not {sweep.start}")
+    if isinstance(sweep.start, int) and isinstance(sweep.end, int):
+        return IntDistribution(sweep.start, sweep.end, log=log)
+    return FloatDistribution(float(sweep.start), float(sweep.end), log=log)
 
 
 def override_text(value: Any) -> str:
@@ -65,36 +81,41 @@ def to_distribution(key: str, sweep: Any) -> BaseDistribution:
     if isinstance(sweep, RangeSweep):
         return _range_distribution(key, sweep)
     if isinstance(sweep, IntervalSweep):
-        log = "log" in sweep.tags
-        if log and sweep.start <= 0:
-            raise UserError(f"{key}: a log interval needs a start > 0, not {sweep.start}")
-        if isinstance(sweep.start, int) and isinstance(sweep.end, int):
-            return IntDistribution(sweep.start, sweep.end, log=log)
-        return FloatDistribution(float(sweep.start), float(sweep.end), log=log)
+        return _interval_distribution(key, sweep)
     raise UserError(f"{key}: this sweep form is not supported by the optuna sweeper "
                     "(use choice, range, interval, tag(log, interval) or int(interval))")
 
 
+def _parse(parser: OverridesParser, line: str, source: str) -> Override:
+    try:
+        return parser.parse_override(line)
+    except Exception as e:  # Hydra's grammar error: its message says where in the line
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"cannot parse the search space entry {line!r} ({source}): {message}. See the sweep "
+                        "grammar: choice(a,b), range(a,b[,step]), interval(a,b), tag(log,interval(a,b))") from None
+
+
 def parse_search_space(arguments: list[str], params: dict[str, Any] | None = None) -> SearchSpace:
     """Search space from `hydra.sweeper.params` and the command line (the command line wins on a clash)."""
-    lines = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
     parser = OverridesParser.create()
-    try:
-        overrides: list[Override] = parser.parse_overrides(lines)
-    except Exception as e:  # Hydra's own grammar error: its message says where
-        raise UserError(f"cannot parse the search space: {e}") from None
+    overrides = [_parse(parser, f"{k}={v}", f"hydra.sweeper.params.{k}") for k, v in (params or {}).items()]
+    overrides += [_parse(parser, line, "command line") for line in arguments]
     space = SearchSpace()
     by_key: dict[str, Override] = {}
     for override in overrides:
         by_key[override.get_key_element()] = override
     for key, override in by_key.items():
         if override.is_sweep_override():
-            space.distributions[key] = to_distribution(key, override.value())
             value = override.value()
+            try:
+                space.distributions[key] = to_distribution(key, value)
+            except ValueError as e:  # any range Optuna refuses that the rules above did not foresee
+                raise UserError(f"{override.input_line}: {e}") from None
             if isinstance(value, ChoiceSweep) and any(isinstance(c, (list, dict)) for c in value.list):
                 space.verbatim.add(key)
         else:
             space.fixed.append(override.input_line)
+            space.fixed_values[key] = override.value()
     return space
 
 
@@ -107,8 +128,13 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str) and any(c in value for c in " ,()[]{}=:'\""):
-        return "'" + value.replace("'", "\\'") + "'"
+        return quoted(value)
     return str(value)
+
+
+def quoted(text: str) -> str:
+    """`text` as a quoted override value: always a string, whatever it looks like (`null`, `1`, `a,b`)."""
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 def trial_overrides(params: dict[str, Any], verbatim: set[str] = frozenset()) -> list[str]:

@@ -1,4 +1,5 @@
-"""Optuna study plumbing: samplers, pruners, storages, the cross-process lock and stale-trial clean-up."""
+"""Optuna study plumbing: samplers, pruners, the sweep directory and its cross-process lock, opening the study,
+stale-trial clean-up."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ from optuna.trial import TrialState
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
 from trainctl.sweep.space import SearchSpace, grid_values
+from trainctl.sweep.storage import open_storage, setting_text
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid", "qmc", "nsgaii")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
+LOCK_FILE = ".study.lock"
 
 
 class AskTellGridSampler(optuna.samplers.GridSampler):
@@ -56,47 +59,73 @@ def make_pruner(name: str, startup_trials: int, warmup_epochs: int, max_epochs: 
     raise UserError(f"unknown pruner '{name}'{did_you_mean(name, list(PRUNERS))} (valid: {', '.join(PRUNERS)})")
 
 
-def storage_spec(storage: str | None, sweep_dir: Path) -> str:
-    """The storage as one string a job process can rebuild: 'memory', 'journal:<path>' or a database URL.
-
-    Default: SQLite in the sweep directory, so a sweep can always be resumed. 'journal' is Optuna's append-only
-    file, the safe choice for several processes on one machine or a shared file system.
-    """
-    if storage in (None, "sqlite"):
-        return f"sqlite:///{(sweep_dir / 'optuna.db').resolve()}"
-    if storage == "journal":
-        return f"journal:{(sweep_dir / 'optuna.journal').resolve()}"
-    if storage.startswith("journal:"):
-        return f"journal:{Path(storage.split(':', 1)[1]).expanduser().resolve()}"
-    return storage
-
-
-def open_storage(spec: str) -> Any:
-    if spec == "memory":
-        return None
-    if spec.startswith("journal:"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        path = Path(spec.split(":", 1)[1])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    if spec.startswith("sqlite:///"):
-        Path(spec.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return spec
-
-
 @contextlib.contextmanager
 def study_lock(sweep_dir: Path) -> Iterator[None]:
-    """Serialises 'count the trials, then ask for one' across processes sharing the sweep directory, so
-    concurrent sweeps stop at exactly n_trials."""
+    """Serialises 'count the trials, then ask for one' (and creating the study) across processes sharing the
+    sweep directory, so concurrent sweeps stop at exactly n_trials."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(sweep_dir / ".study.lock", "a") as handle:
+    with open(sweep_dir / LOCK_FILE, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def removed_on_error(paths: list[Path]) -> Iterator[None]:
+    """If the block raises, remove what it created of `paths` (files) and the folders above them, so a sweep
+    that fails to start leaves nothing behind. Only folders left empty are removed: another sweep starting
+    beside this one keeps its files."""
+    new_files = [p for p in paths if not p.exists()]
+    new_dirs: list[Path] = []
+    for path in paths:
+        folder = path.parent
+        while not folder.exists() and folder not in new_dirs and folder != folder.parent:
+            new_dirs.append(folder)
+            folder = folder.parent
+    try:
+        yield
+    except BaseException:
+        for path in new_files:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        for folder in sorted(new_dirs, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def make_sweep_dir(sweep_dir: Path, setting: str | None) -> None:
+    """Create the sweep directory and its lock file, or say which setting to change."""
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / LOCK_FILE).touch()
+    except OSError as e:
+        culprit = f"hydra.sweeper.sweep_dir={setting}" if setting else \
+            "the sweep directory (hydra.sweeper.sweep_dir, default runs/optuna/<study_name>)"
+        raise UserError(f"{culprit}: cannot create {sweep_dir}/{LOCK_FILE} ({e.strerror or e}): give a "
+                        "writable directory") from None
+
+
+def open_study(name: str, spec: str, setting: str | None, directions: list[str], sweep_dir: Path) -> optuna.Study:
+    """Create or load the study, under the sweep directory's lock: processes started together would otherwise
+    race to create the same database tables (a UNIQUE constraint fails) or the same study."""
+    with study_lock(sweep_dir):
+        try:
+            study = optuna.create_study(study_name=name, storage=open_storage(spec), directions=directions,
+                                        load_if_exists=True)
+        except Exception as e:  # a path or database that cannot be written or reached
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise UserError(f"hydra.sweeper.storage={setting_text(setting)}: cannot open the study's storage "
+                            f"{spec} ({type(e).__name__}: {first}): give a writable path or a reachable database, "
+                            "or use storage=memory") from None
+        have = [d.name.lower() for d in study.directions]
+        if have != directions:
+            raise UserError(f"study {name} in {spec} optimises {have}, but this sweep's objective and "
+                            f"hydra.sweeper.direction ask for {directions}: give a new hydra.sweeper.study_name, "
+                            "or the objective the study was started with")
+        return study
 
 
 def owner() -> dict[str, Any]:

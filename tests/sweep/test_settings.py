@@ -1,0 +1,47 @@
+"""`hydra.sweeper.*` rules, table-driven: each bad value is refused by name (test_sweeper checks that the CLI
+does so before it writes anything)."""
+
+from dataclasses import asdict
+
+import pytest
+
+from hydra_plugins.trainctl_optuna.config import TrainctlOptunaSweeperConf
+from trainctl.errors import UserError
+from trainctl.sweep.settings import RULES, check_settings
+
+DEFAULTS = {k: v for k, v in asdict(TrainctlOptunaSweeperConf()).items() if k != "_target_"} | {"seed": 0}
+
+BAD = [
+    ("n_trials", 0, "an integer >= 1"),
+    ("n_trials", "abc", "an integer >= 1"),
+    ("n_trials", True, "an integer >= 1"),
+    ("n_jobs", 0, "an integer >= 1"),
+    ("max_failure_rate", 2, r"a number in \[0, 1\]"),
+    ("max_failure_rate", -0.1, r"a number in \[0, 1\]"),
+    ("sampler", "tpf", "one of tpe, random, cmaes, grid, qmc, nsgaii; did you mean 'tpe'"),
+    ("pruner", "bar", "one of median, hyperband, successive_halving, none"),
+    ("pruner_startup_trials", -1, "an integer >= 0"),
+    ("pruner_warmup_epochs", -1, "an integer >= 0"),
+    ("seed", -1, "an integer >= 0, or null"),
+    ("storage", "", "null .SQLite in the sweep directory., memory, journal"),
+    ("study_name", " ", "a name, or null"),
+    ("sweep_dir", "", "a directory, or null"),
+    ("dry_run", "yes", "true or false"),
+    ("params", {"optimizer.lr": None}, "a mapping of config keys to sweep expressions"),
+    ("params", ["optimizer.lr=interval(0,1)"], "a mapping of config keys to sweep expressions"),
+]
+
+
+def test_the_defaults_pass():
+    check_settings(DEFAULTS)
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v}" for k, v, _ in BAD])
+def test_a_bad_value_is_refused_by_name(key, value, expected):
+    with pytest.raises(UserError, match=rf"^hydra\.sweeper\.{key}=.* is not valid: it must be {expected}"):
+        check_settings({**DEFAULTS, key: value})
+
+
+def test_every_setting_has_a_rule():
+    # `direction` depends on `objective` and is checked with it (SweepDriver._objectives)
+    assert set(RULES) | {"direction"} == set(DEFAULTS)

@@ -1,0 +1,62 @@
+"""The sweeper's settings (`hydra.sweeper.*`), checked against one table of rules before the sweep writes
+anything: a bad value is refused with its name, what it may be, and nothing left on disk.
+
+Hydra's typed config already refuses values of the wrong type (`n_trials=abc`); these rules hold the ranges and
+the names Hydra cannot check, and the types again for callers that do not come through Hydra.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from trainctl.errors import UserError
+from trainctl.registry import did_you_mean
+from trainctl.sweep.study import PRUNERS, SAMPLERS
+
+PREFIX = "hydra.sweeper"
+
+
+def _integer(low: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _optional_text(v: Any) -> bool:
+    return v is None or isinstance(v, str) and v.strip() != ""
+
+
+def _number_in(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
+
+
+def _params(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and k and isinstance(e, (str, int, float, bool))
+                                       for k, e in v.items())
+
+
+# setting → (rule, what the setting may be). `direction` depends on `objective`: see SweepDriver._objectives.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_trials": (_integer(1), "an integer >= 1 (the study's total number of trials)"),
+    "n_jobs": (_integer(1), "an integer >= 1 (trials at once)"),
+    "sampler": (lambda v: v in SAMPLERS, "one of " + ", ".join(SAMPLERS)),
+    "seed": (lambda v: v is None or _integer(0)(v), "an integer >= 0, or null for an unseeded sampler"),
+    "pruner": (lambda v: v in PRUNERS, "one of " + ", ".join(PRUNERS)),
+    "pruner_startup_trials": (_integer(0), "an integer >= 0 (trials that finish before the median pruner prunes)"),
+    "pruner_warmup_epochs": (_integer(0), "an integer >= 0 (epochs a trial runs before it can be pruned)"),
+    "storage": (_optional_text, "null (SQLite in the sweep directory), memory, journal, journal:PATH or a "
+                                "database URL"),
+    "study_name": (_optional_text, "a name, or null for <model>-<dataset>-<hash of the command>"),
+    "sweep_dir": (_optional_text, "a directory, or null for runs/optuna/<study_name>"),
+    "max_failure_rate": (_number_in(0, 1), "a number in [0, 1] (the share of n_trials that may fail)"),
+    "dry_run": (lambda v: isinstance(v, bool), "true or false"),
+    "params": (_params, "a mapping of config keys to sweep expressions, e.g. {optimizer.lr: 'interval(1e-4,1e-1)'}"),
+}
+NAMES: dict[str, tuple[str, ...]] = {"sampler": SAMPLERS, "pruner": PRUNERS}  # for did-you-mean hints
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """Raise UserError for the first setting that breaks its rule."""
+    for key, (valid, expected) in RULES.items():
+        value = settings.get(key)
+        if not valid(value):
+            hint = did_you_mean(str(value), list(NAMES[key])) if key in NAMES else ""
+            raise UserError(f"{PREFIX}.{key}={value} is not valid: it must be {expected}{hint}")

@@ -1,0 +1,85 @@
+"""Where a study lives: the `hydra.sweeper.storage` setting as one string a job process can rebuild, checked
+before anything is written, and opened."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from trainctl.errors import UserError
+
+
+def storage_spec(storage: str | None, sweep_dir: Path) -> str:
+    """The storage as one string a job process can rebuild: 'memory', 'journal:<path>' or a database URL.
+
+    Default: SQLite in the sweep directory, so a sweep can always be resumed. 'journal' is Optuna's append-only
+    file, the safe choice for several processes on one machine or a shared file system.
+    """
+    if storage in (None, "sqlite"):
+        return f"sqlite:///{(sweep_dir / 'optuna.db').resolve()}"
+    if storage == "journal":
+        return f"journal:{(sweep_dir / 'optuna.journal').resolve()}"
+    if storage.startswith("journal:"):
+        return f"journal:{Path(storage.split(':', 1)[1]).expanduser().resolve()}"
+    return storage
+
+
+STORAGE_FORMS = ("null (SQLite in the sweep directory), memory, journal, journal:PATH, or a database URL such as "
+                 "sqlite:///PATH or postgresql://USER@HOST/DB")
+
+
+def setting_text(setting: str | None) -> str:
+    return "null" if setting is None else setting
+
+
+def check_storage(setting: str | None, spec: str) -> None:
+    """Refuse, before anything is written, a storage that cannot work: text that is no database URL, a database
+    SQLAlchemy has no dialect for, or one whose driver is not installed. Reaching the database is left to
+    `open_storage`."""
+    if spec == "memory" or spec.startswith("journal:"):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    culprit = f"hydra.sweeper.storage={setting_text(setting)}"
+    try:
+        url = make_url(spec)
+    except ArgumentError:
+        raise UserError(f"{culprit} is not a storage: use {STORAGE_FORMS}") from None
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise UserError(f"{culprit}: no database is called '{url.drivername}': use {STORAGE_FORMS}") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as e:
+        raise UserError(f"{culprit}: the driver for {url.get_backend_name()} is not installed ({e}): install it "
+                        "in this environment, or use another storage") from None
+
+
+def storage_files(spec: str) -> list[Path]:
+    """The local files a storage keeps the study in (none for memory or a database server)."""
+    if spec.startswith("journal:"):
+        return [Path(spec.split(":", 1)[1])]
+    if spec.startswith("sqlite:///") and spec != "sqlite:///:memory:":
+        return [Path(spec.removeprefix("sqlite:///"))]
+    return []
+
+
+def open_storage(spec: str) -> Any:
+    """The storage `spec` names, ready for `optuna.create_study`/`load_study` (None: in memory)."""
+    if spec == "memory":
+        return None
+    for path in storage_files(spec):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    if spec.startswith("journal:"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        return JournalStorage(JournalFileBackend(spec.split(":", 1)[1]))
+    # SQLite makes a writer wait for the file lock up to `timeout` seconds: processes sharing one study wait
+    # their turn rather than fail with 'database is locked'.
+    engine_kwargs = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite:") else None
+    return optuna.storages.RDBStorage(spec, engine_kwargs=engine_kwargs)
