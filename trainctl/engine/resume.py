@@ -85,4 +85,5 @@ def resume_overrides(args: list[str]) -> list[str]:
     # (a corrupt checkpoint, a changed config, a finished run) then creates no train.log where there was none
     # and touches no existing one. Only for trainctl's own job logging, whose file handler this names.
     lazy_log = [] if "hydra/job_logging" in merged else ["++hydra.job_logging.handlers.file.delay=true"]
-    return [*flags, *merged.values(), f"hydra.run.dir={quote_value(str(run_dir))}", "hydra.output_subdir=null", *lazy_log]
+    return [*flags, *merged.values(), f"hydra.run.dir={quote_value(str(run_dir))}", "hydra.output_subdir=null",
+            *lazy_log]
