@@ -90,8 +90,8 @@ def test_a_signal_is_announced_as_an_exception_after_the_checkpoint(tmp_path):
 def test_a_callback_that_is_not_one_is_a_clear_error(tmp_path):
     proc = run_cli(["train", *SMOKE, "+callbacks.bad._target_=collections.OrderedDict"], tmp_path)
     assert proc.returncode == 2
-    assert "callback 'bad' (collections.OrderedDict) built a OrderedDict, which has none of the event methods" \
-        in " ".join(proc.stderr.split())
+    # Refused before the class is called: an OrderedDict has none of the event methods.
+    assert "callbacks.bad._target_=collections.OrderedDict is not a callback class" in " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
     assert not run_dirs(tmp_path)
 

@@ -24,8 +24,8 @@ LIGHT = [
     (["train", "--help"], 0),
     (["train", "--cfg", "job"], 0),
     (["train", "--cfg", "job", "experiment=smoke", "optimizer=sgd"], 0),
-    (["train", "trainer.epochs=abc"], 1),  # wrong type (Hydra's own check and exit code)
-    (["train", "optimizer.lrr=0.1"], 1),  # unknown key (Hydra's)
+    (["train", "trainer.epochs=abc"], 2),  # wrong type (Hydra's check, trainctl's message)
+    (["train", "optimizer.lrr=0.1"], 2),  # unknown key
     (["train", "optimizer.lr=-1"], 2),  # out of range (trainctl's validator)
     (["train", "model=cnnn"], 2),  # unknown option
     (["train", "dataset.root=/nowhere", "dataset.system_dirs=[]"], 2),  # data files missing

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from trainctl.components.targets import instantiate_target
+from trainctl.components.targets import builds, instantiate_target
 from trainctl.engine.events import EVENTS, Callback
 from trainctl.errors import UserError
 
@@ -38,6 +38,14 @@ def _check(name: str, origin: str, callback: Any) -> Callback:
             for event in EVENTS if callable(getattr(callback, event, None))})
         return wrapped()
     return callback
+
+
+def _callback_class(path: str, target: Any, key: str) -> None:
+    """Checked before the target is called: a class with event methods (or a factory annotated to return one)."""
+    built = builds(target)
+    if built is None or not any(callable(getattr(built, event, None)) for event in EVENTS):
+        raise UserError(f"{key}._target_={path} is not a callback class: give a class with event methods "
+                        "(subclass trainctl.callbacks.Callback).")
 
 
 def _configured(cfg: DictConfig) -> dict[str, Any]:
@@ -71,5 +79,5 @@ def user_callbacks(cfg: DictConfig) -> list[Callback]:
         if not isinstance(node, DictConfig) or "_target_" not in node:
             raise UserError(f"callbacks.{name} needs a _target_ (the callback's class), e.g. "
                             f"callbacks.{name}._target_=mypkg.MyCallback")
-        callbacks.append(_check(name, str(node._target_), instantiate_target(node)))
+        callbacks.append(_check(name, str(node._target_), instantiate_target(node, check=_callback_class)))
     return callbacks

@@ -56,7 +56,7 @@ def run_eval(args: list[str]) -> int:
     from trainctl.engine.resume import run_dir_of
     from trainctl.engine.step import evaluate
     from trainctl.files import write_json
-    from trainctl.terminal import console, summary_table
+    from trainctl.terminal import console, print_summary
 
     path = checkpoint_file(options["ckpt"])
     device = select_device(options.get("device", "auto"))
@@ -83,6 +83,6 @@ def run_eval(args: list[str]) -> int:
     result.update({"checkpoint": str(path), "epoch": state["epoch"], "samples": len(split)})
     out = Path(options.get("out") or run_dir_of(path) / f"eval_{options['split']}.json")
     write_json(out, result)
-    console.print(summary_table(result, path))
+    print_summary(result, path, label="checkpoint")
     console.print(f"written to {out}")
     return 0

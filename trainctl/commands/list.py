@@ -15,7 +15,7 @@ from trainctl.config.compose import GROUPS, group_options, option_defaults, opti
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
 
-PRESET_GROUPS = ("experiment", "sweep", "callbacks")  # listed by name and description: their content is a diff
+PRESET_GROUPS = ("experiment", "sweep", "callbacks", "debug")  # listed by name and description: their content is a diff
 
 
 def _override_text(value: object) -> str:

@@ -14,7 +14,7 @@ import inspect
 import os
 import sys
 import typing
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -48,7 +48,7 @@ KIND_NAMES = {"Module": "torch.nn.Module", "Optimizer": "torch.optim.Optimizer",
 
 
 def _expected_kinds(group: str) -> tuple[type, ...] | None:
-    """The base classes a group's `_target_` must build; None for callbacks (checked by their event methods)."""
+    """The base classes a group's `_target_` must build."""
     import torch
 
     return {
@@ -57,7 +57,7 @@ def _expected_kinds(group: str) -> tuple[type, ...] | None:
     }.get(group, ())
 
 
-def _builds(target: Any) -> type | None:
+def builds(target: Any) -> type | None:
     """The class a target builds: itself when it is a class, else its return annotation when that is a class."""
     if inspect.isclass(target):
         return target
@@ -70,16 +70,10 @@ def _builds(target: Any) -> type | None:
 
 
 def check_kind(path: str, target: Any, key: str) -> None:
-    """Refuse a target that is not a class of the group's kind (or a factory annotated to return one)."""
+    """Refuse a target that is not a class of the group's kind (or a factory annotated to return one).
+    Callers outside the component groups (callbacks) pass their own check to `instantiate_target`."""
     group = key.split(".")[0]
-    built = _builds(target)
-    if group == "callbacks":
-        from trainctl.engine.events import EVENTS
-
-        if built is None or not any(callable(getattr(built, event, None)) for event in EVENTS):
-            raise UserError(f"{key}._target_={path} is not a callback class: give a class with event methods "
-                            "(subclass trainctl.callbacks.Callback).")
-        return
+    built = builds(target)
     kinds = _expected_kinds(group)
     if kinds and (built is None or not issubclass(built, kinds)):
         names = " or ".join(KIND_NAMES.get(k.__qualname__, k.__qualname__) for k in kinds)
@@ -88,7 +82,8 @@ def check_kind(path: str, target: Any, key: str) -> None:
                         f"derived from {names}, or a factory annotated to return one.")
 
 
-def instantiate_target(cfg: DictConfig, *args: Any, **context: Any) -> Any:
+def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, str], None] = check_kind,
+                       **context: Any) -> Any:
     from hydra.utils import get_object
 
     path = cfg._target_
@@ -98,7 +93,7 @@ def instantiate_target(cfg: DictConfig, *args: Any, **context: Any) -> Any:
     except Exception as e:
         raise UserError(f"cannot import _target_ '{path}': {e}. Check the module is on PYTHONPATH "
                         "(or installed) and the name is spelled right.") from None
-    check_kind(path, target, str(key))
+    check(path, target, str(key))  # before anything is called
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("_target_", "name")}
     try:
         params = inspect.signature(target).parameters

@@ -4,9 +4,9 @@ did-you-mean, instead of "To append to your config use +key" (which leads users 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 
-from trainctl.registry import did_you_mean
 
 TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
 
@@ -23,15 +23,26 @@ def _settings(object_type: object) -> list[str]:
     return [f.name for f in dataclasses.fields(object_type)] if dataclasses.is_dataclass(object_type) else []
 
 
-def _unknown_key(key: str, object_type: object, value: str | None) -> str:
+def unknown_key_message(key: str, settings: list[str], value: str | None = None) -> str:
+    """`trainer.epoch is not a setting of trainer; did you mean 'trainer.epochs'? ...`"""
+    from trainctl.config.compose import GROUPS
+
     parent, _, leaf = key.rpartition(".")
-    settings = _settings(object_type)
-    where = parent or "the config"
-    text = f"{key} is not a setting of {where}{did_you_mean(leaf, settings)}"
+    close = difflib.get_close_matches(leaf, settings, n=1, cutoff=0.5)
+    text = f"{key} is not a setting of {parent or 'the config'}"
+    if close:
+        text += f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?"
     if settings:
-        text += f"; its settings: {', '.join(settings)}"
-    hint = f" (`trainctl list {parent}` shows each option's settings)" if parent else ""
-    return text + f".{hint} Fix the name" + (f" in {key}={value}" if value is not None else "") + "."
+        text += f" Its settings: {', '.join(settings)}."
+    if parent in GROUPS:
+        text += f" `trainctl list {parent}` shows each option's settings."
+    if key.startswith("+") or value is not None:
+        text += f" (from {key}={value})" if value is not None else ""
+    return text
+
+
+def _unknown_key(key: str, object_type: object, value: str | None) -> str:
+    return unknown_key_message(key, _settings(object_type), value)
 
 
 def explain(exc: BaseException, overrides: list[str]) -> str | None:

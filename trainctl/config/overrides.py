@@ -13,7 +13,7 @@ from trainctl.config.compose import GROUPS, group_options
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
 
-CHECKED_GROUPS = (*GROUPS, "experiment", "sweep", "callbacks")
+CHECKED_GROUPS = (*GROUPS, "experiment", "sweep", "callbacks", "debug")
 FLAGS_WITH_VALUE = {"-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name", "-c", "--cfg",
                     "-p", "--package", "-sc", "--shell-completion", "--experimental-rerun"}
 

@@ -17,7 +17,6 @@ from trainctl.config.compose import GROUPS
 from trainctl.config.schemas.run import TrainConfig
 from trainctl.errors import UserError
 from trainctl.metrics import known_metrics, unknown_metrics
-from trainctl.registry import did_you_mean
 
 def _finite_problems(key: str, value: Any) -> list[str]:
     """inf and nan parse as floats but no setting means them: say so now, not at the NaN guard mid-run."""
@@ -56,14 +55,11 @@ def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
 
 def _unknown_keys(node: DictConfig, prefix: str, schema: type) -> list[str]:
     """Keys no schema declares (`+model.foo=1`): refused with the keys that exist, instead of ignored."""
+    from trainctl.config.hydra_errors import unknown_key_message
+
     fields = [f.name for f in dataclasses.fields(schema)]
-    problems = []
-    for key in node.keys():
-        if key not in fields and key != "_target_":
-            name = f"{prefix}{key}"
-            problems.append(f"{name} is not a setting of {prefix.rstrip('.') or 'the config'}"
-                            f"{did_you_mean(str(key), fields)}; its settings: {', '.join(fields)}")
-    return problems
+    return [unknown_key_message(f"{prefix}{key}", fields) for key in node.keys()
+            if key not in fields and key != "_target_"]
 
 
 def _walk(node: DictConfig, prefix: str, schema: type | None = None) -> list[str]:

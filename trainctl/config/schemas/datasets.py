@@ -44,7 +44,7 @@ class ImageFolderConfig:
 
     name: str = "imagefolder"
     root: str = spec("data/images", help="folder with train/ and test/ (and optionally val/) class subfolders")
-    image_size: list[int] = spec([32, 32], help="images are resized to (height, width)", each_ge=1)
+    image_size: list[int] = spec([32, 32], help="images are resized to (height, width)", each_ge=1, length=2)
     grayscale: bool = spec(False, help="convert images to one channel")
     in_memory: Optional[bool] = spec(None, help="decode all images once into memory (null: when it fits)")
     memory_limit_mb: int = spec(2048, help="largest decoded size kept in memory when in_memory is null", ge=1)

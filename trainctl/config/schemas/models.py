@@ -24,7 +24,7 @@ class MLPConfig:
 @dataclass
 class CNNConfig:
     name: str = "cnn"
-    channels: list[int] = spec([16, 32], help="output channels of the two conv layers", each_ge=1)
+    channels: list[int] = spec([16, 32], help="output channels of the two conv layers", each_ge=1, length=2)
     kernel_size: int = spec(5, help="conv kernel size (odd keeps the spatial size)", ge=1)
     batch_norm: bool = spec(False, help="BatchNorm2d after each conv (faster convergence on short runs)")
 

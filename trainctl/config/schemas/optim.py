@@ -25,7 +25,8 @@ class AdamConfig:
     name: str = "adam"
     no_decay_bias_norm: bool = spec(False, help="no weight decay on biases and normalisation parameters")
     lr: float = spec(1e-3, help="learning rate", gt=0.0)
-    betas: list[float] = spec([0.9, 0.999], help="running-average coefficients", each_ge=0.0, each_lt=1.0)
+    betas: list[float] = spec([0.9, 0.999], help="running-average coefficients", each_ge=0.0, each_lt=1.0,
+                              length=2)
     eps: float = spec(1e-8, help="denominator term for stability", gt=0.0)
     weight_decay: float = spec(0.0, help="L2 penalty", ge=0.0)
 

@@ -1,0 +1,159 @@
+"""The regression corpus of bad input: every invocation here must be refused with exit 2, one message that
+names the culprit, no traceback, and no run directory. Config values are checked in-process (compose +
+validate, exactly as `trainctl train` does before it writes anything); a set of real CLI runs per class of
+mistake covers the paths the subprocess adds (argument parsing, Hydra, exit codes, cleanup)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+
+from trainctl.config.compose import GROUPS, compose, group_options
+from trainctl.config.hydra_errors import explain
+from trainctl.config.schemas import SCHEMAS
+from trainctl.config.schemas.run import TrainConfig
+from trainctl.config.validate import validate
+from trainctl.errors import UserError
+
+from conftest import NO_SYSTEM_DATA, run_cli
+
+NUMERIC = (int, float)
+
+
+def _numeric_type(field: dataclasses.Field, hints: dict[str, object]) -> type | None:
+    kind = hints[field.name]
+    if typing.get_origin(kind) is typing.Union:  # Optional[int]
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    return kind if kind in NUMERIC else None
+
+
+def _bad_values(kind: type, meta: dict[str, object]) -> list[str]:
+    """Values that break a numeric field: past each limit, not finite (floats), and not a number at all."""
+    bad = ["abc"]
+    step = 1 if kind is int else 0.5
+    if "ge" in meta:
+        bad.append(str(meta["ge"] - step))
+    if "gt" in meta:
+        bad.append(str(meta["gt"]))
+    if "le" in meta:
+        bad.append(str(meta["le"] + step))
+    if "lt" in meta:
+        bad.append(str(meta["lt"]))
+    if kind is float:
+        bad += ["inf", "nan"]
+    return bad
+
+
+def _fields(schema: type, prefix: str):
+    hints = typing.get_type_hints(schema)
+    for f in dataclasses.fields(schema):
+        if dataclasses.is_dataclass(hints[f.name]):
+            yield from _fields(hints[f.name], f"{prefix}{f.name}.")
+        elif (kind := _numeric_type(f, hints)) is not None:
+            yield f"{prefix}{f.name}", kind, dict(f.metadata)
+
+
+def generated_cases() -> list[tuple[list[str], str]]:
+    """(overrides, culprit key) for every numeric setting of the top level and of each group's options."""
+    cases = []
+    for key, kind, meta in _fields(TrainConfig, ""):
+        cases += [([f"{key}={v}"], key) for v in _bad_values(kind, meta)]
+    for group in GROUPS:
+        for option in group_options(group):
+            for key, kind, meta in _fields(SCHEMAS[group][option], f"{group}."):
+                cases += [([f"{group}={option}", f"{key}={v}"], key) for v in _bad_values(kind, meta)]
+    return cases
+
+
+WRITTEN_CASES = [
+    (["+model.foo=1"], "model.foo"),
+    (["+trainer.x=1"], "trainer.x"),
+    (["+foo=1"], "foo"),
+    (["model=mlp", "model.batch_norm=2"], "model.batch_norm"),
+    (["trainer.progress=maybe"], "trainer.progress"),
+    (["~model"], "model"),
+    (["~optimizer"], "optimizer"),
+    (["optimizer=adam", "optimizer.betas=[0.9]"], "optimizer.betas"),
+    (["optimizer=adam", "optimizer.betas=[0.9,1.5]"], "optimizer.betas"),
+    (["model=cnn", "model.channels=[]"], "model.channels"),
+    (["model=cnn", "model.channels=[0,4]"], "model.channels"),
+    (["dataset.std=[0]"], "dataset.std"),
+    (["dataset.std=[inf]"], "dataset.std"),
+    (["dataset.std=[${oc.env:HOME}]"], "dataset.std"),
+    (["dataset.mean=${oc.env:NO_SUCH_VARIABLE_HERE}"], "dataset.mean"),
+    (["model.activation=elu"], "model.activation"),
+    (["trainer.precision=fp8"], "trainer.precision"),
+    (["objective=val/accuracy"], "objective"),
+    (["checkpoint.monitor=val/f1"], "checkpoint.monitor"),
+    (["early_stopping.monitor=loss"], "early_stopping.monitor"),
+    (["trainer.epoch=1"], "trainer.epoch"),
+    (["modle=cnn"], "modle"),
+    (["optimizer.lrr=0.1"], "optimizer.lrr"),
+    (["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"], "optimizer.nesterov"),
+    (["trainer.gradient_clip_algorithm=l2"], "trainer.gradient_clip_algorithm"),
+    (["scheduler=plateau", "scheduler.mode=up"], "scheduler.mode"),
+    (["model=vgg", "model.preset=vgg19"], "model.preset"),
+    (["dataset=imagefolder", "dataset.image_size=[32]"], "dataset.image_size"),
+]
+
+CASES = generated_cases() + WRITTEN_CASES
+
+
+def test_the_corpus_is_large():
+    assert len(CASES) >= 150, len(CASES)
+
+
+@pytest.mark.parametrize(("overrides", "culprit"), CASES, ids=[" ".join(o) for o, _ in CASES])
+def test_a_bad_value_is_refused_naming_its_key(overrides, culprit):
+    try:
+        cfg = compose(overrides)
+    except Exception as e:  # Hydra's composition errors, as `trainctl train` reports them
+        message = explain(e, overrides)
+        assert message is not None, f"no user message for {type(e).__name__}: {e}"
+    else:
+        with pytest.raises(UserError) as raised:
+            validate(cfg, overrides)
+        message = str(raised.value)
+    assert culprit in message
+
+
+CLI_CASES = [
+    # (args, what the message must name)
+    (["frobnicate"], "frobnicate"),
+    (["train", "model=cnnn"], "cnnn"),
+    (["train", "experiment=smok"], "smok"),
+    (["train", "trainer.epochs=abc"], "trainer.epochs"),
+    (["train", "trainer.epoch=3"], "trainer.epochs"),
+    (["train", "modle=cnn"], "model"),
+    (["train", "+trainer.x=1"], "trainer.x"),
+    (["train", "optimizer.lr=-1"], "optimizer.lr"),
+    (["train", "optimizer.lr=inf"], "optimizer.lr"),
+    (["train", "model.batch_norm=2"], "model.batch_norm"),
+    (["train", "~model"], "model"),
+    (["train", "model.activation=elu"], "model.activation"),
+    (["train", "dataset.root=/nowhere", NO_SYSTEM_DATA], "/nowhere"),
+    (["train", "device=tpu"], "tpu"),
+    (["train", "-m", "model=mlp,cnn", "experiment=smoke"], "model.hidden"),
+    (["train", "-m", "resume=runs/x", "experiment=smoke"], "resume"),
+    (["train", "resume=/no/such/run"], "/no/such/run"),
+    (["train", "--experimental-rerun", "x.pickle"], "--experimental-rerun"),
+    (["train", "+loss._target_=os.system", "experiment=smoke"], "loss._target_=os.system"),
+    (["train", "+callbacks.x._target_=os.getcwd", "experiment=smoke"], "callbacks.x._target_"),
+    (["eval"], "which checkpoint"),
+    (["eval", "ckpt=/no/such.pt"], "/no/such.pt"),
+    (["eval", "split=test"], "which checkpoint"),
+    (["eval", "ckpt"], "ckpt"),
+    (["list", "modle"], "modle"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "culprit"), CLI_CASES, ids=[" ".join(a) for a, _ in CLI_CASES])
+def test_the_cli_refuses_cleanly(tmp_path, args, culprit):
+    proc = run_cli(args, tmp_path)
+    assert proc.returncode == 2, proc.stdout[-1000:] + proc.stderr[-1000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert culprit in " ".join(proc.stderr.split())
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
