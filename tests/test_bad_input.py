@@ -157,3 +157,33 @@ def test_the_cli_refuses_cleanly(tmp_path, args, culprit):
     assert "Traceback" not in proc.stderr + proc.stdout
     assert culprit in " ".join(proc.stderr.split())
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_a_working_directory_with_an_interpolation_in_its_path_is_refused_clearly(tmp_path):
+    cwd = tmp_path / "odd${x}"
+    cwd.mkdir()
+    proc = run_cli(["train", "experiment=smoke"], cwd)
+    assert proc.returncode == 2 and "has '${' in its path" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (cwd / "runs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["with space", "with'quote", "été"])
+def test_a_resume_path_with_unusual_characters_works(tmp_path, name):
+    cwd = tmp_path / name
+    cwd.mkdir()
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1"], cwd)
+    assert proc.returncode == 0, proc.stderr
+    [run] = list((cwd / "runs").iterdir())
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2"], cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert '"epochs": 2' in (run / "metrics.json").read_text()
+
+
+@pytest.mark.slow
+def test_batch_norm_on_a_batch_of_one_is_refused_before_training(tmp_path):
+    proc = run_cli(["train", "experiment=smoke", "model.batch_norm=true", "dataset.n_train=20",
+                    "trainer.batch_size=15"], tmp_path)
+    assert proc.returncode == 2 and "batch norm cannot train on a batch of one sample" in proc.stderr
+    assert not (tmp_path / "runs").exists()

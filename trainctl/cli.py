@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         # Hydra's completion script calls `trainctl -sc query=bash` with the typed line in COMP_LINE; Hydra drops
         # the program name from it, and the `train` subcommand must go too.
         words = os.environ.get("COMP_LINE", "").split(" ")
+        if any(a.startswith("query") for a in args[1:]) and len(words) <= 2:  # still typing the command
+            typed = words[1] if len(words) == 2 else ""
+            print(" ".join(c for c in COMMANDS if c.startswith(typed)))
+            return 0
         if len(words) > 1 and words[1] == "train":
             os.environ["COMP_LINE"] = " ".join([words[0], *words[2:]])
         args = ["train", *args]

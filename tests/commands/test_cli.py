@@ -86,8 +86,10 @@ def test_cfg_job_prints_the_config_and_writes_nothing(tmp_path):
 def test_hydra_help_lists_groups(tmp_path):
     proc = run_cli(["train", "--help"], tmp_path)
     assert proc.returncode == 0
-    for group in ("model", "dataset", "optimizer", "scheduler", "loss", "device", "experiment"):
-        assert f"{group}:" in proc.stdout
+    for group in ("model", "dataset", "optimizer", "scheduler", "loss", "device", "experiment", "sweep", "debug"):
+        assert f"\n{group}: " in proc.stdout
+    assert "model: cnn, gru, lenet" in proc.stdout
+    assert "schema/" not in proc.stdout  # the typed schemas are internal, not options to choose
 
 
 def test_list_shows_every_component(tmp_path):
@@ -109,6 +111,13 @@ def test_doctor_reports_versions_devices_and_data(tmp_path, fake_fashion):
                  "blobs", "generated"):
         assert text in proc.stdout
     assert "found in data" in proc.stdout.replace("\n", "")
+
+
+@pytest.mark.parametrize(("line", "expected"), [("trainctl ", "train eval list doctor"), ("trainctl tr", "train"),
+                                                 ("trainctl e", "eval")])
+def test_shell_completion_offers_the_subcommands_first(tmp_path, line, expected):
+    proc = run_cli(["-sc", "query=bash"], tmp_path, COMP_LINE=line)
+    assert proc.returncode == 0 and proc.stdout.split() == expected.split()
 
 
 def test_shell_completion(tmp_path):

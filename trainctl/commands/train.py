@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from trainctl.config.compose import config_dir, register_schemas
+from trainctl.config.compose import config_dir, job_output_dir, register_schemas
 from trainctl.errors import EXIT_NON_FINITE, EXIT_USER_ERROR, UserError, report_user_error
 
 
@@ -90,7 +90,7 @@ def _task(cfg: DictConfig) -> Any:
 
     from trainctl.config.validate import validate
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    run_dir = job_output_dir()
     try:
         validate(cfg, list(HydraConfig.get().overrides.task))  # each job of a multirun, with its own values
         result = train(cfg, run_dir=run_dir)
@@ -146,6 +146,9 @@ def run_train(args: list[str]) -> int:
     from trainctl.config.overrides import quote_paths
     from trainctl.engine.resume import resume_overrides
 
+    if "${" in os.getcwd():  # Hydra stores the absolute run directory in its config, where `${` starts a reference
+        raise UserError(f"the working directory {os.getcwd()} has '${{' in its path, which Hydra reads as the start "
+                        "of an interpolation in every path under it: run trainctl from a directory without '${'.")
     for flag, why in REFUSED_FLAGS.items():
         if any(a == flag or a.startswith(flag + "=") for a in args):
             raise UserError(f"trainctl train does not take {flag}: {why}.")

@@ -36,6 +36,10 @@ def register_schemas() -> None:
             store.store(group=f"schema/{group}", name=name, node=schema)
     if not OmegaConf.has_resolver("trainctl_token"):
         OmegaConf.register_new_resolver("trainctl_token", token, use_cache=True)  # cached: one value per run
+    if not OmegaConf.has_resolver("trainctl_log_file"):
+        OmegaConf.register_new_resolver("trainctl_log_file", log_file)
+    if not OmegaConf.has_resolver("trainctl_groups"):
+        OmegaConf.register_new_resolver("trainctl_groups", groups_help)
 
 
 def config_dir() -> Path:
@@ -107,6 +111,27 @@ def typed_config(saved: dict[str, Any]) -> DictConfig:
     except Exception as e:  # omegaconf's validation errors name the key
         raise UserError(f"the stored config does not fit this trainctl's schema: {e}") from None
     return cfg
+
+
+def job_output_dir() -> Path:
+    """The Hydra job's output directory, read without interpolation: it is an absolute path, and a working
+    directory whose path holds `${` would otherwise be read as an interpolation."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime._get_node("output_dir")._value())
+
+
+def log_file(name: str) -> str:
+    """`<the job's output dir>/<name>`, for the job-logging file handler."""
+    return str(job_output_dir() / name)
+
+
+HELP_GROUPS = (*GROUPS, "experiment", "sweep", "debug", "callbacks")  # what `--help` lists: no schema/*
+
+
+def groups_help() -> str:
+    """The groups and their options, one line each, for `trainctl train --help`."""
+    return "\n".join(f"{group}: {', '.join(group_options(group))}" for group in HELP_GROUPS)
 
 
 def group_options(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:

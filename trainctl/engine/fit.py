@@ -19,12 +19,13 @@ import torch
 from omegaconf import DictConfig
 
 from trainctl.data.catalog import build_dataset
-from trainctl.data.splits import DataBundle
+from trainctl.data.splits import DataBundle, ceil_div
 from trainctl.engine.build import build_trainer
 from trainctl.engine.checkpoint import restore
 from trainctl.engine.events import Callback, EpochEnd, StopTraining
 from trainctl.engine.signals import GracefulStop, Interrupted
 from trainctl.engine.step import Trainer, evaluate, evaluated_samples, train_one_epoch
+from trainctl.errors import UserError
 from trainctl.files import write_json
 from trainctl.metrics import check_task_metrics, objectives
 
@@ -41,6 +42,7 @@ def fit(cfg: DictConfig, run_dir: Path, device: torch.device, callbacks: Sequenc
         t = build_trainer(cfg, data, device, run_dir, callbacks, stop)
         t.checkpoints.remove_stale_temps()
         check_task_metrics(cfg, data.spec.task, data.spec.num_classes)
+        check_single_sample_batches(t)
         if checkpoint is not None:
             restore(t, checkpoint)
             t.resumed = True
@@ -56,6 +58,19 @@ def fit(cfg: DictConfig, run_dir: Path, device: torch.device, callbacks: Sequenc
             t.events.exception(t, error)  # interrupted or failed: callbacks save what must be saved, flush logs
             raise
     return _finish(t)
+
+
+def check_single_sample_batches(t: Trainer) -> None:
+    """Batch norm cannot train on a batch of one sample (torch raises mid-epoch): say so before training."""
+    n, size = len(t.data.train), t.cfg.trainer.batch_size
+    last = n - (ceil_div(n, size) - 1) * size  # samples in the epoch's last batch
+    reaches_last = t.batches >= ceil_div(n, size) and not t.cfg.trainer.overfit_batches
+    norms = [m for m in t.raw_model.modules() if isinstance(m, torch.nn.BatchNorm1d)]  # one value per channel
+    if norms and (size == 1 or (last == 1 and reaches_last)):
+        culprit = "trainer.batch_size=1" if size == 1 else (
+            f"the last batch of each epoch has 1 sample ({n} training samples, trainer.batch_size={size})")
+        raise UserError(f"batch norm cannot train on a batch of one sample, and {culprit}: choose a "
+                        "trainer.batch_size that leaves no batch of one, or a model without batch norm.")
 
 
 def _epochs(t: Trainer) -> None:
