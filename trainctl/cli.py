@@ -20,9 +20,10 @@ commands:
                         trainctl train model=cnn dataset=fashionmnist trainer.epochs=2
                         trainctl train -m optimizer.lr=1e-3,1e-2 model=mlp,cnn
                         trainctl train experiment=smoke
+                        trainctl train debug=fast_dev_run  (one batch of each split)
                         trainctl train --help          (config groups and options)
-  eval ckpt=PATH      metrics of a checkpoint on a split (split=test|val|train), printed and written to JSON
-  list [GROUP]        table of registered components (model, dataset, optimizer, scheduler, loss, device)
+  eval ckpt=PATH      metrics of a checkpoint (or run dir) on a split (split=test|val|train), also as JSON
+  list [GROUP]        every option of every config group, with its description and defaults
   doctor              versions, devices, and which datasets are available offline
 
 run `trainctl <command> --help` for a command's options.
