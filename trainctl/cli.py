@@ -25,6 +25,7 @@ commands:
   eval ckpt=PATH      metrics of a checkpoint (or run dir) on a split (split=test|val|train), also as JSON
   list [GROUP]        every option of every config group, with its description and defaults
   doctor              versions, devices, and which datasets are available offline
+  summary [overrides] print the model's layers, shapes, parameters and MACs without training
 
 run `trainctl <command> --help` for a command's options.
 """
@@ -55,13 +56,25 @@ def _doctor(args: list[str]) -> int:
     return run_doctor(args)
 
 
+def _summary(args: list[str]) -> int:
+    from trainctl.config.overrides import check_group_choices
+    from trainctl.components.plugins import load_plugins
+
+    load_plugins()  # a plugin's model can be summarised too
+    check_group_choices(args)
+    from trainctl.commands.summary import run_summary
+
+    return run_summary(args)
+
+
 def _eval(args: list[str]) -> int:
     from trainctl.commands.eval import run_eval
 
     return run_eval(args)
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eval, "list": _list, "doctor": _doctor}
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eval, "list": _list, "doctor": _doctor,
+                                                   "summary": _summary}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from trainctl.callbacks.early_stopping import EarlyStopping
 from trainctl.callbacks.faults import fault_callbacks
 from trainctl.callbacks.loading import user_callbacks
 from trainctl.callbacks.pruning import pruning_callback
+from trainctl.callbacks.summary import ModelSummary
 from trainctl.callbacks.tensorboard import TensorBoardLogger
 from trainctl.engine.events import Callback
 
@@ -29,6 +30,7 @@ def default_callbacks(cfg: DictConfig) -> list[Callback]:
         MidEpochCheckpoint(cfg.checkpoint.every_n_steps) if cfg.checkpoint.every_n_steps else None,
         TensorBoardLogger(),
         ConsoleLogger(cfg.trainer.progress),
+        ModelSummary(),  # after the console (its line goes to train.log) and TensorBoard (whose writer it uses)
         EarlyStopping(cfg) if cfg.early_stopping.patience is not None else None,
         pruning_callback(cfg.objective),
         *fault_callbacks(),

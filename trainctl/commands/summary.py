@@ -1,0 +1,63 @@
+"""`trainctl summary [overrides]`: the model's table (layers, output shapes, parameters, multiply-adds) for the
+composed config, without training and without reading the dataset: its input shape comes from the dataset's
+config (`trainctl.data.shapes`). The same table a run writes to `<run>/model.txt`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from omegaconf import DictConfig
+
+from trainctl.errors import UserError
+
+USAGE = """usage: trainctl summary [overrides]
+
+The model's layers, output shapes, parameters and multiply-adds for a batch of one sample, with totals, as a
+run of `trainctl train` with the same overrides would build it; nothing is trained and no data is read.
+  trainctl summary model=vgg dataset=cifar10
+  trainctl summary model=cnn model.channels=[8,16]"""
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    """The composed config; Hydra's errors told in trainctl's words, as `trainctl train` tells them."""
+    from trainctl.config.compose import compose
+    from trainctl.config.hydra_errors import explain
+
+    try:
+        return compose(overrides)
+    except Exception as e:
+        message = explain(e, overrides)
+        if message is None:
+            raise  # not a config error: a bug, with its traceback
+        raise UserError(message) from None
+
+
+def run_summary(args: list[str]) -> int:
+    if args and args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    flags = [a for a in args if a.startswith("-")]
+    if flags:
+        raise UserError(f"trainctl summary takes key=value overrides only, not {flags[0]}. {USAGE}")
+    from trainctl.config.overrides import quote_paths
+    from trainctl.config.validate import validate
+    from trainctl.data.shapes import spec_from_config
+
+    overrides = quote_paths(args)
+    cfg = _compose(overrides)
+    validate(cfg, overrides)
+    spec, notes = spec_from_config(cfg.dataset)
+    if cfg.model.get("weights") is not None:
+        cfg.model.weights = None  # the same layers either way; pretrained ones would be downloaded for nothing
+        notes.append("pretrained weights were not loaded: they change no shape or count.")
+
+    from trainctl.callbacks.summary import summarize
+    from trainctl.components import build_model
+
+    model = build_model(cfg.model, spec)
+    result = summarize(model, spec.input_shape, notes)
+    sys.stdout.write(result.text)
+    if result.problem is not None:
+        print(f"warning: {result.problem}", file=sys.stderr)
+    return 0
