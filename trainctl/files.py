@@ -36,9 +36,9 @@ def atomic_write_bytes(path: Path, write: Callable[[Any], Any],
     A crash at any moment leaves either the old file or the new one, never a torn one. `before_replace` runs
     between the fsync and the rename (tests kill the process there).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             write(f)
             f.flush()

@@ -113,7 +113,7 @@ def test_doctor_reports_versions_devices_and_data(tmp_path, fake_fashion):
     assert "found in data" in proc.stdout.replace("\n", "")
 
 
-@pytest.mark.parametrize(("line", "expected"), [("trainctl ", "train eval list doctor"), ("trainctl tr", "train"),
+@pytest.mark.parametrize(("line", "expected"), [("trainctl ", "train eval list doctor summary"), ("trainctl tr", "train"),
                                                  ("trainctl e", "eval")])
 def test_shell_completion_offers_the_subcommands_first(tmp_path, line, expected):
     proc = run_cli(["-sc", "query=bash"], tmp_path, COMP_LINE=line)

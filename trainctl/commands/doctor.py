@@ -25,6 +25,10 @@ def run_doctor(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print("usage: trainctl doctor\n\nPrints versions, devices and offline dataset availability.")
         return 0
+    if args:
+        from trainctl.errors import UserError
+
+        raise UserError(f"trainctl doctor takes no arguments, not {' '.join(args)}")
     from trainctl import __version__
     from trainctl.data.locate import availability
     from trainctl.device import auto_device, describe_devices

@@ -33,6 +33,11 @@ def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
             config_overrides.append(arg)
     if "ckpt" not in options:
         raise UserError(f"which checkpoint? {USAGE}")
+    for key in ("ckpt", "out", "split", "device"):
+        if key in options and not options[key]:
+            raise UserError(f"{key}= is empty: give a value. {USAGE}")
+    if options.get("trust_targets", "false") not in ("true", "false"):
+        raise UserError(f"trust_targets={options['trust_targets']} is not a boolean: use true or false")
     split = options.setdefault("split", "test")
     if split not in SPLITS:
         raise UserError(f"split={split} is not one of {', '.join(SPLITS)}")

@@ -55,6 +55,8 @@ def run_list(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print("usage: trainctl list [GROUP]\n\nGROUP is one of: " + ", ".join(groups))
         return 0
+    if len(args) > 1:
+        raise UserError(f"trainctl list takes one group at most, not {' '.join(args)}: e.g. trainctl list model")
     if args:
         if args[0] not in groups:
             raise UserError(f"unknown group '{args[0]}'{did_you_mean(args[0], groups)} (groups: {', '.join(groups)})")

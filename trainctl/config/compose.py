@@ -106,7 +106,8 @@ def typed_config(saved: dict[str, Any]) -> DictConfig:
         cfg.merge_with(top)
         for group in GROUPS:
             node = saved.get(group)
-            schema = SCHEMAS.get(group, {}).get(node.get("name")) if isinstance(node, dict) else None
+            schema = (SCHEMAS.get(group, {}).get(node.get("name"))
+                      if isinstance(node, dict) and "_target_" not in node else None)
             cfg[group] = OmegaConf.merge(OmegaConf.structured(schema), node) if schema is not None else node
     except Exception as e:  # omegaconf's validation errors name the key
         raise UserError(f"the stored config does not fit this trainctl's schema: {e}") from None

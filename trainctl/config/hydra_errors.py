@@ -52,6 +52,13 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
     from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
     chain = _chain(exc)
+    for e in chain:
+        if isinstance(e, OSError):
+            where = f" {e.filename}" if e.filename else ""
+            return (f"cannot create or read{where}: {e.strerror or e}. Check the path (hydra.run.dir, "
+                    "hydra.sweep.dir, -cd/--config-dir) exists or can be created and is writable.")
+        if type(e).__name__ in ("SearchPathException", "ParserError", "ScannerError", "ConstructorError"):
+            return f"{str(e).strip().splitlines()[0]} (check -cd/--config-dir and the YAML files in it)"
     given = dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
     omega = next((e for e in chain if isinstance(e, OmegaConfBaseException)), None)
     if omega is not None and getattr(omega, "full_key", None):

@@ -72,7 +72,7 @@ def check_group_choices(args: list[str]) -> None:
 
 
 SAFE_UNQUOTED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@%~")
-PATH_KEYS = ("resume", "init_from", "ckpt")  # keys whose values are file paths a user pastes
+PATH_KEYS = ("resume", "init_from", "ckpt", "dataset.root")  # keys whose values are file paths a user pastes
 
 
 def quote_value(value: str) -> str:

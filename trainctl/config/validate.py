@@ -106,6 +106,11 @@ def config_problems(cfg: DictConfig) -> list[str]:
     # The top level is walked against TrainConfig explicitly: copies of the config (Hydra's callbacks see a
     # masked copy) lose the schema type of the root node. Group nodes keep theirs.
     problems = _walk(cfg, "", TrainConfig)
+    objective = cfg.get("objective")
+    if not (isinstance(objective, str) or (isinstance(objective, ListConfig) and len(objective) > 0
+                                            and all(isinstance(o, str) for o in objective))):
+        problems.append(f"objective={objective!r} must name a metric (e.g. val/acc) or a non-empty list of them")
+        return problems
     known = known_metrics()
     for key, value in unknown_metrics(lambda key: OmegaConf.select(cfg, key), known):
         problems.append(f"{key}={value!r} is not a metric trainctl computes: choose one of {', '.join(known)}")
@@ -131,8 +136,11 @@ def override_problems(cfg: DictConfig, overrides: list[str]) -> list[str]:
             continue
         key = override.key_or_group
         parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        child = node._get_node(leaf) if isinstance(node, DictConfig) and leaf in node else None
+        try:
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            child = node._get_node(leaf) if isinstance(node, DictConfig) and leaf in node else None
+        except Exception:  # an unresolvable value: config_problems names it
+            continue
         value = override.value()
         if isinstance(child, BooleanNode) and not isinstance(value, bool) and not (
                 isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off")):

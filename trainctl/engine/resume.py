@@ -63,15 +63,23 @@ def resume_overrides(args: list[str]) -> list[str]:
     """For `trainctl train resume=RUN ...`: the original run's overrides, then the new ones (which win), and
     Hydra told to keep writing into that run's directory without replacing its saved config."""
     value = next((a.split("=", 1)[1] for a in args if a.startswith("resume=")), None)
-    if value is None or value in ("null", ""):
+    if value is None or value == "null":
         return args
+    if value in ("", "''", '""'):
+        raise UserError("resume= needs a run directory or a checkpoint, e.g. resume=runs/<run>")
     if any(a in ("-m", "--multirun") for a in args):
         raise UserError("resume= continues one run and cannot be part of a multirun (-m): resume each run "
                         "with its own `trainctl train resume=<run dir>`.")
     value = unquote_value(value)
     run_dir = run_dir_of(checkpoint_path(value))
     saved = run_dir / ".hydra" / "overrides.yaml"
-    base = yaml.safe_load(saved.read_text()) if saved.is_file() else []
+    try:
+        base = yaml.safe_load(saved.read_text()) if saved.is_file() else []
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"cannot read {saved}: {str(e).splitlines()[0]}. It is not a run directory trainctl "
+                        "wrote; resume from a checkpoint file instead.") from None
+    if not isinstance(base, list) or not all(isinstance(o, str) for o in base):
+        raise UserError(f"{saved} is not a list of overrides: it is not a run directory trainctl wrote.")
     check_stored_targets(replayed_targets(base), args, trusted="trust_targets=true" in args,
                          source=f"the saved overrides of {run_dir}")
 

@@ -58,7 +58,7 @@ class CheckpointConfig:
 
 @dataclass
 class TrainConfig:
-    seed: int = spec(0, help="seeds weights, split and shuffle", ge=0)
+    seed: int = spec(0, help="seeds weights, split and shuffle", ge=0, le=2**63 - 1)
     objective: Any = spec("${oc.select:dataset.default_objective,val/acc}",
                           help="metric(s) a sweep optimises (a list for multi-objective); default val/acc, val/loss for regression")
     resume: Optional[str] = spec(None, help="run directory or checkpoint to continue")
