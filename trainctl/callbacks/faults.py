@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainctl.data.splits import ceil_div
 from trainctl.engine.events import Callback
 from trainctl.engine.step import Trainer
 
@@ -74,8 +75,7 @@ class SaveFaults(Callback):
     def on_fit_start(self, trainer: Trainer) -> None:
         trainer.checkpoints.before_replace = self._in_save
         if "nan_at_batch" in self.faults:
-            total = len(trainer.data.train)  # batches per full epoch, as the loop counts them
-            per_epoch = -(-total // trainer.cfg.trainer.batch_size)
+            per_epoch = ceil_div(len(trainer.data.train), trainer.cfg.trainer.batch_size)  # as the loop counts
             first = trainer.state.epoch * per_epoch + trainer.state.batches_in_epoch
             trainer.loss_fn = NaNAtBatch(trainer.loss_fn, int(self.faults["nan_at_batch"]), first)
 

@@ -28,8 +28,13 @@ from trainctl.errors import UserError
 ENTRY_POINT_GROUP = "trainctl.callbacks"
 
 
+def _has_events(obj: Any) -> bool:
+    """A callback (instance or class) defines at least one event method."""
+    return any(callable(getattr(obj, event, None)) for event in EVENTS)
+
+
 def _check(name: str, origin: str, callback: Any) -> Callback:
-    if not any(callable(getattr(callback, event, None)) for event in EVENTS):
+    if not _has_events(callback):
         raise UserError(f"callback '{name}' ({origin}) built a {type(callback).__name__}, which has none of the "
                         f"event methods ({', '.join(EVENTS)}): subclass trainctl.callbacks.Callback.")
     if not isinstance(callback, Callback):  # duck-typed: give it the events it lacks, as no-ops
@@ -43,7 +48,7 @@ def _check(name: str, origin: str, callback: Any) -> Callback:
 def _callback_class(path: str, target: Any, key: str) -> None:
     """Checked before the target is called: a class with event methods (or a factory annotated to return one)."""
     built = builds(target)
-    if built is None or not any(callable(getattr(built, event, None)) for event in EVENTS):
+    if built is None or not _has_events(built):
         raise UserError(f"{key}._target_={path} is not a callback class: give a class with event methods "
                         "(subclass trainctl.callbacks.Callback).")
 

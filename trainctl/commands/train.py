@@ -88,11 +88,11 @@ def _task(cfg: DictConfig) -> Any:
     from trainctl.engine.step import NonFiniteLoss
     from trainctl.sweep.trial_link import in_sweep
 
-    from trainctl.config.validate import validate
+    from trainctl.config.validate import validate_overrides
 
     run_dir = job_output_dir()
     try:
-        validate(cfg, list(HydraConfig.get().overrides.task))  # each job of a multirun, with its own values
+        validate_overrides(cfg, list(HydraConfig.get().overrides.task))  # each job's own values; train() does the rest
         result = train(cfg, run_dir=run_dir)
     except UserError as e:
         if in_sweep():  # one bad trial is recorded FAIL by the optuna sweeper; the sweep goes on

@@ -36,8 +36,8 @@ def unknown_key_message(key: str, settings: list[str], value: str | None = None)
         text += f" Its settings: {', '.join(settings)}."
     if parent in GROUPS:
         text += f" `trainctl list {parent}` shows each option's settings."
-    if key.startswith("+") or value is not None:
-        text += f" (from {key}={value})" if value is not None else ""
+    if value is not None:
+        text += f" (from {key}={value})"
     return text
 
 

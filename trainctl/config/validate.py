@@ -148,9 +148,17 @@ def override_problems(cfg: DictConfig, overrides: list[str]) -> list[str]:
     return problems
 
 
-def validate(cfg: DictConfig, overrides: list[str] = ()) -> None:
-    """Raise one UserError listing every problem in the config (nothing is written before this passes)."""
-    problems = [*override_problems(cfg, list(overrides)), *config_problems(cfg)]
+def _raise_if_any(problems: list[str]) -> None:
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise UserError(f"invalid config:\n{lines}\nFix the value(s) on the command line or in your config file.")
+
+
+def validate(cfg: DictConfig, overrides: list[str] = ()) -> None:
+    """Raise one UserError listing every problem in the config (nothing is written before this passes)."""
+    _raise_if_any([*override_problems(cfg, list(overrides)), *config_problems(cfg)])
+
+
+def validate_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """Only the override checks, for callers whose config `train()` validates anyway (a multirun's job)."""
+    _raise_if_any(override_problems(cfg, overrides))
