@@ -1,5 +1,5 @@
 """Schema of the top level of the config: seed, objective, resume, and the trainer, checkpoint, early-stopping,
-cross-validation and callbacks sections."""
+cross-validation, TensorBoard and callbacks sections."""
 
 from __future__ import annotations
 
@@ -34,6 +34,23 @@ class TrainerConfig:
                                       gt=0.0, lt=1.0)
     deterministic: bool = spec(False, help="deterministic algorithms only (slower; errors on ops without one)")
     detect_anomaly: bool = spec(False, help="autograd anomaly detection, to find where a NaN starts (slow)")
+    profile: bool = spec(False, help="profile a few training steps into <run>/profile/ (open in Perfetto)")
+    profile_steps: int = spec(5, help="training steps the profiler records (after one warm-up step)", ge=1, le=100)
+
+
+@dataclass
+class TensorBoardConfig:
+    """What a run shows in TensorBoard beyond its scalars; the cheap ones are on by default."""
+
+    images: bool = spec(True, help="a validation batch with true/predicted labels each epoch, and the test "
+                                   "images the best model gets most wrong at the end")
+    num_images: int = spec(32, help="images in each of those grids", ge=1, le=256)
+    figures: bool = spec(True, help="confusion matrix and precision-recall curves on the test split "
+                                    "(regression: predictions against targets)")
+    histograms: bool = spec(False, help="weight and gradient histograms and the gradient norm each epoch (costs)")
+    graph: bool = spec(False, help="the model graph, traced once at the start")
+    projector: bool = spec(False, help="penultimate-layer features of test samples in the embedding projector")
+    projector_samples: int = spec(512, help="test samples the projector shows", ge=1, le=10000)
 
 
 @dataclass
@@ -68,6 +85,7 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     cv: CrossValidationConfig = field(default_factory=CrossValidationConfig)
+    tensorboard: TensorBoardConfig = field(default_factory=TensorBoardConfig)
     model: Any = MISSING
     dataset: Any = MISSING
     optimizer: Any = MISSING
