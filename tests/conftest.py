@@ -117,3 +117,18 @@ def fake_cifar(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def fake_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("images"))
+
+
+def hparams_session(run_dir: Path) -> tuple[dict[str, object], list[str]]:
+    """The HParams session in `run_dir`'s own event file: (hyperparameters, metric tags), as TensorBoard reads
+    them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    events = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    params = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
+    return params, [m.name.tag for m in experiment.metric_infos]

@@ -82,12 +82,19 @@ def test_bit_identical_resume_after_sigkill(tmp_path, reference, faults, extra):
 def test_tensorboard_has_one_value_per_epoch_after_resume(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run, _ = interrupted_run(tmp_path, "kill_at_step=40", expect=-signal.SIGKILL)  # after 2 epochs were logged
+    # Killed mid-epoch 3, after 2 epochs and a few log points of the third were logged.
+    run, _ = interrupted_run(tmp_path, "kill_at_step=40", "trainer.log_every_n_steps=4", expect=-signal.SIGKILL)
     resume(tmp_path, run)
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
     events.Reload()
     for tag in ("train/loss", "val/acc", "lr"):
         assert [e.step for e in events.Scalars(tag)] == [1, 2, 3], tag
+    # The per-step curves (their own event file, purged at the checkpoint's step) have one value per log point.
+    steps = EventAccumulator(str(run / "steps"), size_guidance={"scalars": 0})
+    steps.Reload()
+    logged = [e.step for e in steps.Scalars("step/train_loss")]
+    batches = load_checkpoint(run / "checkpoints" / "last.pt")["step"] // 3  # one optimizer step per batch
+    assert logged == [e * batches + b for e in range(3) for b in range(4, batches + 1, 4)]
 
 
 @pytest.mark.parametrize(("signame", "code"), [("INT", 130), ("TERM", 143)])

@@ -1,5 +1,6 @@
-"""What a person watching the terminal or `train.log` sees: the run's opening lines, a live progress bar on a
-terminal, one line per epoch, and the summary table at the end."""
+"""What a person watching the terminal or `train.log` sees: the run's opening lines, progress (a live bar on a
+terminal; a log line every `trainer.log_every_n_steps` batches anywhere else: CI, nohup, a pipe), one line per
+epoch, and the summary table at the end."""
 
 from __future__ import annotations
 
@@ -17,16 +18,19 @@ log = logging.getLogger("trainctl")
 
 
 class ConsoleLogger(Callback):
-    """Log lines at the start, after each epoch and at the end; a live bar on terminals, nothing in pipes.
+    """Log lines at the start, after each epoch and at the end; progress as a live bar on terminals and as log
+    lines elsewhere (a bar redrawn into a file is unreadable; lines are what CI and `tail -f` want).
 
     Runs started without Hydra get `<run_dir>/train.log` from here; under Hydra its job logging writes it."""
 
     def __init__(self, progress: bool = True) -> None:
+        live = progress and console.is_terminal
+        self.progress_lines = progress and not live
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]} img/s"),
             TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, disable=not (progress and console.is_terminal), transient=True,
+            console=console, disable=not live, transient=True,
         )
         self.task: Any = None
         self.log_file: logging.Handler | None = None
@@ -70,7 +74,13 @@ class ConsoleLogger(Callback):
                                       completed=trainer.state.batches_in_epoch, loss="-", rate="-")
 
     def on_step_end(self, trainer: Trainer, step: StepEnd) -> None:
-        self.bar.update(self.task, completed=step.batch, loss=f"{step.loss:.4f}", rate=f"{step.samples_per_s:,.0f}")
+        if self.progress_lines:
+            log.info("epoch %d/%d  batch %d/%d (%d%%)  loss %.4f  lr %.3g  %s samples/s", step.epoch,
+                     trainer.cfg.trainer.epochs, step.batch, step.batches, 100 * step.batch // step.batches,
+                     step.loss, step.lr, f"{step.samples_per_s:,.0f}")
+        else:
+            self.bar.update(self.task, completed=step.batch, loss=f"{step.loss:.4f}",
+                            rate=f"{step.samples_per_s:,.0f}")
 
     def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None:
         if self.task is not None:

@@ -210,7 +210,6 @@ class SweepDriver:
             else:
                 self.study.tell(trial, state=state)
             log.info("trial %d %s%s", trial.number, state.name, f": {reason}" if reason else f" {values}")
-            results.log_hparams(self.sweep_dir / str(trial.number), trial.params, self.names, values, state)
             self._check_failures()
 
     def _outcome(self, ret: Any, error: BaseException | None) -> tuple[TrialState, Any, str | None]:

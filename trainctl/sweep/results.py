@@ -86,22 +86,3 @@ def print_top(study: optuna.Study, objectives: list[str], top: int = 10) -> None
         params = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         table.add_row(str(t.number), *(f"{v:.4f}" for v in t.values), escape(params))
     Console().print(table)
-
-
-def log_hparams(run_dir: Path, params: dict[str, Any], objectives: list[str], values: Any,
-                state: TrialState) -> None:
-    """An HParams session in the trial's run directory, so `tensorboard --logdir <sweep dir>` compares trials."""
-    if not run_dir.is_dir() or state not in (TrialState.COMPLETE, TrialState.PRUNED):
-        return
-    from torch.utils.tensorboard import SummaryWriter
-
-    metrics: dict[str, float] = {}
-    if state == TrialState.COMPLETE:
-        values = values if isinstance(values, list) else [values]
-        metrics = {f"hparam/{name}": float(v) for name, v in zip(objectives, values)}
-    else:
-        metrics = {f"hparam/{name}": float("nan") for name in objectives}
-    hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
-    hparams["state"] = state.name
-    with SummaryWriter(log_dir=str(run_dir)) as writer:
-        writer.add_hparams(hparams, metrics, run_name="hparams")
