@@ -14,6 +14,7 @@ from trainctl.callbacks.console import ConsoleLogger
 from trainctl.callbacks.early_stopping import EarlyStopping
 from trainctl.callbacks.faults import fault_callbacks
 from trainctl.callbacks.loading import user_callbacks
+from trainctl.callbacks.pictures import PredictionPictures, wanted
 from trainctl.callbacks.pruning import pruning_callback
 from trainctl.callbacks.summary import ModelSummary
 from trainctl.callbacks.tensorboard import TensorBoardLogger
@@ -28,6 +29,8 @@ def default_callbacks(cfg: DictConfig) -> list[Callback]:
     callbacks: list[Callback | None] = [
         ModelCheckpoint(cfg),
         MidEpochCheckpoint(cfg.checkpoint.every_n_steps) if cfg.checkpoint.every_n_steps else None,
+        # before TensorBoard, whose writer it uses and which closes it at fit end
+        PredictionPictures(cfg.tensorboard) if wanted(cfg.tensorboard) else None,
         TensorBoardLogger(),
         ConsoleLogger(cfg.trainer.progress),
         ModelSummary(),  # after the console (its line goes to train.log) and TensorBoard (whose writer it uses)

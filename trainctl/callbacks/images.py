@@ -1,0 +1,146 @@
+"""Grids of images with their true and predicted labels written under each, for TensorBoard's IMAGES tab.
+
+Cheap by design, because the validation grid is drawn every epoch: the images are laid out once with
+torchvision's `make_grid` (scaled up so a label fits under each), and each epoch only copies that picture and
+writes the labels with PIL's `ImageDraw` (milliseconds; a matplotlib figure per epoch costs a good part of a
+second). Images are shown as they were stored: the dataset's normalisation is undone.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image, ImageDraw, ImageFont
+from torch.nn import functional as F
+
+from trainctl.callbacks.predictions import Predictions
+
+CELL_WIDTH = 112  # images narrower than this are scaled up (nearest: pixels stay sharp) so a label fits
+MAX_WIDTH = 256  # larger images are scaled down: the grid must stay a picture, not a poster
+BAND = 26  # pixels under each image for two lines of text
+PADDING = 2
+PER_ROW = 8
+WHITE, GREEN, RED = (235, 235, 235), (80, 220, 100), (255, 80, 80)
+
+Line = tuple[str, tuple[int, int, int]]  # a text and its colour
+
+
+def is_image_batch(x: torch.Tensor) -> bool:
+    """Only [N, C, H, W] inputs are pictures (not the `sine` sequences or the `blobs` points)."""
+    return x.dim() == 4 and x.shape[1] in (1, 3, 4)
+
+
+def for_display(x: torch.Tensor, dataset: DictConfig) -> torch.Tensor:
+    """Images in [0, 1] as stored, from a batch as the model saw it: the dataset's `(x - mean) / std` undone."""
+    x = x.float()
+    if dataset.get("normalize", False) and "mean" in dataset and "std" in dataset:
+        mean = torch.tensor(list(dataset.mean), device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(list(dataset.std), device=x.device).view(1, -1, 1, 1)
+        x = x * std + mean
+    return x.clamp(0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _font() -> Any:
+    try:
+        return ImageFont.load_default(size=11)
+    except Exception:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _cell_size(h: int, w: int) -> tuple[int, int]:
+    factor = math.ceil(CELL_WIDTH / w) if w < CELL_WIDTH else min(1.0, MAX_WIDTH / w)
+    return max(1, round(h * factor)), max(1, round(w * factor))
+
+
+def image_grid(images: torch.Tensor) -> Image.Image:
+    """A grid of [N, C, H, W] images in [0, 1] (on any device), each scaled to a readable size with an empty
+    band under it for its labels; labels are written by `label_grid`."""
+    images = images.detach().float().cpu()
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    images = images[:, :3]  # RGBA: drop the alpha
+    size = _cell_size(*images.shape[-2:])
+    if size != tuple(images.shape[-2:]):
+        upscale = size[1] >= images.shape[-1]
+        images = F.interpolate(images, size=size, mode="nearest" if upscale else "area")
+    from torchvision.utils import make_grid
+
+    banded = F.pad(images, (0, 0, 0, BAND), value=0.0)
+    grid = make_grid(banded, nrow=PER_ROW, padding=PADDING, pad_value=0.35)
+    return Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy())
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, width: int) -> str:
+    """The text, cut with an ellipsis to fit `width` pixels."""
+    if draw.textlength(text, font=_font()) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=_font()) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def label_grid(grid: Image.Image, cell: tuple[int, int], labels: Sequence[Sequence[Line]]) -> np.ndarray:
+    """A copy of `grid` (from `image_grid`, cells of `cell` = (height, width) pixels before the band) with the
+    lines of `labels[i]` written under image i; as an [H, W, 3] uint8 array for `add_image(dataformats="HWC")`."""
+    picture = grid.copy()
+    draw = ImageDraw.Draw(picture)
+    h, w = cell
+    for i, lines in enumerate(labels):
+        row, col = divmod(i, PER_ROW)
+        x = PADDING + col * (w + PADDING) + 2
+        y = PADDING + row * (h + BAND + PADDING) + h + 1
+        for k, (text, colour) in enumerate(lines):
+            draw.text((x, y + 12 * k), _fit(draw, text, w - 4), fill=colour, font=_font())
+    return np.asarray(picture)
+
+
+def labelled_images(images: torch.Tensor, labels: Sequence[Sequence[Line]]) -> np.ndarray:
+    """`image_grid` and `label_grid` in one go, for a grid drawn once."""
+    return label_grid(image_grid(images), _cell_size(*images.shape[-2:]), labels)
+
+
+def prediction_labels(names: Sequence[str], targets: Sequence[int], predicted: Sequence[int]) -> list[list[Line]]:
+    """Two lines per image: the true class, and the predicted one in green when right, red when wrong."""
+    return [[(f"true: {names[t]}", WHITE), (f"pred: {names[p]}", GREEN if t == p else RED)]
+            for t, p in zip(targets, predicted)]
+
+
+def most_wrong_labels(names: Sequence[str], targets: Sequence[int], probs: torch.Tensor) -> list[list[Line]]:
+    """Two lines per image: the true class with the probability the model gave it, and the predicted class
+    with its probability (red, unless the model was right after all)."""
+    lines = []
+    for t, p in zip(targets, probs.tolist()):
+        guess = max(range(len(p)), key=p.__getitem__)
+        lines.append([(f"true: {names[t]} {p[t]:.0%}", WHITE),
+                      (f"pred: {names[guess]} {p[guess]:.0%}", GREEN if guess == t else RED)])
+    return lines
+
+
+def most_wrong_picture(predictions: Predictions, names: Sequence[str], dataset: DictConfig) -> np.ndarray:
+    """The samples a pass got most wrong, worst first, labelled by `most_wrong_labels`."""
+    worst = predictions.worst
+    labels = most_wrong_labels(names, predictions.targets[worst].tolist(), predictions.outputs[worst])
+    return labelled_images(for_display(predictions.worst_inputs, dataset), labels)
+
+
+class ValidationGrid:
+    """The first `n` validation samples with the model's current predictions, each epoch.
+
+    The batch, its display picture and the class names are made once (the split never changes); an epoch costs
+    one forward pass of `n` samples, one small host copy and the labels' drawing."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, dataset: DictConfig, names: Sequence[str]) -> None:
+        self.x, self.names = x, list(names)
+        self.targets = y.tolist()
+        self.cell = _cell_size(*x.shape[-2:])
+        self.grid = image_grid(for_display(x, dataset))
+
+    def picture(self, logits: torch.Tensor) -> np.ndarray:
+        predicted = logits.argmax(1).tolist()
+        return label_grid(self.grid, self.cell, prediction_labels(self.names, self.targets, predicted))
