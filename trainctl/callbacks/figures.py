@@ -21,9 +21,9 @@ _UNSAFE_TAG = re.compile(r"[^-/\w.]")
 
 
 def tag_safe(name: str) -> str:
-    """A class name as TensorBoard accepts it in a tag (`Ankle boot` → `Ankle_boot`); torch would rename it too,
-    with a warning per tag."""
-    return _UNSAFE_TAG.sub("_", name) or "_"
+    """A class name as TensorBoard accepts it in a tag (`Ankle boot` → `Ankle_boot`, `(2,2)` → `2_2`); torch
+    would rename it too, with a warning per tag."""
+    return _UNSAFE_TAG.sub("_", name).strip("_") or "_"
 
 
 def render(figure: Any) -> np.ndarray:

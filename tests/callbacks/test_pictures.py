@@ -1,0 +1,163 @@
+"""Pictures of predictions through the real CLI: the validation grid each epoch, the most wrong test images, the
+confusion matrix, PR curves, projector files, the regression figure, and nothing of them when switched off."""
+
+import io
+import json
+import math
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
+from trainctl.callbacks.images import BAND, PADDING, PER_ROW
+from trainctl.config.compose import compose
+from trainctl.data.catalog import build_dataset
+
+pytestmark = pytest.mark.slow
+
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot")
+TINY = ["trainer.epochs=2", "trainer.max_steps_per_epoch=3", "trainer.progress=false", NO_SYSTEM_DATA]
+
+
+def events(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(run), size_guidance={"images": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def picture(event) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory, fake_fashion):
+    """One classification run with every picture on, the projector included, on part of the test split."""
+    cwd = tmp_path_factory.mktemp("pictures")
+    args = ["train", f"dataset.root={fake_fashion}", *TINY, "tensorboard.num_images=12", "tensorboard.projector=true",
+            "tensorboard.projector_samples=50", "trainer.eval_batch_size=64", "trainer.max_eval_batches=2"]
+    proc = run_cli(args, cwd)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(cwd)
+    return run, events(run), json.loads((run / "metrics.json").read_text())
+
+
+def test_the_validation_grid_is_drawn_each_epoch_from_the_stored_pixels(fashion_run, fake_fashion):
+    run, acc, _ = fashion_run
+    grids = acc.Images("images/val_predictions")
+    assert [e.step for e in grids] == [1, 2]
+    cell = 4 * 28  # 28-pixel images scaled 4x so their labels fit under them
+    assert (grids[0].width, grids[0].height) == (PER_ROW * (cell + PADDING) + PADDING,
+                                                 2 * (cell + BAND + PADDING) + PADDING)  # 12 images: 2 rows of 8
+    cfg = compose([f"dataset.root={fake_fashion}", NO_SYSTEM_DATA])
+    stored = build_dataset(cfg.dataset, cfg.seed).val.x  # uint8 pixels, before normalisation
+    shown = picture(grids[-1])
+    for i in (0, 11):  # the first and last image: the normalisation undone, within rounding
+        row, col = divmod(i, PER_ROW)
+        top, left = PADDING + row * (cell + BAND + PADDING), PADDING + col * (cell + PADDING)
+        pixels = shown[top:top + cell:4, left:left + cell:4, 0].astype(int)
+        assert np.abs(pixels - stored[i, 0].numpy().astype(int)).max() <= 1
+
+
+def test_labels_are_green_when_right_and_red_when_wrong(fashion_run):
+    _, acc, _ = fashion_run
+    shown = picture(acc.Images("images/val_predictions")[-1]).astype(int)
+    r, g, b = shown[..., 0], shown[..., 1], shown[..., 2]
+    green = ((g > 180) & (r < 120)).sum()
+    red = ((r > 200) & (g < 120)).sum()
+    assert green + red > 200  # the predicted labels are written in colour
+    worst = picture(acc.Images("images/test_most_wrong")[0]).astype(int)
+    assert worst.shape[:2] == shown.shape[:2]  # num_images=12 as well
+
+
+def test_the_most_wrong_test_images_and_the_confusion_matrix_come_at_the_best_epoch(fashion_run):
+    _, acc, metrics = fashion_run
+    for tag in ("images/test_most_wrong", "figures/confusion_matrix"):
+        [event] = acc.Images(tag)
+        assert event.step == metrics["best_epoch"]
+    [matrix] = acc.Images("figures/confusion_matrix")
+    assert matrix.width > 400 and matrix.height > 400
+
+
+def test_one_pr_curve_per_class_over_the_evaluated_test_samples(fashion_run, fake_fashion):
+    _, acc, metrics = fashion_run
+    tags = [t for t in acc.Tags()["tensors"] if t.startswith("pr_curve/")]
+    assert sorted(tags) == sorted(f"pr_curve/{n.replace(' ', '_')}" for n in FASHION_NAMES)
+    assert acc.SummaryMetadata("pr_curve/Trouser").plugin_data.plugin_name == "pr_curves"
+    [event] = acc.Tensors("pr_curve/Trouser")
+    from tensorboard.util import tensor_util
+
+    curve = tensor_util.make_ndarray(event.tensor_proto)  # rows: TP, FP, TN, FN, precision, recall
+    assert metrics["test/samples"] == 128  # trainer.max_eval_batches=2 of 64: the pass respects it
+    assert curve[:4, 0].sum() == 128
+    cfg = compose([f"dataset.root={fake_fashion}", NO_SYSTEM_DATA])
+    trousers = int((build_dataset(cfg.dataset, cfg.seed).test.y[:128] == 1).sum())
+    assert curve[0, 0] + curve[3, 0] == trousers > 0  # true positives and false negatives: every trouser
+
+
+def test_the_projector_gets_features_labels_and_thumbnails(fashion_run, fake_fashion):
+    run, _, metrics = fashion_run
+    config = (run / "projector_config.pbtxt").read_text()
+    folder = run / f"{metrics['best_epoch']:05d}" / "test_features"
+    assert f'tensor_path: "{folder.relative_to(run)}/tensors.tsv"' in config
+    rows = (folder / "tensors.tsv").read_text().splitlines()
+    assert len(rows) == 50 and {len(r.split("\t")) for r in rows} == {32 * 7 * 7}  # the cnn head's input
+    header, *labels = (folder / "metadata.tsv").read_text().splitlines()
+    assert header == "label\tpredicted"
+    cfg = compose([f"dataset.root={fake_fashion}", NO_SYSTEM_DATA])
+    truth = build_dataset(cfg.dataset, cfg.seed).test.y[:50].tolist()
+    assert [line.split("\t")[0] for line in labels] == [FASHION_NAMES[t] for t in truth]
+    with Image.open(folder / "sprite.png") as sprite:
+        assert sprite.size == (math.ceil(math.sqrt(50)) * 28,) * 2
+
+
+CONV_ONLY = textwrap.dedent('''
+    from torch import nn
+
+    class ConvOnly(nn.Module):
+        """A classifier without any nn.Linear: one convolution as wide as the image."""
+
+        def __init__(self, input_shape, num_classes):
+            super().__init__()
+            self.net = nn.Sequential(nn.Conv2d(input_shape[0], num_classes, input_shape[1:]), nn.Flatten())
+
+        def forward(self, x):
+            return self.net(x)
+''')
+
+
+def test_switched_off_nothing_is_drawn_and_a_model_without_a_linear_layer_is_a_warning(tmp_path, fake_fashion):
+    (tmp_path / "convonly.py").write_text(CONV_ONLY)
+    (tmp_path / "myconf" / "model").mkdir(parents=True)
+    (tmp_path / "myconf" / "model" / "convonly.yaml").write_text("_target_: convonly.ConvOnly\n")
+    args = ["train", "--config-dir", "myconf", "model=convonly", f"dataset.root={fake_fashion}", *TINY,
+            "tensorboard.images=false", "tensorboard.figures=false", "tensorboard.projector=true"]
+    proc = run_cli(args, tmp_path, PYTHONPATH=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    acc = events(run)
+    assert acc.Tags()["images"] == []
+    assert not [t for t in acc.Tags()["tensors"] if t.startswith("pr_curve/")]
+    assert not (run / "projector_config.pbtxt").exists()
+    warnings = [line for line in (run / "train.log").read_text().splitlines() if "tensorboard.projector" in line]
+    assert len(warnings) == 1 and "ConvOnly has no nn.Linear layer" in warnings[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_regression_run_gets_its_predictions_figure_and_no_image_grids(tmp_path):
+    args = ["train", "dataset=sine", "model=gru", "dataset.n_train=200", "dataset.n_test=40", "dataset.length=20",
+            "trainer.epochs=1", "trainer.max_steps_per_epoch=2", "trainer.progress=false"]
+    proc = run_cli(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    acc = events(run)
+    assert acc.Tags()["images"] == ["figures/predictions"]
+    [figure] = acc.Images("figures/predictions")
+    assert figure.step == 1 and figure.height > 400
+    assert not [t for t in acc.Tags()["tensors"] if t.startswith("pr_curve/")]
+    assert "WARNING" not in (run / "train.log").read_text()
