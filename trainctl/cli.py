@@ -26,6 +26,8 @@ commands:
   list [GROUP]        every option of every config group, with its description and defaults
   doctor              versions, devices, and which datasets are available offline
   summary [overrides] print the model's layers, shapes, parameters and MACs without training
+  explain ckpt=PATH   what a trained image model looks at: Grad-CAM, saliency, feature maps, kernels
+                        trainctl explain ckpt=runs/<run> method=gradcam n=16
 
 run `trainctl <command> --help` for a command's options.
 """
@@ -73,8 +75,14 @@ def _eval(args: list[str]) -> int:
     return run_eval(args)
 
 
+def _explain(args: list[str]) -> int:
+    from trainctl.commands.explain import run_explain
+
+    return run_explain(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eval, "list": _list, "doctor": _doctor,
-                                                   "summary": _summary}
+                                                   "summary": _summary, "explain": _explain}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,102 @@
+"""Which layer a method looks at: found automatically, or the one `layer=` names, checked before any work.
+
+Layers are named as `model.named_modules()` names them (`0`, `features.3`, `layer4.1.conv2`), the names torchcam
+and forward hooks take.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainctl.errors import UserError
+from trainctl.registry import did_you_mean
+
+SHOWN = 6  # layer names listed in a message
+
+
+def conv_layers(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
+    """The model's 2-D conv layers in definition order (CAMs and kernels need one)."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+def output_shapes(model: nn.Module, sample: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """The output shape of every named layer for a batch of one, in the order the layers ran (one forward pass
+    with hooks; a layer called twice keeps its last shape)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if name:
+            def record(_: nn.Module, __: object, out: object, name: str = name) -> None:
+                if isinstance(out, torch.Tensor):
+                    shapes.pop(name, None)
+                    shapes[name] = tuple(out.shape)
+            handles.append(module.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            model(sample[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+def spatial(shape: tuple[int, ...]) -> bool:
+    """A batch of feature maps: [N, C, H, W] with more than one position."""
+    return len(shape) == 4 and shape[2] * shape[3] > 1
+
+
+def _some(names: list[str]) -> str:
+    shown = names[-SHOWN:]
+    return ", ".join(shown) + (f" (and {len(names) - SHOWN} earlier)" if len(names) > SHOWN else "")
+
+
+def check_layer(model: nn.Module, name: str, shapes: dict[str, tuple[int, ...]], model_name: str) -> str:
+    """`name` when it is a layer of the model that gives feature maps; otherwise a UserError listing some that do."""
+    maps = [n for n, shape in shapes.items() if spatial(shape)]
+    modules = dict(model.named_modules())
+    if not name or name not in modules:
+        raise UserError(f"layer={name} is not a layer of the {model_name}{did_you_mean(name, list(modules)[1:])}: "
+                        f"layers with feature maps are {_some(maps) or 'none'}")
+    if name not in shapes:
+        raise UserError(f"layer={name} ({type(modules[name]).__name__}) does not run in the {model_name}'s forward "
+                        f"pass: choose one of {_some(maps)}")
+    if not spatial(shapes[name]):
+        raise UserError(f"layer={name} ({type(modules[name]).__name__}) gives outputs of shape {shapes[name]}, not "
+                        f"feature maps [N, C, H, W]: choose one of {_some(maps)}")
+    return name
+
+
+def cam_layer(model: nn.Module, sample: torch.Tensor, requested: str | None, model_name: str) -> str:
+    """The layer a CAM is computed on: `requested` when valid, else the last layer whose output still has spatial
+    positions (before flattening or global pooling). That is torchcam's own rule (`locate_candidate_layer`),
+    applied to the shapes already recorded here, which also serve the error messages."""
+    shapes = output_shapes(model, sample)
+    if requested is not None:
+        return check_layer(model, requested, shapes, model_name)
+    maps = [name for name, shape in shapes.items() if spatial(shape)]
+    if not maps:
+        raise UserError(f"no layer of the {model_name} gives feature maps with more than one position for a CAM: "
+                        "use method=saliency")
+    return maps[-1]
+
+
+def feature_layer(model: nn.Module, sample: torch.Tensor, requested: str | None, model_name: str) -> str:
+    """The layer whose activations `featuremaps` shows: `requested` when valid, else the first conv layer."""
+    shapes = output_shapes(model, sample)
+    if requested is not None:
+        return check_layer(model, requested, shapes, model_name)
+    return check_layer(model, conv_layers(model)[0][0], shapes, model_name)
+
+
+def kernel_layer(model: nn.Module, requested: str | None, model_name: str) -> tuple[str, nn.Conv2d]:
+    """The conv layer whose kernels are drawn: `requested` when it is one, else the first."""
+    convs = conv_layers(model)
+    if requested is None:
+        return convs[0]
+    found = dict(convs).get(requested)
+    if found is None:
+        names = [n for n, _ in convs]
+        raise UserError(f"layer={requested} is not a conv layer of the {model_name}"
+                        f"{did_you_mean(requested, names)}: its conv layers are {_some(names)}")
+    return requested, found
