@@ -11,7 +11,9 @@ annotation says it builds one. So `+loss._target_=os.system` is an error, never 
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import re
 import sys
 import typing
 from typing import Any, Callable
@@ -33,14 +35,27 @@ def component_name(cfg: DictConfig) -> str:
 def _import_target(path: str, get_object: Any) -> Any:
     """Import a `_target_`; a module in the working directory is found as `python -m` would find it, also
     when trainctl runs as the `trainctl` console script (whose sys.path lacks the working directory)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:  # added before the first try: a failed try logs an error
+        sys.path.append(cwd)  # appended: the working directory never shadows an installed package
+    hydra_log = logging.getLogger("hydra.utils")  # it logs the error we are about to report: once is enough
+    disabled, hydra_log.disabled = hydra_log.disabled, True
     try:
         return get_object(path)
-    except ImportError:
-        cwd = os.getcwd()
-        if cwd in sys.path or "" in sys.path:
-            raise
-        sys.path.append(cwd)  # appended: the working directory never shadows an installed package
-        return get_object(path)
+    finally:
+        hydra_log.disabled = disabled
+
+
+OWN_KEYS = {"model": ("freeze",)}  # keys trainctl applies itself, never passed to the class (model.freeze)
+def _import_problem(error: Exception) -> str:
+    """Hydra's three-line import error as one phrase: what is missing."""
+    missing = re.search(r"that '([^']+)' is importable from module '([^']+)'", str(error))
+    if missing:
+        return f"module {missing.group(2)} has no attribute or submodule '{missing.group(1)}'"
+    cause = error.__cause__ or error
+    first = (str(cause).strip().splitlines() or [""])[0]
+    text = f"{type(cause).__name__}: {first}" if cause is not error else first or type(error).__name__
+    return text.rstrip(".")
 
 
 KIND_NAMES = {"Module": "torch.nn.Module", "Optimizer": "torch.optim.Optimizer",
@@ -91,10 +106,11 @@ def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, s
     try:
         target = _import_target(path, get_object)
     except Exception as e:
-        raise UserError(f"cannot import _target_ '{path}': {e}. Check the module is on PYTHONPATH "
+        raise UserError(f"cannot import _target_ '{path}': {_import_problem(e)}. Check the module is on PYTHONPATH "
                         "(or installed) and the name is spelled right.") from None
     check(path, target, str(key))  # before anything is called
-    kwargs = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("_target_", "name")}
+    own = ("_target_", "name", *OWN_KEYS.get(str(key).split(".")[0], ()))
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in own}
     try:
         params = inspect.signature(target).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -103,5 +119,11 @@ def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, s
     kwargs.update({k: v for k, v in context.items() if (takes_any or k in params) and k not in kwargs})
     try:
         return target(*args, **kwargs)
+    except UserError:
+        raise
     except TypeError as e:
         raise UserError(f"cannot build {path} with {sorted(kwargs)}: {e}") from None
+    except Exception as e:  # the user's own code refused its arguments: say whose code, and its first line
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise UserError(f"{key}: {path}({', '.join(sorted(kwargs))}) raised {type(e).__name__}"
+                        f"{': ' + first if first else ''}. Fix the class or its settings ({key}.*).") from None

@@ -98,6 +98,29 @@ def _missing_groups(cfg: DictConfig) -> list[str]:
             f"(see `trainctl list {group}`)" for group in missing]
 
 
+def _channel_problems(dataset: DictConfig) -> list[str]:
+    """`dataset.mean`/`std` give one value per image channel (or one for all): a length that fits neither would
+    fail to broadcast at the first batch. The channels come from the config alone (`data/shapes.py`)."""
+    from trainctl.data.shapes import SPECS
+
+    if dataset.get("name") not in SPECS or "_target_" in dataset or not dataset.get("normalize", False):
+        return []
+    shape = SPECS[dataset.name](dataset)["input_shape"]
+    if len(shape) != 3:
+        return []
+    channels = shape[0]
+    why = "dataset.grayscale=true gives" if dataset.get("grayscale") else f"{dataset.name} images have"
+    problems = []
+    for key in ("mean", "std"):
+        values = dataset.get(key)
+        if isinstance(values, ListConfig) and len(values) not in (1, channels):
+            fix = (f"1 value, e.g. dataset.{key}=[0.5]" if channels == 1
+                   else f"{channels} values (one per channel) or 1 (the same for all)")
+            problems.append(f"dataset.{key}={list(values)} has {len(values)} values but {why} {channels} "
+                            f"channel(s): give {fix}")
+    return problems
+
+
 def config_problems(cfg: DictConfig) -> list[str]:
     """Every out-of-range value and inconsistency in a composed config, as readable lines."""
     problems = _missing_groups(cfg) or _resolution_problems(cfg)
@@ -106,6 +129,8 @@ def config_problems(cfg: DictConfig) -> list[str]:
     # The top level is walked against TrainConfig explicitly: copies of the config (Hydra's callbacks see a
     # masked copy) lose the schema type of the root node. Group nodes keep theirs.
     problems = _walk(cfg, "", TrainConfig)
+    if isinstance(cfg.get("dataset"), DictConfig):
+        problems += _channel_problems(cfg.dataset)
     objective = cfg.get("objective")
     if not (isinstance(objective, str) or (isinstance(objective, ListConfig) and len(objective) > 0
                                             and all(isinstance(o, str) for o in objective))):

@@ -97,7 +97,16 @@ def _idx_bundle(cfg: DictConfig, seed: int, class_names: tuple[str, ...]) -> Dat
                 f"{files[f'{split}_images']} and {files[f'{split}_labels']} do not match "
                 f"(images {tuple(images.shape)}, labels {tuple(labels.shape)}): fetch the dataset again."
             )
+        if images.dtype != torch.uint8:
+            raise UserError(f"{files[f'{split}_images']} holds {images.dtype} pixels, not bytes (uint8) as "
+                            f"{cfg.name}'s images are: the file is corrupt or from another dataset. "
+                            "Fetch the dataset again.")
         check_labels(files[f"{split}_labels"], labels, len(class_names), cfg.name)
+    train_size, test_size = tuple(tensors["train_images"].shape[1:]), tuple(tensors["test_images"].shape[1:])
+    if train_size != test_size:
+        raise UserError(f"{files['test_images']} holds {test_size[0]}x{test_size[1]} images but "
+                        f"{files['train_images']} holds {train_size[0]}x{train_size[1]}: one model cannot take "
+                        "both. The files come from different datasets; fetch the dataset again.")
     full_train = Split(tensors["train_images"].unsqueeze(1), tensors["train_labels"].long())
     train, val = split_off_validation(full_train, cfg.val_fraction, seed)
     test = Split(tensors["test_images"].unsqueeze(1), tensors["test_labels"].long())
