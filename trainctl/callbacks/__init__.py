@@ -11,10 +11,13 @@ from omegaconf import DictConfig
 
 from trainctl.callbacks.checkpointing import MidEpochCheckpoint, ModelCheckpoint
 from trainctl.callbacks.console import ConsoleLogger
+from trainctl.callbacks.distributions import Distributions
 from trainctl.callbacks.early_stopping import EarlyStopping
 from trainctl.callbacks.faults import fault_callbacks
+from trainctl.callbacks.graph import ModelGraph
 from trainctl.callbacks.loading import user_callbacks
 from trainctl.callbacks.pictures import PredictionPictures, wanted
+from trainctl.callbacks.profiler import StepProfiler
 from trainctl.callbacks.pruning import pruning_callback
 from trainctl.callbacks.summary import ModelSummary
 from trainctl.callbacks.tensorboard import TensorBoardLogger
@@ -34,6 +37,10 @@ def default_callbacks(cfg: DictConfig) -> list[Callback]:
         TensorBoardLogger(),
         ConsoleLogger(cfg.trainer.progress),
         ModelSummary(),  # after the console (its line goes to train.log) and TensorBoard (whose writer it uses)
+        # after TensorBoard, whose writers they use (none writes at fit end, when it closes them); opt-in: costly
+        Distributions() if cfg.tensorboard.histograms else None,
+        ModelGraph() if cfg.tensorboard.graph else None,
+        StepProfiler(cfg.trainer.profile_steps) if cfg.trainer.profile else None,
         EarlyStopping(cfg) if cfg.early_stopping.patience is not None else None,
         pruning_callback(cfg.objective),
         *fault_callbacks(),
