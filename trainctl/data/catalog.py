@@ -9,7 +9,7 @@ import importlib
 
 from omegaconf import DictConfig
 
-from trainctl.data.splits import DataBundle, Transform
+from trainctl.data.splits import DataBundle, Transform, take_train_subset
 from trainctl.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
@@ -32,12 +32,14 @@ def transforms_from(cfg: DictConfig) -> tuple[Transform, Transform]:
 
 
 def build_dataset(cfg: DictConfig, seed: int) -> DataBundle:
-    """Build the dataset `cfg` names; an allocation that fails becomes a UserError naming the key to lower."""
+    """Build the dataset `cfg` names, keeping `dataset.train_size` training samples when set (here, so every
+    data source, plugins' too, gets it alike); an allocation that fails becomes a UserError naming the key to
+    lower."""
     from trainctl.data.memory import is_out_of_memory, out_of_memory_error
 
     builder = load_builtin_datasets().get(cfg.name)
     try:
-        return builder(cfg, seed)
+        return take_train_subset(builder(cfg, seed), cfg.get("train_size"), seed)
     except (MemoryError, RuntimeError) as e:
         if not is_out_of_memory(e):
             raise

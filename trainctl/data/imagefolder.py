@@ -77,6 +77,9 @@ class StreamSplit:
     def to(self, device: torch.device) -> "StreamSplit":
         return StreamSplit(self.dataset, self.num_workers, device)
 
+    def subset(self, indices: torch.Tensor) -> "StreamSplit":
+        return StreamSplit(Subset(self.dataset, indices.tolist()), self.num_workers, self.device)
+
     def _loader(self, batch_size: int, indices: list[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = DataLoader(Subset(self.dataset, indices), batch_size=batch_size, num_workers=self.num_workers,
                             pin_memory=self.device.type == "cuda", collate_fn=collate_readable)

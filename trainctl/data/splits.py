@@ -11,7 +11,7 @@ resumed run replays exactly the batches an uninterrupted one would see.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
@@ -42,6 +42,7 @@ def identity(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
 SHUFFLE_STREAM = 0  # the order of an epoch's samples
 AUGMENT_STREAM = 1  # crops and flips of an in-memory split
 STREAM_AUGMENT_PER_BATCH = 2  # streamed splits: one generator per batch, keyed by the batch index too
+TRAIN_SUBSET_STREAM = 3  # which training samples dataset.train_size keeps
 
 
 def derive_seed(seed: int, *key: int) -> int:
@@ -74,6 +75,8 @@ class SplitLike(Protocol):
 
     def ordered(self, batch_size: int, transform: Transform) -> Iterator[Batch]: ...
 
+    def subset(self, indices: torch.Tensor) -> "SplitLike": ...
+
 
 @dataclass
 class Split:
@@ -91,6 +94,9 @@ class Split:
 
     def to(self, device: torch.device) -> "Split":
         return Split(self.x.to(device), self.y.to(device))
+
+    def subset(self, indices: torch.Tensor) -> "Split":
+        return Split(self.x[indices], self.y[indices])
 
     def shuffled(self, batch_size: int, transform: Transform, seed: int, epoch: int, start_step: int = 0
                  ) -> Iterator[Batch]:
@@ -132,7 +138,7 @@ class DataBundle:
             raise UserError(
                 f"the dataset ({format_bytes(size)}) does not fit in the memory of {device}: "
                 f"{(str(e).strip().splitlines() or [type(e).__name__])[0]}. Fix: use less data (lower "
-                "dataset.n_train / dataset.n_test for generated sets; dataset.image_size, or "
+                "dataset.train_size, or dataset.n_train / dataset.n_test for generated sets; dataset.image_size, or "
                 "dataset.in_memory=false, for image folders) or train on another device (device=cpu)."
             ) from None
         return DataBundle(*moved, self.spec, self.train_transform, self.eval_transform)
@@ -145,6 +151,26 @@ def split_off_validation(split: Split, fraction: float, seed: int) -> tuple[Spli
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = order[:n_val], order[n_val:]
     return Split(split.x[train_idx], split.y[train_idx]), Split(split.x[val_idx], split.y[val_idx])
+
+
+def take_train_subset(data: DataBundle, size: int | None, seed: int) -> DataBundle:
+    """The bundle with `size` training samples drawn by the seed (`dataset.train_size`; None keeps all).
+
+    Done after the validation split is held out, so validation stays the same whatever the size. The draw is
+    the first `size` of one seeded permutation, so the subsets of one seed are nested (100 samples are among
+    the 200): a learning curve adds data rather than swapping it.
+    """
+    if size is None:
+        return data
+    n = len(data.train)
+    if size > n:
+        raise UserError(f"dataset.train_size={size} is more than the {n} samples of the training split "
+                        f"(validation not counted): choose at most {n}, or null for all of them.")
+    if not hasattr(data.train, "subset"):
+        raise UserError(f"dataset.train_size needs a training split with a subset() method; this dataset's "
+                        f"{type(data.train).__name__} has none: leave dataset.train_size null.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, TRAIN_SUBSET_STREAM)))
+    return replace(data, train=data.train.subset(order[:size]))
 
 
 def check_labels(path: Path | str, labels: torch.Tensor, num_classes: int, name: str) -> None:

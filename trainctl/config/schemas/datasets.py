@@ -10,6 +10,11 @@ from omegaconf import MISSING
 from trainctl.config.schemas.fields import spec
 
 
+# Every dataset has it: a learning curve, a quick try or an overfitting check on less data, same validation.
+TRAIN_SIZE_HELP = ("train on a seeded random N samples of the training split, taken after the validation split is "
+                   "held out (validation unchanged; same seed, same samples); null: all")
+
+
 # ---- datasets -----------------------------------------------------------------------------------------------
 @dataclass
 class FileDatasetConfig:
@@ -20,6 +25,7 @@ class FileDatasetConfig:
     system_dirs: list[str] = spec([], help="system folders searched after root (Debian's dataset packages)")
     download: bool = spec(False, help="download through torchvision when no local copy is found")
     val_fraction: float = spec(1 / 12, help="share of the training set held out for validation", gt=0.0, lt=1.0)
+    train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
     normalize: bool = spec(True, help="standardise pixels with the dataset's mean and std")
     mean: list[float] = spec([0.5], help="per-channel mean of the training pixels in [0, 1]")
     std: list[float] = spec([0.5], help="per-channel std of the training pixels in [0, 1]", each_gt=0.0)
@@ -36,6 +42,7 @@ class BlobsConfig:
     n_test: int = spec(500, help="test points", ge=1)
     std: float = spec(1.0, help="cluster standard deviation", gt=0.0)
     val_fraction: float = spec(0.2, help="share of the training set held out for validation", gt=0.0, lt=1.0)
+    train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
 
 
 @dataclass
@@ -50,6 +57,7 @@ class ImageFolderConfig:
     memory_limit_mb: int = spec(2048, help="largest decoded size kept in memory when in_memory is null", ge=1)
     num_workers: int = spec(2, help="DataLoader workers when streaming", ge=0)
     val_fraction: float = spec(0.1, help="validation share of train/ when there is no val/", gt=0.0, lt=1.0)
+    train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
     normalize: bool = spec(True, help="standardise pixels with mean and std")
     mean: list[float] = spec([0.5, 0.5, 0.5], help="per-channel mean in [0, 1]")
     std: list[float] = spec([0.5, 0.5, 0.5], help="per-channel std in [0, 1]", each_gt=0.0)
@@ -67,3 +75,4 @@ class SineConfig:
     n_test: int = spec(400, help="test sequences", ge=1)
     length: int = spec(50, help="time steps per sequence", ge=2)
     val_fraction: float = spec(0.2, help="share of the training set held out for validation", gt=0.0, lt=1.0)
+    train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
