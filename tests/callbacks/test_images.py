@@ -83,8 +83,8 @@ def test_most_wrong_labels_name_both_classes_with_their_probabilities():
 def test_the_validation_grid_colours_each_prediction():
     dataset = OmegaConf.create({"normalize": False})
     grid = ValidationGrid(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), dataset, ["a", "b"])
-    right = grid.picture(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
-    wrong = grid.picture(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    right = np.asarray(grid.picture(torch.tensor([[1.0, 0.0], [0.0, 1.0]])))
+    wrong = np.asarray(grid.picture(torch.tensor([[0.0, 1.0], [1.0, 0.0]])))
     band = np.s_[PADDING + 112: PADDING + 112 + BAND, :]
     assert greens(right[band]) > 20 and reds(right[band]) == 0
     assert reds(wrong[band]) > 20 and greens(wrong[band]) == 0

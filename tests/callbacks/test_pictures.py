@@ -8,7 +8,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
@@ -67,7 +66,7 @@ def test_the_validation_grid_is_drawn_each_epoch_from_the_stored_pixels(fashion_
 def test_labels_are_green_when_right_and_red_when_wrong(fashion_run):
     _, acc, _ = fashion_run
     shown = picture(acc.Images("images/val_predictions")[-1]).astype(int)
-    r, g, b = shown[..., 0], shown[..., 1], shown[..., 2]
+    r, g = shown[..., 0], shown[..., 1]
     green = ((g > 180) & (r < 120)).sum()
     red = ((r > 200) & (g < 120)).sum()
     assert green + red > 200  # the predicted labels are written in colour

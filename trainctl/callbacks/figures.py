@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from trainctl.callbacks.images import add_picture
 from trainctl.callbacks.predictions import Predictions
 
 MAX_ANNOTATED = 30  # classes up to which each cell of the confusion matrix shows its count
@@ -27,7 +28,7 @@ def tag_safe(name: str) -> str:
 
 
 def render(figure: Any) -> np.ndarray:
-    """A matplotlib figure as an [H, W, 3] uint8 array, for `add_image(dataformats="HWC")`."""
+    """A matplotlib figure as an [H, W, 3] uint8 array."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(figure)
@@ -70,8 +71,8 @@ def write_classification(writer: Any, predictions: Predictions, names: Sequence[
     probs, targets = predictions.outputs, predictions.targets
     counts = confusion_counts(targets, probs.argmax(1), len(names))
     title = f"test split, best epoch ({step}): {int(counts.sum()):,} samples"
-    writer.add_image("figures/confusion_matrix", render(confusion_figure(counts, names, title)), step,
-                     dataformats="HWC")
+    add_picture(writer, "figures/confusion_matrix", render(confusion_figure(counts, names, title)), step,
+                compress_level=6)
     for c, name in enumerate(names):
         writer.add_pr_curve(f"pr_curve/{tag_safe(name)}", targets == c, probs[:, c], step)
 
@@ -111,4 +112,5 @@ def regression_figure(predictions: Predictions, title: str) -> Any:
 
 def write_regression(writer: Any, predictions: Predictions, step: int) -> None:
     title = f"test split, best epoch ({step}): prediction against target"
-    writer.add_image("figures/predictions", render(regression_figure(predictions, title)), step, dataformats="HWC")
+    add_picture(writer, "figures/predictions", render(regression_figure(predictions, title)), step,
+                compress_level=6)

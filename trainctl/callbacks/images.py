@@ -1,14 +1,18 @@
 """Grids of images with their true and predicted labels written under each, for TensorBoard's IMAGES tab.
 
-Cheap by design, because the validation grid is drawn every epoch: the images are laid out once with
-torchvision's `make_grid` (scaled up so a label fits under each), and each epoch only copies that picture and
-writes the labels with PIL's `ImageDraw` (milliseconds; a matplotlib figure per epoch costs a good part of a
-second). Images are shown as they were stored: the dataset's normalisation is undone.
+Cheap by design, because the validation grid is drawn every epoch (a matplotlib figure would cost a good part of
+a second each time): the images are laid out once, scaled up so a label fits under each; each label text is
+rendered once and then pasted in its colour; the PNG is encoded with fast compression. An epoch's grid costs a
+few milliseconds. The layout is a few tensor ops here rather than torchvision's `make_grid`, whose import alone
+takes a second or more, and a plain run never imports torchvision otherwise.
+
+Images are shown as they were stored: the dataset's normalisation is undone.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import math
 from typing import Any, Sequence
 
@@ -23,7 +27,9 @@ from trainctl.callbacks.predictions import Predictions
 CELL_WIDTH = 112  # images narrower than this are scaled up (nearest: pixels stay sharp) so a label fits
 MAX_WIDTH = 256  # larger images are scaled down: the grid must stay a picture, not a poster
 BAND = 26  # pixels under each image for two lines of text
+LINE_HEIGHT = 12
 PADDING = 2
+PAD_GREY = 0.35
 PER_ROW = 8
 WHITE, GREEN, RED = (235, 235, 235), (80, 220, 100), (255, 80, 80)
 
@@ -45,6 +51,20 @@ def for_display(x: torch.Tensor, dataset: DictConfig) -> torch.Tensor:
     return x.clamp(0.0, 1.0)
 
 
+def add_picture(writer: Any, tag: str, picture: Image.Image | np.ndarray, step: int, compress_level: int = 1
+                ) -> None:
+    """An RGB picture as a TensorBoard image. torch's `add_image` converts to float and back and compresses
+    the PNG hard, several times the cost of the rest of an epoch's grid."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
+    buffer = io.BytesIO()
+    (image if image.mode == "RGB" else image.convert("RGB")).save(buffer, format="PNG", compress_level=compress_level)
+    proto = Summary.Image(height=image.height, width=image.width, colorspace=3,
+                          encoded_image_string=buffer.getvalue())
+    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=proto)]), step)
+
+
 @functools.lru_cache(maxsize=1)
 def _font() -> Any:
     try:
@@ -53,14 +73,32 @@ def _font() -> Any:
         return ImageFont.load_default()
 
 
+def _fit(text: str, width: int) -> str:
+    """The text, cut with an ellipsis to fit `width` pixels."""
+    font = _font()
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_mask(text: str, width: int) -> Image.Image:
+    """A label rendered once as a mask, fitted to `width` pixels: drawing it again is a paste."""
+    mask = Image.new("L", (width, LINE_HEIGHT))
+    ImageDraw.Draw(mask).text((0, 0), _fit(text, width), fill=255, font=_font())
+    return mask
+
+
 def _cell_size(h: int, w: int) -> tuple[int, int]:
     factor = math.ceil(CELL_WIDTH / w) if w < CELL_WIDTH else min(1.0, MAX_WIDTH / w)
     return max(1, round(h * factor)), max(1, round(w * factor))
 
 
 def image_grid(images: torch.Tensor) -> Image.Image:
-    """A grid of [N, C, H, W] images in [0, 1] (on any device), each scaled to a readable size with an empty
-    band under it for its labels; labels are written by `label_grid`."""
+    """A grid of [N, C, H, W] images in [0, 1] (on any device), `PER_ROW` a row, each scaled to a readable size
+    with an empty band under it for its labels (written by `label_grid`)."""
     images = images.detach().float().cpu()
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
@@ -69,38 +107,33 @@ def image_grid(images: torch.Tensor) -> Image.Image:
     if size != tuple(images.shape[-2:]):
         upscale = size[1] >= images.shape[-1]
         images = F.interpolate(images, size=size, mode="nearest" if upscale else "area")
-    from torchvision.utils import make_grid
-
-    banded = F.pad(images, (0, 0, 0, BAND), value=0.0)
-    grid = make_grid(banded, nrow=PER_ROW, padding=PADDING, pad_value=0.35)
+    n, (h, w) = len(images), size
+    rows, cols = math.ceil(n / PER_ROW), min(n, PER_ROW)
+    cells = torch.full((rows * cols, 3, h + BAND + PADDING, w + PADDING), PAD_GREY)
+    cells[:n, :, :h + BAND, :w] = 0.0  # the label band is black
+    cells[:n, :, :h, :w] = images
+    grid = cells.view(rows, cols, 3, h + BAND + PADDING, w + PADDING).permute(2, 0, 3, 1, 4)
+    grid = F.pad(grid.reshape(3, rows * (h + BAND + PADDING), cols * (w + PADDING)), (PADDING, 0, PADDING, 0),
+                 value=PAD_GREY)
     return Image.fromarray(grid.mul(255).round().byte().permute(1, 2, 0).numpy())
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, width: int) -> str:
-    """The text, cut with an ellipsis to fit `width` pixels."""
-    if draw.textlength(text, font=_font()) <= width:
-        return text
-    while text and draw.textlength(text + "…", font=_font()) > width:
-        text = text[:-1]
-    return text + "…"
-
-
-def label_grid(grid: Image.Image, cell: tuple[int, int], labels: Sequence[Sequence[Line]]) -> np.ndarray:
-    """A copy of `grid` (from `image_grid`, cells of `cell` = (height, width) pixels before the band) with the
-    lines of `labels[i]` written under image i; as an [H, W, 3] uint8 array for `add_image(dataformats="HWC")`."""
+def label_grid(grid: Image.Image, cell: tuple[int, int], labels: Sequence[Sequence[Line]]) -> Image.Image:
+    """A copy of `grid` (from `image_grid`, cells of `cell` = (height, width) pixels above the band) with the
+    lines of `labels[i]` written under image i."""
     picture = grid.copy()
-    draw = ImageDraw.Draw(picture)
     h, w = cell
     for i, lines in enumerate(labels):
         row, col = divmod(i, PER_ROW)
         x = PADDING + col * (w + PADDING) + 2
         y = PADDING + row * (h + BAND + PADDING) + h + 1
         for k, (text, colour) in enumerate(lines):
-            draw.text((x, y + 12 * k), _fit(draw, text, w - 4), fill=colour, font=_font())
-    return np.asarray(picture)
+            top = y + LINE_HEIGHT * k
+            picture.paste(colour, (x, top, x + w - 4, top + LINE_HEIGHT), _text_mask(text, w - 4))
+    return picture
 
 
-def labelled_images(images: torch.Tensor, labels: Sequence[Sequence[Line]]) -> np.ndarray:
+def labelled_images(images: torch.Tensor, labels: Sequence[Sequence[Line]]) -> Image.Image:
     """`image_grid` and `label_grid` in one go, for a grid drawn once."""
     return label_grid(image_grid(images), _cell_size(*images.shape[-2:]), labels)
 
@@ -122,7 +155,7 @@ def most_wrong_labels(names: Sequence[str], targets: Sequence[int], probs: torch
     return lines
 
 
-def most_wrong_picture(predictions: Predictions, names: Sequence[str], dataset: DictConfig) -> np.ndarray:
+def most_wrong_picture(predictions: Predictions, names: Sequence[str], dataset: DictConfig) -> Image.Image:
     """The samples a pass got most wrong, worst first, labelled by `most_wrong_labels`."""
     worst = predictions.worst
     labels = most_wrong_labels(names, predictions.targets[worst].tolist(), predictions.outputs[worst])
@@ -141,6 +174,6 @@ class ValidationGrid:
         self.cell = _cell_size(*x.shape[-2:])
         self.grid = image_grid(for_display(x, dataset))
 
-    def picture(self, logits: torch.Tensor) -> np.ndarray:
+    def picture(self, logits: torch.Tensor) -> Image.Image:
         predicted = logits.argmax(1).tolist()
         return label_grid(self.grid, self.cell, prediction_labels(self.names, self.targets, predicted))

@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig
 
 from trainctl.callbacks.figures import SEQUENCES, write_classification, write_regression
-from trainctl.callbacks.images import ValidationGrid, is_image_batch, most_wrong_picture
+from trainctl.callbacks.images import ValidationGrid, add_picture, is_image_batch, most_wrong_picture
 from trainctl.callbacks.predictions import predict, unwrapped
 from trainctl.callbacks.projector import write_embedding
 from trainctl.callbacks.tensorboard import TensorBoardLogger
@@ -94,7 +94,7 @@ class PredictionPictures(Callback):
         model.eval()  # as validation left it; the next epoch switches back to training
         with torch.inference_mode(), settings.autocast():
             logits = model(settings.prepare(self.grid.x))
-        writer.add_image(VAL_TAG, self.grid.picture(logits), epoch, dataformats="HWC")
+        add_picture(writer, VAL_TAG, self.grid.picture(logits), epoch)
 
     def _first_validation_batch(self, trainer: Trainer) -> ValidationGrid | None:
         """The grid of the first validation samples, or None when they are no classified images (skipped)."""
@@ -132,8 +132,8 @@ class PredictionPictures(Callback):
             return
         step, names = int(result["best_epoch"]), class_names(spec)
         if worst and is_image_batch(predictions.worst_inputs):
-            _safely("images", "the most wrong test images", lambda: writer.add_image(
-                WORST_TAG, most_wrong_picture(predictions, names, cfg.dataset), step, dataformats="HWC"))
+            _safely("images", "the most wrong test images", lambda: add_picture(
+                writer, WORST_TAG, most_wrong_picture(predictions, names, cfg.dataset), step))
         if self.figures and classification:
             _safely("figures", "the confusion matrix and PR curves",
                     lambda: write_classification(writer, predictions, names, step))
