@@ -30,8 +30,7 @@ def unknown_key_message(key: str, settings: list[str], value: str | None = None)
     parent, _, leaf = key.rpartition(".")
     close = difflib.get_close_matches(leaf, settings, n=1, cutoff=0.5)
     text = f"{key} is not a setting of {parent or 'the config'}"
-    if close:
-        text += f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?"
+    text += f"; did you mean '{parent + '.' if parent else ''}{close[0]}'?" if close else "."
     if settings:
         text += f" Its settings: {', '.join(settings)}."
     if parent in GROUPS:
@@ -43,6 +42,21 @@ def unknown_key_message(key: str, settings: list[str], value: str | None = None)
 
 def _unknown_key(key: str, object_type: object, value: str | None) -> str:
     return unknown_key_message(key, _settings(object_type), value)
+
+
+def parse_error_message(override: str, error: str) -> str:
+    """Hydra's grammar error for one override, naming it and showing it quoted: formulas such as
+    `0.5*(1+cos(pi*epoch/10))` hold parentheses that Hydra reads as a sweep or a function call."""
+    first = (error.strip().splitlines() or ["cannot parse"])[0]
+    key, sep, value = override.partition("=")
+    text = f"cannot read the override {override}: {first}."
+    if any(value.count(a) != value.count(b) for a, b in ("[]", "()", "{}")):
+        text += " Its brackets do not pair up."
+    if sep and value and value[0] not in "'\"":
+        fixed = key + "='" + value.replace("'", "\\'") + "'"
+        return text + (" Quote a value with parentheses, brackets, commas or spaces, inside the shell's "
+                       f'quotes: "{fixed}"')
+    return text + " Check its brackets and quotes (a value in single quotes inside the shell's quotes is taken as is)"
 
 
 def explain(exc: BaseException, overrides: list[str]) -> str | None:
@@ -75,8 +89,7 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
         return f"{key}: {str(omega).splitlines()[0]}"
     for e in chain:
         if isinstance(e, OverrideParseException):
-            return (f"cannot read the override: {str(e).strip().splitlines()[0]}. Quote a value with spaces or "
-                    "special characters in single quotes inside the shell's quotes: \"key='a value'\"")
+            return parse_error_message(e.override, str(e))
         if isinstance(e, MissingConfigException):
             return f"{str(e).strip().splitlines()[0]} See `trainctl list` for the options of each group."
         if isinstance(e, ConfigCompositionException):

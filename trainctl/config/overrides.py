@@ -55,7 +55,51 @@ def _choices(args: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _sweep_overrides(args: list[str]) -> list[object]:
+    """The sweep overrides among `args` (`a=1,2`, `b=range(..)`, `c=glob(..)`), parsed; flags and anything
+    Hydra cannot parse are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    found, skip_next = [], False
+    for arg in args:
+        if skip_next or arg.startswith("-"):
+            skip_next = arg in FLAGS_WITH_VALUE
+            continue
+        try:
+            override = parser.parse_override(arg)
+        except Exception:  # Hydra names the override it cannot parse
+            continue
+        if override.is_sweep_override():
+            found.append(override)
+    return found
+
+
+def check_sweeps_expand(args: list[str]) -> None:
+    """A sweep value that expands to no value (`optimizer.lr=glob(*)`, `x=range(1,1)`) would launch no job and
+    exit 0 as if it had trained: refuse it, naming the override."""
+    from hydra.core.override_parser.types import Glob
+
+    extra_dirs, opaque = _user_config_dirs(args)
+    for override in _sweep_overrides(args):
+        key, value = override.key_or_group, override.value()
+        if isinstance(value, Glob):
+            if opaque:
+                continue
+            options = group_options(key, tuple(extra_dirs))
+            if not options:
+                raise UserError(f"{override.input_line} selects nothing: glob() picks options of a config group "
+                                f"({', '.join(CHECKED_GROUPS)}) and {key} is not one; list values instead, "
+                                f"e.g. {key}=0.1,0.01 or {key}=choice(0.1,0.01)")
+            if not value.filter(options):
+                raise UserError(f"{override.input_line} matches no option of {key} (options: {', '.join(options)})")
+        elif override.is_discrete_sweep() and next(iter(override.sweep_string_iterator()), None) is None:
+            raise UserError(f"{override.input_line} expands to no value, so the sweep would run no job: "
+                            "make the range's end lie beyond its start (the end is excluded)")
+
+
 def check_group_choices(args: list[str]) -> None:
+    check_sweeps_expand(args)
     pairs = _choices(args)
     if not pairs:
         return

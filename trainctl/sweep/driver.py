@@ -26,6 +26,7 @@ from trainctl.sweep import results
 from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_values, parse_search_space, quoted,
                                   trial_overrides)
 from trainctl.sweep.settings import check_settings
+from trainctl.sweep.space_check import check_space
 from trainctl.sweep.storage import check_storage, storage_files, storage_spec
 from trainctl.sweep.study import (LOCK_FILE, fail_stale_trials, make_pruner, make_sampler, make_sweep_dir, open_study,
                                   owner, removed_on_error, study_lock)
@@ -131,6 +132,9 @@ class SweepDriver:
                             "'optimizer.lr=tag(log,interval(1e-4,1e-1))', or use hydra.sweeper.params")
         if self.config.get("resume") or "resume" in space.distributions or space.fixed_values.get("resume"):
             raise UserError(RESUME_IN_MULTIRUN)
+        context = getattr(self.launcher, "hydra_context", None)
+        if context is not None:  # every trial's values composed and validated now, not trial by trial
+            check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides))
         self.names, directions = self._objectives()
         self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s)
         self.sweep_dir = Path(self.s["sweep_dir"] or Path("runs") / "optuna" / self.study_name)

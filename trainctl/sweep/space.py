@@ -71,8 +71,18 @@ def override_text(value: Any) -> str:
     return format_value(value)
 
 
+def _check_finite(key: str, sweep: RangeSweep | IntervalSweep) -> None:
+    """nan and inf parse as floats, and Optuna would sample from them (or fail deep inside a sampler)."""
+    ends = [sweep.start, sweep.stop, sweep.step] if isinstance(sweep, RangeSweep) else [sweep.start, sweep.end]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in ends):
+        kind = "range" if isinstance(sweep, RangeSweep) else "interval"
+        raise UserError(f"{key}={kind}({','.join(str(v) for v in ends)}): every bound must be a finite number")
+
+
 def to_distribution(key: str, sweep: Any) -> BaseDistribution:
     """One sweep expression as an Optuna distribution."""
+    if isinstance(sweep, (RangeSweep, IntervalSweep)):
+        _check_finite(key, sweep)
     if isinstance(sweep, ChoiceSweep):
         choices = tuple(sweep.list)
         if any(isinstance(c, (list, dict)) for c in choices):
