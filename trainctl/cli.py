@@ -26,6 +26,8 @@ commands:
   list [GROUP]        every option of every config group, with its description and defaults
   doctor              versions, devices, and which datasets are available offline
   summary [overrides] print the model's layers, shapes, parameters and MACs without training
+  lr-find [overrides] the learning-rate range test: suggests optimizer.lr, plots loss against lr
+                        trainctl lr-find model=cnn lr_find.steps=200
   explain ckpt=PATH   what a trained image model looks at: Grad-CAM, saliency, feature maps, kernels
                         trainctl explain ckpt=runs/<run> method=gradcam n=16
 
@@ -69,6 +71,17 @@ def _summary(args: list[str]) -> int:
     return run_summary(args)
 
 
+def _lr_find(args: list[str]) -> int:
+    from trainctl.config.overrides import check_group_choices
+    from trainctl.components.plugins import load_plugins
+
+    load_plugins()  # a plugin's model, dataset or optimizer can be tested too
+    check_group_choices(args)
+    from trainctl.commands.lr_find import run_lr_find
+
+    return run_lr_find(args)
+
+
 def _eval(args: list[str]) -> int:
     from trainctl.commands.eval import run_eval
 
@@ -82,7 +95,7 @@ def _explain(args: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eval, "list": _list, "doctor": _doctor,
-                                                   "summary": _summary, "explain": _explain}
+                                                   "summary": _summary, "lr-find": _lr_find, "explain": _explain}
 
 
 def main(argv: list[str] | None = None) -> int:

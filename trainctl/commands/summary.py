@@ -56,6 +56,10 @@ def run_summary(args: list[str]) -> int:
     from trainctl.components import build_model
 
     model = build_model(cfg.model, spec)
+    if cfg.model.get("freeze"):  # so the trainable count is the one training would have
+        from trainctl.engine.finetune import freeze
+
+        freeze(model, [str(p) for p in cfg.model.freeze], cfg.model.name)
     result = summarize(model, spec.input_shape, notes)
     sys.stdout.write(result.text)
     if result.problem is not None:

@@ -17,6 +17,7 @@ from trainctl.components import build_loss, build_model, build_optimizer, build_
 from trainctl.data.splits import DataBundle, ceil_div
 from trainctl.engine.ema import EMA
 from trainctl.engine.events import Callback, Events
+from trainctl.engine.finetune import prepare_model
 from trainctl.engine.signals import GracefulStop
 from trainctl.engine.step import StepSettings, Trainer, batches_per_epoch
 
@@ -41,6 +42,7 @@ def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, run_d
                   callbacks: Sequence[Callback] = (), stop: GracefulStop | None = None) -> Trainer:
     parts = build_model_parts(cfg, data, device)
     model = parts.model
+    prepare_model(cfg, model, device)  # init_from weights, model.freeze: before the optimizer and the EMA copy
     optimizer = build_optimizer(cfg.optimizer, model)
     batches = batches_per_epoch(cfg.trainer, len(data.train))
     schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs,

@@ -15,6 +15,7 @@ from trainctl.config.trust import check_stored_targets, replayed_targets
 from trainctl.errors import UserError
 
 COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
+NEWER_KEYS = {"model.freeze": []}  # keys older checkpoints lack, with the value that means what they did
 
 
 def checkpoint_path(resume: str) -> Path:
@@ -46,6 +47,7 @@ def config_differences(saved: dict[str, Any], cfg: DictConfig) -> list[str]:
     lines = []
     for section in COMPARED:
         before, after = _flatten(section, saved.get(section, {})), _flatten(section, now.get(section, {}))
+        before.update({k: v for k, v in NEWER_KEYS.items() if k in after and k not in before})
         for key in sorted(set(before) | set(after)):
             if before.get(key, "<absent>") != after.get(key, "<absent>"):
                 lines.append(f"  {key}: {before.get(key, '<absent>')!r} in the checkpoint, {after.get(key, '<absent>')!r} now")
@@ -86,7 +88,8 @@ def resume_overrides(args: list[str]) -> list[str]:
     def key(override: str) -> str:
         return override.split("=", 1)[0].lstrip("+~")
 
-    merged = {key(o): o for o in base if not key(o).startswith("hydra.") and key(o) != "resume"}
+    # init_from started the run; resuming continues from its own checkpoint instead
+    merged = {key(o): o for o in base if not key(o).startswith("hydra.") and key(o) not in ("resume", "init_from")}
     flags = [a for a in args if a.startswith("-")]
     merged.update({key(a): a for a in args if not a.startswith("-")})
     # The log file opens at its first line, not when Hydra sets up logging: a resume that stops before training

@@ -17,6 +17,7 @@ from trainctl.device import select_device
 from trainctl.engine.build import deterministic_mode
 from trainctl.engine.checkpoint import check_resumable, load_checkpoint
 from trainctl.engine.events import Callback
+from trainctl.engine.finetune import init_source
 from trainctl.engine.fit import fit
 from trainctl.engine.resume import check_same_run, checkpoint_path, run_dir_of
 from trainctl.files import create_run_dir
@@ -29,6 +30,7 @@ def run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallbac
     """Train as the config says; write checkpoints, logs and metrics.json into `run_dir` (a new one if None)."""
     validate(cfg)
     check_available(cfg.dataset)
+    init_source(cfg)  # a missing init_from checkpoint (or one beside resume=) is refused before any directory
     device = select_device(cfg.device.name)
     checkpoint = None
     if cfg.resume:

@@ -1,5 +1,5 @@
-"""Schema of the top level of the config: seed, objective, resume, and the trainer, checkpoint, early-stopping,
-cross-validation, TensorBoard and callbacks sections."""
+"""Schema of the top level of the config: seed, objective, resume, init_from, and the trainer, checkpoint,
+early-stopping, cross-validation, TensorBoard and callbacks sections."""
 
 from __future__ import annotations
 
@@ -80,6 +80,10 @@ class TrainConfig:
                           help="metric(s) a sweep optimises (a list for multi-objective); default val/acc, val/loss for regression")
     resume: Optional[str] = spec(None, help="run directory or checkpoint to continue")
     resume_allow_changes: bool = spec(False, help="allow a resumed run's model/dataset config to differ")
+    init_from: Optional[str] = spec(None, help="a new run starting from this checkpoint's (or run dir's best.pt) "
+                                               "weights only: fresh optimizer, schedule and counters")
+    init_from_strict: bool = spec(True, help="refuse init_from weights that do not fit; false: load those that "
+                                             "fit and start the others afresh (a new head)")
     trust_targets: bool = spec(False, help="allow _target_ classes named by a resumed run's saved overrides")
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

@@ -1,0 +1,146 @@
+"""The learning-rate range test (Smith, "Cyclical Learning Rates", 2017): train with a learning rate that grows
+exponentially from `start_lr` to `end_lr`, one step per batch, record the smoothed loss, stop once it
+diverges, and suggest the rate where the loss fell fastest.
+
+The loss stays on the device between checks: it is read every `CHECK_EVERY` steps, one host sync per block,
+so the test runs at training speed. What it trains is thrown away.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from trainctl.data.splits import Batch, SplitLike, Transform
+from trainctl.engine.step import StepSettings
+from trainctl.errors import UserError
+
+CHECK_EVERY = 10  # steps between reads of the loss (each read is a host sync)
+SMOOTHING = 0.9  # of the loss's moving average: about 10 steps of memory, a small lag on a few hundred steps
+SKIPPED = 0.05  # share of the curve's start left out of the suggestion: the average is still settling there
+RULE = "steepest descent of the smoothed loss against log(lr), before its minimum"
+
+
+@dataclass(frozen=True)
+class RangeOptions:
+    """What `trainctl lr-find lr_find.KEY=VALUE` sets."""
+
+    start_lr: float = 1e-7
+    end_lr: float = 10.0
+    steps: int = 200
+    diverge: float = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
+
+    def check(self) -> None:
+        if not (math.isfinite(self.start_lr) and math.isfinite(self.end_lr)) or min(self.start_lr, self.end_lr) <= 0:
+            raise UserError(f"lr_find.start_lr={self.start_lr:g} and lr_find.end_lr={self.end_lr:g} must both be "
+                            "positive numbers, e.g. lr_find.start_lr=1e-7 lr_find.end_lr=10")
+        if self.start_lr >= self.end_lr:
+            raise UserError(f"lr_find.start_lr={self.start_lr:g} must be below lr_find.end_lr={self.end_lr:g}: "
+                            "the learning rate grows from the first to the second")
+        if self.steps < 10:
+            raise UserError(f"lr_find.steps={self.steps} is too few to draw a curve: use at least 10 "
+                            "(the default is 200)")
+        if self.diverge <= 1:
+            raise UserError(f"lr_find.diverge={self.diverge:g} must be above 1: the test stops when the smoothed "
+                            "loss exceeds that multiple of its minimum")
+
+    def rates(self) -> list[float]:
+        """`steps` rates, evenly spaced on a log scale from start_lr to end_lr."""
+        ratio = self.end_lr / self.start_lr
+        return [self.start_lr * ratio ** (i / (self.steps - 1)) for i in range(self.steps)]
+
+
+@dataclass
+class RangeTest:
+    """The recorded curve and what it suggests."""
+
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    stopped: str = "reached lr_find.end_lr"
+    suggestion: float = math.nan
+    suggestion_index: int = -1
+    minimum_lr: float = math.nan
+    average: float = 0.0  # the moving average of the loss before its bias correction
+
+    def record(self, lr: float, loss: float, diverge: float) -> bool:
+        """Add one step's loss; False once the test must stop (a non-finite or diverged loss)."""
+        if not math.isfinite(loss):
+            self.stopped = f"the loss became {loss} at lr {lr:.3g}"
+            return False
+        self.average = SMOOTHING * self.average + (1 - SMOOTHING) * loss
+        self.lrs.append(lr)
+        self.losses.append(loss)
+        # bias-corrected, so the first values are not pulled towards the average's start at 0
+        self.smoothed.append(self.average / (1 - SMOOTHING ** len(self.losses)))
+        if self.smoothed[-1] > diverge * min(self.smoothed):
+            self.stopped = f"the smoothed loss passed {diverge:g}x its minimum at lr {lr:.3g}"
+            return False
+        return True
+
+
+def suggest(test: RangeTest) -> None:
+    """Fill in the suggestion: the rate where the smoothed loss falls fastest per decade, searched from the
+    end of the settling start to the loss's minimum. Where the loss falls fastest, a run still learns quickly
+    and is far enough from the rates that blow it up; the minimum itself is already too close to them."""
+    smoothed, lrs = test.smoothed, test.lrs
+    lowest = min(range(len(smoothed)), key=smoothed.__getitem__, default=0)
+    first = max(1, int(SKIPPED * len(smoothed)))
+    if lowest - first < 2 or smoothed[lowest] >= smoothed[first]:
+        raise UserError(f"the loss did not fall between lr {lrs[0]:.3g} and {lrs[-1]:.3g} ({test.stopped}), so there "
+                        "is no rate to suggest: lower lr_find.start_lr, or check that the model can learn the data "
+                        "(debug=overfit)")
+    logs = [math.log10(lr) for lr in lrs]
+    slopes = {i: (smoothed[i + 1] - smoothed[i - 1]) / (logs[i + 1] - logs[i - 1]) for i in range(first, lowest)}
+    best = min(slopes, key=slopes.__getitem__)
+    test.suggestion, test.suggestion_index, test.minimum_lr = lrs[best], best, lrs[lowest]
+
+
+def endless(split: SplitLike, batch_size: int, transform: Transform, seed: int) -> Iterator[Batch]:
+    """Shuffled batches, epoch after epoch, as training draws them."""
+    epoch = 0
+    while True:
+        empty = True
+        for batch in split.shuffled(batch_size, transform, seed, epoch):
+            empty = False
+            yield batch
+        if empty:
+            return
+        epoch += 1
+
+
+def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, batches: Iterator[Batch],
+               settings: StepSettings, options: RangeOptions, clip: float | None = None,
+               scaler: torch.amp.GradScaler | None = None) -> RangeTest:
+    """Train one step per rate of `options.rates()` (fewer when the loss diverges) and return the curve with its
+    suggestion. `clip` bounds the gradient norm as `trainer.gradient_clip_val` would."""
+    scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
+    test, pending = RangeTest(), []
+    rates = options.rates()
+    model.train()
+    for i, (lr, (x, y)) in enumerate(zip(rates, batches)):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with settings.autocast():
+            loss = loss_fn(model(settings.prepare(x)), y)
+        scaler.scale(loss).backward()
+        if clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        pending.append(loss.detach().float())
+        if len(pending) == CHECK_EVERY or i == len(rates) - 1:
+            values, start = torch.stack(pending).tolist(), i + 1 - len(pending)
+            pending = []
+            if not all(test.record(rates[start + k], v, options.diverge) for k, v in enumerate(values)):
+                break
+    if not test.losses:
+        raise UserError(f"the range test recorded no loss ({test.stopped}): lower lr_find.start_lr")
+    suggest(test)
+    return test
