@@ -21,6 +21,8 @@ def summary_table(metrics: dict[str, Any], run_dir: Path | None = None) -> Table
     for name, value in metrics.items():
         if isinstance(value, float):
             value = f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
+        if isinstance(value, dict) and "verdict" in value:
+            value = value["verdict"]  # the diagnosis: its reason and numbers are in the log and metrics.json
         if not isinstance(value, (list, dict)):
             table.add_row(name, str(value))
     return table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,6 +36,13 @@ def fold_bundles(data: DataBundle, folds: int, seed: int) -> list[DataBundle]:
     return bundles
 
 
+def fold_verdicts(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The folds' verdicts in fold order, and the most common one as the run's (ties: the first fold's among
+    them); each fold's reason and numbers stay in its own metrics.json."""
+    folds = [r["diagnosis"]["verdict"] for r in results]
+    return {"verdict": Counter(folds).most_common(1)[0][0], "folds": folds}  # equal counts: first seen wins
+
+
 def cross_validate(cfg: DictConfig, run_dir: Path, device: torch.device,
                    make_callbacks: Callable[[], Sequence[Callback]]) -> dict[str, Any]:
     if cfg.resume:
@@ -51,6 +59,7 @@ def cross_validate(cfg: DictConfig, run_dir: Path, device: torch.device,
                "std": statistics.pstdev(r[k] for r in results)} for k in keys},
         "fold_dirs": [str(run_dir / f"fold_{k}") for k in range(cfg.cv.folds)],
     }
+    summary["diagnosis"] = fold_verdicts(results)
     names = objectives(cfg.objective)
     summary["objective"] = names[0]
     summary["objective_value"] = summary[names[0]]["mean"]
@@ -58,4 +67,7 @@ def cross_validate(cfg: DictConfig, run_dir: Path, device: torch.device,
     write_json(run_dir / "metrics.json", summary)
     for key in keys:
         console.print(f"{key:<12} {summary[key]['mean']:.4f} ± {summary[key]['std']:.4f}  ({cfg.cv.folds} folds)")
+    verdicts = summary["diagnosis"]
+    console.print(f"{'verdict':<12} {verdicts['verdict']}  (folds: {', '.join(verdicts['folds'])}; each fold's "
+                  "reason is in its metrics.json)")
     return summary

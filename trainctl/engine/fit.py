@@ -22,12 +22,13 @@ from trainctl.data.catalog import build_dataset
 from trainctl.data.splits import DataBundle, ceil_div
 from trainctl.engine.build import build_trainer
 from trainctl.engine.checkpoint import restore
+from trainctl.engine.diagnosis import diagnose
 from trainctl.engine.events import Callback, EpochEnd, StopTraining
 from trainctl.engine.signals import GracefulStop, Interrupted
 from trainctl.engine.step import Trainer, evaluate, evaluated_samples, train_one_epoch
 from trainctl.errors import UserError
 from trainctl.files import write_json
-from trainctl.metrics import check_task_metrics, objectives
+from trainctl.metrics import REGRESSION, check_task_metrics, objectives
 
 log = logging.getLogger("trainctl")
 
@@ -93,8 +94,18 @@ def _epochs(t: Trainer) -> None:
             raise Interrupted(t.stop.signum)
 
 
+def target_variance(data: DataBundle) -> float | None:
+    """Variance of a regression's training targets: the mse of always predicting their mean, which turns mse
+    into R² for the verdict. One host sync, at fit end; None for classification or streamed splits."""
+    y = getattr(data.train, "y", None)
+    if data.spec.task != REGRESSION or not isinstance(y, torch.Tensor) or y.numel() < 2:
+        return None
+    return float(y.float().var(unbiased=False))
+
+
 def _finish(t: Trainer) -> dict[str, Any]:
-    """Evaluate the best checkpoint on the test split (used only here) and write metrics.json."""
+    """Evaluate the best checkpoint on the test split (used only here), judge the curves (the verdict, logged
+    and kept under `diagnosis`) and write metrics.json."""
     cfg, s = t.cfg, t.state
     best = t.checkpoints.load("best", map_location=t.device)
     model = t.raw_model
@@ -124,8 +135,11 @@ def _finish(t: Trainer) -> dict[str, Any]:
         "objective": names[0] if single else names,
         "objective_value": best_epoch_metrics[names[0]] if single else [best_epoch_metrics[o] for o in names],
         "throughput/train_images_per_s": sum(s.throughputs) / max(len(s.throughputs), 1),
-        "history": s.history,
     })
+    verdict = diagnose(s.history, t.data.spec.task, t.data.spec.num_classes, target_variance(t.data), s.status)
+    log.info("%s", verdict.line())
+    result["diagnosis"] = verdict.as_dict()
+    result["history"] = s.history
     write_json(t.run_dir / "metrics.json", result)
     t.events.emit("on_fit_end", t, result)
     return result
