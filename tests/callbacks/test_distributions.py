@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
 from conftest import run_cli, run_dirs
@@ -22,9 +23,7 @@ TINY = ["experiment=smoke", f"trainer.epochs={EPOCHS}", f"trainer.max_steps_per_
         "trainer.log_every_n_steps=2", "tensorboard.images=false", "tensorboard.figures=false"]
 
 
-def events(folder: Path) -> "EventAccumulator":  # noqa: F821
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+def events(folder: Path) -> EventAccumulator:
     accumulator = EventAccumulator(str(folder), size_guidance={"histograms": 0, "scalars": 0})
     accumulator.Reload()
     return accumulator
@@ -163,9 +162,10 @@ def test_tracing_leaves_modes_and_random_state_as_they_were():
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.5))
     model.train()
     model[1].eval()
+    sample = torch.randn(2, 3)
     rng = torch.random.get_rng_state()
     writer = Writer()
-    assert write_graph(writer, model, torch.randn(2, 3)) is None and writer.graphs == [model]
+    assert write_graph(writer, model, sample) is None and writer.graphs == [model]
     assert [m.training for m in model.modules()] == [True, True, False, True]  # Sequential, Linear, norm, dropout
     assert torch.equal(torch.random.get_rng_state(), rng)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,11 @@ class StepProfiler(Callback):
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.on_cuda = trainer.device.type == "cuda"
+        if not self.on_cuda:
+            # Kineto (torch's profiling library) prints marker lines and, in CUDA builds on machines without a
+            # GPU, a misleading error to stderr; on CPU it has nothing to say that matters. With CUDA its
+            # messages (CUPTI permissions) do matter: kept. A KINETO_LOG_LEVEL the user set is respected.
+            os.environ.setdefault("KINETO_LOG_LEVEL", "6")
         self.folder = trainer.run_dir / DIR
         activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if self.on_cuda else [])]
         prof = profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=self.steps, repeat=1),
