@@ -209,3 +209,17 @@ def test_with_a_grad_scaler_the_norm_is_of_unscaled_gradients_and_skipped_steps_
     torch.testing.assert_close(callback.in_epoch, counted)
     callback.on_fit_end(trainer, {})
     assert callback.handle is None and not optimizer._optimizer_step_pre_hooks
+
+
+def test_the_defaults_do_not_even_build_these_callbacks():
+    from trainctl.callbacks import default_callbacks
+    from trainctl.callbacks.graph import ModelGraph
+    from trainctl.callbacks.profiler import StepProfiler
+    from trainctl.config.compose import compose
+
+    mine = (Distributions, ModelGraph, StepProfiler)
+    assert not [c for c in default_callbacks(compose(["experiment=smoke"])) if isinstance(c, mine)]
+    switched_on = compose(["experiment=smoke", "tensorboard.histograms=true", "tensorboard.graph=true",
+                           "trainer.profile=true"])
+    assert sorted(type(c).__name__ for c in default_callbacks(switched_on) if isinstance(c, mine)) == [
+        "Distributions", "ModelGraph", "StepProfiler"]
