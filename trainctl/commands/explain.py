@@ -48,7 +48,7 @@ DEFAULT_N = {"featuremaps": 4}  # rows of 17 panels each; the other methods show
 
 def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
     from trainctl.commands.from_checkpoint import check_choice, parse_options
-    from trainctl.explain.methods import METHODS
+    from trainctl.explain import METHODS
     from trainctl.registry import did_you_mean
 
     options, overrides = parse_options(args, OPTIONS, USAGE)
@@ -72,24 +72,28 @@ def run_explain(args: list[str]) -> int:
     options, overrides = _parse(args)
     from trainctl.commands.from_checkpoint import restore_run
     from trainctl.explain.layers import conv_layers
+    from trainctl.explain.samples import class_index
     from trainctl.files import atomic_write_bytes
     from trainctl.terminal import console
 
     run = restore_run(options["ckpt"], options.get("device", "auto"), overrides,
                       options.get("trust_targets") == "true")
-    spec, model_name = run.data.spec, f"model '{run.cfg.model.name}'"
-    if len(spec.input_shape) != 3 or spec.task != "classification":
-        raise UserError(f"trainctl explain shows what an image classifier looks at, and the '{run.cfg.dataset.name}' "
-                        f"dataset gives {spec.task} of inputs shaped {spec.input_shape}: use it on an image dataset "
-                        "(fashionmnist, mnist, cifar10, imagefolder)")
+    check_images(run.cfg.dataset.name, run.data.spec)
     model = run.parts.model.eval()
+    model_name = f"model '{run.cfg.model.name}'"
     has_conv = bool(conv_layers(model))
     method = options.get("method") or ("gradcam" if has_conv else "saliency")
-    _check_fit(method, has_conv, model_name)
-    picture, what = _draw(run, model, method, options, model_name)
-    name = f"{method}.png" if method == "kernels" else f"{method}_{options['split']}.png"
-    if "class" in options and method != "kernels":
-        name = name.replace(".png", f"_class{_explained_class(options, spec)}.png")
+    if not has_conv and method != "saliency":
+        from trainctl.explain import LABELS
+
+        raise UserError(f"the {model_name} has no conv layer for {LABELS[method]}: use method=saliency")
+    explained = class_index(options["class"], run.data.spec) if "class" in options else None
+    if method == "kernels":
+        picture, what = _draw_kernels(run, model, options.get("layer"), model_name)
+        name = "kernels.png"
+    else:
+        picture, what = _draw_samples(run, model, method, options, explained, model_name)
+        name = f"{method}_{options['split']}" + ("" if explained is None else f"_class{explained}") + ".png"
     path = run.run_dir / "explain" / name
     atomic_write_bytes(path, lambda f: f.write(picture.png))
     _to_tensorboard(run.run_dir, f"explain/{method}", picture.rgb, int(run.state.get("epoch", 0)))
@@ -97,59 +101,57 @@ def run_explain(args: list[str]) -> int:
     return 0
 
 
-def _check_fit(method: str, has_conv: bool, model_name: str) -> None:
-    """Refuse a method the model has no layer for, naming the one that fits."""
-    from trainctl.explain.methods import CAM_METHODS, LABELS
-
-    if has_conv or method == "saliency":
-        return
-    needs = {"featuremaps": "feature maps", "kernels": "kernels"}.get(method, LABELS[method])
-    if method in CAM_METHODS or method in ("featuremaps", "kernels"):
-        raise UserError(f"the {model_name} has no conv layer for {needs}: use method=saliency")
-
-
-def _explained_class(options: dict[str, str], spec: DataSpec) -> int | None:
-    from trainctl.explain.samples import class_index
-
-    return class_index(options["class"], spec) if "class" in options else None
+def check_images(dataset: str, spec: DataSpec) -> None:
+    """Refuse data that are not images of classes: every method here draws over an image and names classes."""
+    images = "an image dataset (fashionmnist, mnist, cifar10, imagefolder)"
+    if len(spec.input_shape) != 3:
+        raise UserError(f"trainctl explain draws what an image classifier looks at, but the '{dataset}' dataset's "
+                        f"inputs are shaped {spec.input_shape}, not images (C, H, W): explain a run trained on "
+                        f"{images}")
+    if spec.task != "classification":
+        raise UserError(f"trainctl explain draws what an image classifier looks at, but the '{dataset}' dataset is a "
+                        f"{spec.task} task: explain a classifier trained on {images}")
 
 
-def _draw(run: RestoredRun, model: nn.Module, method: str, options: dict[str, str], model_name: str
-          ) -> tuple[Picture, str]:
-    """The picture for `method` and a line saying what it shows."""
+def _draw_kernels(run: RestoredRun, model: nn.Module, layer: str | None, model_name: str) -> tuple[Picture, str]:
+    """The kernels grid (no data needed) and a line saying what it shows."""
     from trainctl.explain import layers, methods, render
+
+    name, conv = layers.kernel_layer(model, layer, model_name)
+    weights = methods.kernels(conv)
+    shape = "x".join(map(str, weights.shape[1:]))
+    title = f"kernels of layer '{name}' ({weights.shape[0]} of {shape}), epoch {run.state.get('epoch', '?')}"
+    return render.kernel_grid(weights, title), f"kernels of layer '{name}'"
+
+
+def _draw_samples(run: RestoredRun, model: nn.Module, method: str, options: dict[str, str],
+                  explained: int | None, model_name: str) -> tuple[Picture, str]:
+    """The grid of the first n images of the split (heatmaps or feature maps), and a line saying what it shows."""
+    from trainctl.explain import LABELS, layers, methods, render
     from trainctl.explain.samples import class_names, first_samples, predict
 
-    spec, epoch = run.data.spec, run.state.get("epoch", "?")
-    label = methods.LABELS[method]
-    if method == "kernels":
-        layer, conv = layers.kernel_layer(model, options.get("layer"), model_name)
-        weights = methods.kernels(conv)
-        title = f"{label} of layer '{layer}' ({weights.shape[0]} x {weights.shape[1]}x" \
-                f"{weights.shape[2]}x{weights.shape[3]}), epoch {epoch}"
-        return render.kernel_grid(weights, title), f"{label} of layer '{layer}'"
-    explained = _explained_class(options, spec)
     n = int(options.get("n") or DEFAULT_N.get(method, 16))
     split = getattr(run.data, options["split"])
     samples = first_samples(split, run.data.eval_transform, n, run.device)
     prediction = predict(model, samples.inputs, explained)
-    names = class_names(spec)
+    names = class_names(run.data.spec)
     captions = [render.Caption(names[int(t)], names[int(p)], float(q))
                 for t, p, q in zip(samples.labels, prediction.predicted, prediction.probability)]
-    target = "each image's predicted class" if explained is None else f"class '{names[explained]}'"
-    where = f"{len(samples)} {options['split']} images, epoch {epoch}"
+    label, requested = LABELS[method], options.get("layer")
+    where = f"{len(samples)} {options['split']} images, epoch {run.state.get('epoch', '?')}"
     if method == "featuremaps":
-        layer = layers.feature_layer(model, samples.inputs, options.get("layer"), model_name)
+        layer = layers.feature_layer(model, samples.inputs, requested, model_name)
         maps = methods.feature_maps(model, samples.inputs, layer).cpu()
         title = f"{label} of layer '{layer}' ({maps.shape[1]} channels), {where}"
         return render.feature_grid(samples.pixels, maps, captions, title), f"{label} of layer '{layer}'"
     if method == "saliency":
-        layer = None
+        on = ""
         heatmaps = methods.saliency_heatmaps(model, samples.inputs, prediction.explained)
     else:
-        layer = layers.cam_layer(model, samples.inputs, options.get("layer"), model_name)
+        layer = layers.cam_layer(model, samples.inputs, requested, model_name)
+        on = f" on layer '{layer}'"
         heatmaps = methods.cam_heatmaps(model, samples.inputs, prediction.explained, layer, method)
-    on = "" if layer is None else f" on layer '{layer}'"
+    target = "each image's predicted class" if explained is None else f"class '{names[explained]}'"
     title = f"{label}{on} for {target}, {where}"
     return render.heatmap_grid(samples.pixels, heatmaps.cpu(), captions, title), f"{label}{on}"
 

@@ -4,3 +4,18 @@ feature maps and the first conv layer's kernels, drawn as one PNG grid (`trainct
 `samples` takes the first images of a split and the model's predictions, `layers` finds and checks the layer a
 method needs, `methods` computes the maps, `render` draws them.
 """
+
+from __future__ import annotations
+
+# The method names `method=` takes (no torch here: the command checks them before importing anything heavy).
+# CAM method -> (torchcam extractor class, the label its pictures carry)
+CAM_METHODS: dict[str, tuple[str, str]] = {
+    "gradcam": ("GradCAM", "Grad-CAM"),
+    "gradcampp": ("GradCAMpp", "Grad-CAM++"),
+    "xgradcam": ("XGradCAM", "XGrad-CAM"),
+    "layercam": ("LayerCAM", "Layer-CAM"),
+    "scorecam": ("ScoreCAM", "Score-CAM"),
+}
+METHODS: tuple[str, ...] = (*CAM_METHODS, "saliency", "featuremaps", "kernels")
+LABELS: dict[str, str] = {**{name: label for name, (_, label) in CAM_METHODS.items()}, "saliency": "saliency",
+                          "featuremaps": "feature maps", "kernels": "kernels"}

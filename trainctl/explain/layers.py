@@ -51,13 +51,18 @@ def _some(names: list[str]) -> str:
     return ", ".join(shown) + (f" (and {len(names) - SHOWN} earlier)" if len(names) > SHOWN else "")
 
 
+def _hint(name: str, names: list[str]) -> str:
+    """'; did you mean 'x'?' when a name is close, else a full stop: the end of a sentence either way."""
+    return did_you_mean(name, names) or "."
+
+
 def check_layer(model: nn.Module, name: str, shapes: dict[str, tuple[int, ...]], model_name: str) -> str:
     """`name` when it is a layer of the model that gives feature maps; otherwise a UserError listing some that do."""
     maps = [n for n, shape in shapes.items() if spatial(shape)]
     modules = dict(model.named_modules())
     if not name or name not in modules:
-        raise UserError(f"layer={name} is not a layer of the {model_name}{did_you_mean(name, list(modules)[1:])}: "
-                        f"layers with feature maps are {_some(maps) or 'none'}")
+        raise UserError(f"layer={name} is not a layer of the {model_name}{_hint(name, list(modules)[1:])} "
+                        f"Layers with feature maps: {_some(maps) or 'none'}")
     if name not in shapes:
         raise UserError(f"layer={name} ({type(modules[name]).__name__}) does not run in the {model_name}'s forward "
                         f"pass: choose one of {_some(maps)}")
@@ -98,5 +103,5 @@ def kernel_layer(model: nn.Module, requested: str | None, model_name: str) -> tu
     if found is None:
         names = [n for n, _ in convs]
         raise UserError(f"layer={requested} is not a conv layer of the {model_name}"
-                        f"{did_you_mean(requested, names)}: its conv layers are {_some(names)}")
+                        f"{_hint(requested, names)} Its conv layers: {_some(names)}")
     return requested, found

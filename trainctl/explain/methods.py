@@ -11,19 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# method name -> torchcam extractor class, with the label the picture carries
-CAM_METHODS: dict[str, tuple[str, str]] = {
-    "gradcam": ("GradCAM", "Grad-CAM"),
-    "gradcampp": ("GradCAMpp", "Grad-CAM++"),
-    "xgradcam": ("XGradCAM", "XGrad-CAM"),
-    "layercam": ("LayerCAM", "Layer-CAM"),
-    "scorecam": ("ScoreCAM", "Score-CAM"),
-}
-METHODS: tuple[str, ...] = (*CAM_METHODS, "saliency", "featuremaps", "kernels")
-LABELS: dict[str, str] = {**{k: label for k, (_, label) in CAM_METHODS.items()}, "saliency": "saliency",
-                          "featuremaps": "feature maps", "kernels": "kernels"}
-HEATMAP_METHODS: tuple[str, ...] = (*CAM_METHODS, "saliency")  # one heatmap per sample
-
+from trainctl.explain import CAM_METHODS
 
 def cam_heatmaps(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor, layer: str,
                  method: str) -> torch.Tensor:

@@ -1,0 +1,166 @@
+"""`trainctl explain` on tiny trained runs: the PNG grid and its TensorBoard copy for each kind of method, the
+default method per model, and every refusal (exit 2, one message, nothing written).
+
+The pictures come from the real CLI in a subprocess; the refusals and two more methods go through the same
+entry point in process (`trainctl.cli.main`), which saves a torch start-up per case."""
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
+from trainctl.cli import main
+from trainctl.commands.explain import check_images
+from trainctl.data.splits import DataSpec
+from trainctl.errors import UserError
+from trainctl.explain.render import DPI, heatmap_inches
+
+pytestmark = pytest.mark.slow
+
+TINY = [NO_SYSTEM_DATA, "trainer.epochs=1", "trainer.max_steps_per_epoch=3", "device=cpu"]
+
+
+def train(tmp_path_factory, fake_fashion, name: str, *model: str) -> Path:
+    cwd = tmp_path_factory.mktemp(name)
+    proc = run_cli(["train", *model, f"dataset.root={fake_fashion}", *TINY], cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [run] = run_dirs(cwd)
+    return run
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory, fake_fashion) -> Path:
+    return train(tmp_path_factory, fake_fashion, "cnn", "model=cnn", "model.channels=[4,8]")
+
+
+@pytest.fixture(scope="module")
+def mlp_run(tmp_path_factory, fake_fashion) -> Path:
+    return train(tmp_path_factory, fake_fashion, "mlp", "model=mlp", "model.hidden=[16]")
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's header, after checking it is one."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and data.endswith(b"IEND\xaeB`\x82")
+    return struct.unpack(">II", data[16:24])
+
+
+def tensorboard_images(run: Path) -> dict[str, list]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    return {tag: events.Images(tag) for tag in events.Tags()["images"] if tag.startswith("explain/")}
+
+
+def files(run: Path) -> set[Path]:
+    return set(run.rglob("*"))
+
+
+def test_gradcam_is_the_cnns_default_and_draws_a_png_and_a_tensorboard_image(cnn_run):
+    proc = run_cli(["explain", f"ckpt={cnn_run}", "n=5"], cnn_run.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png = cnn_run / "explain" / "gradcam_test.png"
+    assert f"written to {png}" in " ".join(proc.stdout.split())
+    width, height = png_size(png)
+    inches = heatmap_inches(5)  # 2 rows of 4 samples, each drawn as image + overlay
+    assert (width, height) == (round(inches[0] * DPI), round(inches[1] * DPI)) == (1200, 460)
+    [image] = tensorboard_images(cnn_run)["explain/gradcam"]
+    assert (image.width, image.height, image.step) == (width, height, 1)  # at the checkpoint's epoch
+    assert not list((cnn_run / "explain").glob(".*tmp*"))
+
+
+def test_saliency_is_the_mlps_default(mlp_run):
+    proc = run_cli(["explain", f"ckpt={mlp_run / 'checkpoints' / 'last.pt'}", "n=3", "split=val"], mlp_run)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert png_size(mlp_run / "explain" / "saliency_val.png") == (900, 260)  # one row of 3 samples
+    assert "explain/saliency" in tensorboard_images(mlp_run)
+
+
+@pytest.mark.parametrize(("args", "png", "size", "said"), [
+    (["method=gradcampp", "n=2", "class=Bag"], "gradcampp_test_class8.png", (600, 260), "Grad-CAM++ on layer '4'"),
+    (["method=featuremaps", "layer=3"], "featuremaps_test.png", (900, 560), "feature maps of layer '3'"),
+    (["method=kernels"], "kernels.png", (400, 185), "kernels of layer '0'"),  # the first conv's 4 kernels
+])
+def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
+    assert main(["explain", f"ckpt={cnn_run}", *args]) == 0
+    assert png_size(cnn_run / "explain" / png) == size
+    assert f"explain/{args[0].removeprefix('method=')}" in tensorboard_images(cnn_run)
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{said}: written to {cnn_run / 'explain' / png}" in out
+
+
+REFUSALS = [
+    (["method=gradcan"], "method=gradcan is not a method of trainctl explain; did you mean 'gradcam'?"),
+    (["n=0"], "n=0 is not a number of images from 1 to 64"),
+    (["layer=9"], "layer=9 is not a layer of the model 'cnn'. Layers with feature maps: 0, 1, 2, 3, 4"),
+    (["layer=5"], "layer=5 (Flatten) gives outputs of shape (1, 392), not feature maps"),
+    (["method=kernels", "layer=1"], "layer=1 is not a conv layer of the model 'cnn'. Its conv layers: 0, 3"),
+    (["class=Shoe"], "class=Shoe is not a class of this dataset: give an index or a name (0=T-shirt/top,"),
+    (["class=10"], "class=10 is out of range: this model has classes 0 to 9"),
+    (["split=dev"], "split=dev is not one of test, val, train"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSALS, ids=[" ".join(a) for a, _ in REFUSALS])
+def test_bad_input_is_refused_and_writes_nothing(cnn_run, capsys, args, message):
+    before = files(cnn_run)
+    assert main(["explain", f"ckpt={cnn_run}", *args]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert message in err and "Traceback" not in err
+    assert files(cnn_run) == before
+
+
+@pytest.mark.parametrize("method", ["gradcam", "featuremaps", "kernels"])
+def test_a_method_the_mlp_cannot_take_names_saliency(mlp_run, capsys, method):
+    before = files(mlp_run)
+    assert main(["explain", f"ckpt={mlp_run}", f"method={method}"]) == 2
+    assert "the model 'mlp' has no conv layer for" in capsys.readouterr().err
+    assert files(mlp_run) == before
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    (DataSpec((50, 1), 0, "regression"), "the 'sine' dataset's inputs are shaped (50, 1), not images (C, H, W)"),
+    (DataSpec((1, 8, 8), 0, "regression"), "the 'sine' dataset is a regression task: explain a classifier"),
+])
+def test_a_dataset_that_is_not_images_of_classes_is_refused(spec, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        check_images("sine", spec)
+
+
+def test_a_checkpoint_naming_code_is_refused_like_eval(cnn_run, tmp_path, capsys):
+    run = tmp_path / "runs" / "shared"
+    shutil.copytree(cnn_run, run, ignore=shutil.ignore_patterns("explain", "*.explain"))
+    payload = tmp_path / "PWNED"
+    path = run / "checkpoints" / "best.pt"
+    state = torch.load(path, weights_only=True)
+    state["config"]["loss"] = {"_target_": "os.system", "command": f"touch {payload}"}
+    torch.save(state, path)
+    assert main(["explain", f"ckpt={run}"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "names code to run (loss._target_=os.system)" in err and "trust_targets=true" in err
+    assert not payload.exists() and not (run / "explain").exists()
+    assert not list(run.glob("*.explain"))
+
+
+DRIVER = """
+import json, sys
+from trainctl.cli import main
+code = main(json.loads(sys.argv[1]))
+print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize(("args", "code"), [(["explain", "--help"], 0), (["explain", "ckpt=x", "method=cam"], 2),
+                                            (["explain", "ckpt=x", "n=many"], 2)])
+def test_help_and_bad_options_answer_without_torch(tmp_path, args, code):
+    proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(args)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"code": code, "torch": False}, proc.stderr

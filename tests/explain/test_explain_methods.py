@@ -1,0 +1,105 @@
+"""The maps point where the model looks: a hand-made model that sees only the top-left quadrant of its input
+gets its heatmaps there, from every CAM method and from saliency; and layers are found and checked."""
+
+import pytest
+import torch
+from torch import nn
+
+from trainctl.errors import UserError
+from trainctl.explain import CAM_METHODS
+from trainctl.explain.layers import cam_layer, feature_layer, kernel_layer
+from trainctl.explain.methods import cam_heatmaps, feature_maps, saliency_heatmaps
+
+H, W = 16, 24  # not square: a map drawn transposed would put its peak elsewhere
+
+
+class Mask(nn.Module):
+    """Zeroes every position outside the top-left quadrant of a feature map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = torch.zeros_like(x)
+        keep[..., : x.shape[2] // 2, : x.shape[3] // 2] = 1
+        return x * keep
+
+
+class TopLeft(nn.Module):
+    """Scores computed from the top-left quadrant only, through a stride-2 conv, so the maps are coarser than
+    the image and must be stretched back over it the right way round."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.focus = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), Mask())
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+        with torch.no_grad():  # positive evidence for class 0 wherever the focus layer fires
+            self.focus[0].weight.fill_(0.2)
+            self.focus[0].bias.fill_(0.1)
+            self.head[2].weight.copy_(torch.tensor([[1.0] * 4, [-1.0] * 4, [0.5, -0.5, 0.5, -0.5]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.focus(x))
+
+
+@pytest.fixture
+def model_and_inputs():
+    torch.manual_seed(0)
+    return TopLeft().eval(), torch.rand(3, 1, H, W)
+
+
+def assert_top_left(maps: torch.Tensor) -> None:
+    assert maps.shape == (3, H, W)
+    assert 0.0 <= float(maps.min()) and float(maps.max()) == pytest.approx(1.0)
+    for heatmap in maps:
+        row, col = divmod(int(heatmap.argmax()), W)
+        assert row < H // 2 and col < W // 2, (row, col)
+        top_left = float(heatmap[: H // 2, : W // 2].sum())
+        assert top_left > 0.9 * float(heatmap.sum())  # bilinear stretching blurs the quadrant's edge a little
+        assert float(heatmap[H // 2 + 2 :, :].max()) == 0.0 and float(heatmap[:, W // 2 + 2 :].max()) == 0.0
+
+
+@pytest.mark.parametrize("method", list(CAM_METHODS))
+def test_every_cam_method_peaks_where_the_model_looks(model_and_inputs, method):
+    model, inputs = model_and_inputs
+    classes = torch.zeros(3, dtype=torch.long)
+    assert_top_left(cam_heatmaps(model, inputs, classes, "focus", method))
+
+
+def test_saliency_is_zero_where_no_pixel_reaches_the_score(model_and_inputs):
+    model, inputs = model_and_inputs
+    maps = saliency_heatmaps(model, inputs, torch.tensor([0, 1, 2]))
+    assert_top_left(maps)
+    # The conv's receptive field of the kept positions ends exactly at the quadrant's edge.
+    assert float(maps[:, H // 2 :, :].abs().max()) == 0.0 and float(maps[:, :, W // 2 :].abs().max()) == 0.0
+
+
+def test_maps_leave_the_weights_and_their_gradients_alone(model_and_inputs):
+    model, inputs = model_and_inputs
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cam_heatmaps(model, inputs, torch.zeros(3, dtype=torch.long), "focus", "gradcam")
+    saliency_heatmaps(model, inputs, torch.zeros(3, dtype=torch.long))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert not model.focus[0]._forward_hooks  # torchcam's hooks are gone
+
+
+def test_the_cam_layer_is_the_last_with_spatial_output_and_a_named_one_is_checked(model_and_inputs):
+    model, inputs = model_and_inputs
+    assert cam_layer(model, inputs, None, "model 'x'") == "focus"  # after it the head pools to 1x1
+    assert cam_layer(model, inputs, "focus.0", "model 'x'") == "focus.0"
+    with pytest.raises(UserError, match=r"layer=focus\.9 is not a layer of the model 'x'; did you mean 'focus\.\d'\? "
+                                        r"Layers with feature maps: focus\.0, focus\.1, focus\.2, focus$"):
+        cam_layer(model, inputs, "focus.9", "model 'x'")
+    with pytest.raises(UserError, match=r"layer=head\.0 \(AdaptiveAvgPool2d\) gives outputs of shape \(1, 4, 1, 1\), "
+                                        r"not feature maps .*choose one of focus\.0, focus\.1, focus\.2, focus"):
+        cam_layer(model, inputs, "head.0", "model 'x'")
+
+
+def test_feature_maps_and_kernels_come_from_the_first_conv_by_default(model_and_inputs):
+    model, inputs = model_and_inputs
+    layer = feature_layer(model, inputs, None, "model 'x'")
+    assert layer == "focus.0"
+    maps = feature_maps(model, inputs, layer)
+    assert maps.shape == (3, 4, H // 2, W // 2)
+    assert torch.allclose(maps, model.focus[0](inputs))
+    assert kernel_layer(model, None, "model 'x'") == ("focus.0", model.focus[0])
+    with pytest.raises(UserError, match=r"layer=head\.2 is not a conv layer of the model 'x'\. Its conv layers: focus\.0$"):
+        kernel_layer(model, "head.2", "model 'x'")
