@@ -118,7 +118,7 @@ def test_the_profile_is_a_trace_and_a_table(insight_run):
     assert steps == ["ProfilerStep#1", "ProfilerStep#2"]  # after the warm-up step 0
     table = (run / DIR / TOP_OPS).read_text()
     assert "Top operators by CPU self time" in table and "aten::" in table
-    assert "profile: 2 training step(s)" in output and "https://ui.perfetto.dev" in output
+    assert "profile: 2 training step(s) in" in output and "https://ui.perfetto.dev" in output
 
 
 @pytest.mark.slow
@@ -143,6 +143,7 @@ def test_an_untraceable_model_warns_and_a_short_run_writes_its_profile_at_the_en
     assert f"ProfilerStep#{EPOCHS * STEPS - 1}" in steps  # every step after the warm-up, and no more
     assert f"ProfilerStep#{EPOCHS * STEPS + 1}" not in steps
     assert (run / DIR / TOP_OPS).is_file()
+    assert f"profile: {EPOCHS * STEPS - 1} training step(s) and the end of the run in" in output
 
 
 class Writer:

@@ -71,6 +71,7 @@ class StepProfiler(Callback):
         self.prof: profile | None = None  # None before the run and once the profile is written
         self.seen = 0  # optimizer steps since the profiler started
         self.written = False
+        self.ending = False  # the run ended before the last profiled step: the trace holds its end too
         self.on_cuda = False
         self.folder = Path(DIR)
 
@@ -111,8 +112,9 @@ class StepProfiler(Callback):
         except Exception as e:
             log.warning("trainer.profile: could not write the profile into %s: %s", self.folder, _first_line(e))
             return
-        log.info("profile: %d training step(s) in %s (open it at https://ui.perfetto.dev or chrome://tracing); "
-                 "top operators by self time in %s", min(max(self.seen - 1, 0), self.steps), trace,
+        steps = min(max(self.seen - 1, 0), self.steps)
+        log.info("profile: %d training step(s)%s in %s (open it at https://ui.perfetto.dev or chrome://tracing); "
+                 "top operators by self time in %s", steps, " and the end of the run" if self.ending else "", trace,
                  self.folder / TOP_OPS)
 
     def _stop(self) -> None:
@@ -125,6 +127,7 @@ class StepProfiler(Callback):
         """At the end of a run shorter than the profile: what was recorded is written; a warm-up alone is not."""
         if self.prof is None:
             return
+        self.ending = True
         try:
             self._stop()
         except Exception as e:
