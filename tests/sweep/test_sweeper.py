@@ -110,12 +110,13 @@ def test_too_many_failures_stop_the_sweep_with_a_message(tmp_path):
 
 
 def test_a_crashing_trial_logs_its_error_in_its_own_directory(tmp_path):
-    sweep(tmp_path, "model.hidden=choice([8],[-1])", "hydra.sweeper.sampler=grid", "hydra.sweeper.study_name=c",
-          "hydra.sweeper.max_failure_rate=0.5")
+    # A valid config that fails once its data is read: 205 training samples leave a batch of one for batch norm.
+    sweep(tmp_path, "model.batch_norm=true", "trainer.batch_size=choice(32,204)", "hydra.sweeper.sampler=grid",
+          "hydra.sweeper.study_name=c", "hydra.sweeper.max_failure_rate=0.5")
     sweep_dir = tmp_path / "runs" / "optuna" / "c"
-    rows = {r["model.hidden"]: r for r in read_trials(sweep_dir)}
-    assert rows["[-1]"]["state"] == "FAIL" and "model.hidden" in rows["[-1]"]["error"]
-    assert "model.hidden" in (sweep_dir / rows["[-1]"]["number"] / "train.log").read_text()
+    rows = {r["trainer.batch_size"]: r for r in read_trials(sweep_dir)}
+    assert rows["204"]["state"] == "FAIL" and "batch of one sample" in rows["204"]["error"]
+    assert "batch of one sample" in (sweep_dir / rows["204"]["number"] / "train.log").read_text()
 
 
 def test_two_processes_share_one_journal_study(tmp_path):
@@ -191,6 +192,13 @@ REFUSED = [  # (arguments, what stderr says): each refused before anything is wr
     ([LR, "+hydra.sweeper.params.seed='choice(1'"],
      "cannot parse the search space entry 'seed=choice(1' (hydra.sweeper.params.seed)"),
     ([LR, "hydra.sweeper.sampler=grid", "trainer.epochs=interval(1,3)"], "sampler=grid needs discrete parameters"),
+    # the space against the config: every choice and both ends of every range, before the first trial
+    (["trainer.epochs=choice(a,b)"], "trainer.epochs=a is not valid: trainer.epochs takes an integer"),
+    ([LR, "+hydra.sweeper.params={trainer.epochs:'choice(1,-1)'}"], "trainer.epochs=-1 is out of range"),
+    (["trainer.epochs=interval(1,3)"], "For integers write trainer.epochs=int(interval(1,3))"),
+    (["model.hidden=choice([8],[-1])"], "a trial with model.hidden=[-1] would fail"),
+    (["model=choice(mlp,cnn)"], "model.hidden is not a setting of model"),  # experiment=smoke sets model.hidden
+    (["optimizer.lr=interval(1e-3,nan)"], "optimizer.lr=interval(0.001,nan): every bound must be a finite number"),
     ([LR, "hydra.sweeper.storage=foo://"], "hydra.sweeper.storage=foo://: no database is called 'foo'"),
     ([LR, "hydra.sweeper.storage=postgresql://nohost/x"], "hydra.sweeper.storage=postgresql://nohost/x: "),
     # the sweep directory is made before the journal fails: it must be gone again

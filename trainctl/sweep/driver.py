@@ -132,9 +132,6 @@ class SweepDriver:
                             "'optimizer.lr=tag(log,interval(1e-4,1e-1))', or use hydra.sweeper.params")
         if self.config.get("resume") or "resume" in space.distributions or space.fixed_values.get("resume"):
             raise UserError(RESUME_IN_MULTIRUN)
-        context = getattr(self.launcher, "hydra_context", None)
-        if context is not None:  # every trial's values composed and validated now, not trial by trial
-            check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides))
         self.names, directions = self._objectives()
         self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s)
         self.sweep_dir = Path(self.s["sweep_dir"] or Path("runs") / "optuna" / self.study_name)
@@ -142,6 +139,9 @@ class SweepDriver:
         if self.s["sampler"] == "grid":
             self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid_values(space).values()))
         self._sampler(space, 0), self._pruner()  # they refuse what they cannot work with
+        context = getattr(self.launcher, "hydra_context", None)
+        if context is not None:  # every trial's values composed and validated now, not trial by trial
+            check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides))
         self.spec = storage_spec(self.s["storage"], self.sweep_dir)
         check_storage(self.s["storage"], self.spec)
         return space, directions

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
-from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
 
 from trainctl.errors import UserError
 from trainctl.sweep.space import SearchSpace, format_value
@@ -31,6 +31,14 @@ def candidate_overrides(space: SearchSpace) -> list[list[str]]:
     return [[*space.fixed, *(f"{key}={v[i % len(v)]}" for key, v in values.items())] for i in range(count)]
 
 
+def _integer_hint(space: SearchSpace, message: str) -> str:
+    """interval(1,3) samples floats; an integer setting needs int(interval(1,3))."""
+    for key, dist in space.distributions.items():
+        if isinstance(dist, FloatDistribution) and f"{key} takes an integer" in message:
+            return f". For integers write {key}=int(interval({int(dist.low)},{int(dist.high)}))"
+    return ""
+
+
 def check_space(space: SearchSpace, compose: Callable[[list[str]], DictConfig]) -> None:
     """Compose and validate the candidate trials; raise one UserError for the first that a trial would fail.
     `compose` turns a trial's overrides into its full config (the launcher's own composition)."""
@@ -47,7 +55,7 @@ def check_space(space: SearchSpace, compose: Callable[[list[str]], DictConfig]) 
             if message is None:
                 raise
             raise UserError(f"the search space does not fit the config: {message} (a trial with "
-                            f"{' '.join(swept)})") from None
+                            f"{' '.join(swept)}){_integer_hint(space, message)}") from None
         task = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
         problems = [*override_problems(task, swept), *config_problems(task)]
         if problems:
