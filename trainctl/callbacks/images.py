@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from trainctl.callbacks.predictions import Predictions
 
 CELL_WIDTH = 112  # images narrower than this are scaled up (nearest: pixels stay sharp) so a label fits
-MAX_WIDTH = 256  # larger images are scaled down: the grid must stay a picture, not a poster
+MAX_WIDTH = 160  # larger images are scaled down: the grid must stay a picture, not a poster
 BAND = 26  # pixels under each image for two lines of text
 LINE_HEIGHT = 12
 PADDING = 2
