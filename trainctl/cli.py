@@ -23,6 +23,10 @@ commands:
                         trainctl train debug=fast_dev_run  (one batch of each split)
                         trainctl train --help          (config groups and options)
   eval ckpt=PATH      metrics of a checkpoint (or run dir) on a split (split=test|val|train), also as JSON
+  predict ckpt=PATH   top-k classes (or values) of new inputs: images, a folder, a glob, IDX or tensor files
+                        trainctl predict ckpt=runs/<run> inputs=photos/ topk=3
+  export ckpt=PATH    a file to deploy (format=onnx|pt2|safetensors), checked against PyTorch on test data
+                        trainctl export ckpt=runs/<run> format=onnx
   list [GROUP]        every option of every config group, with its description and defaults
   doctor              versions, devices, and which datasets are available offline
   summary [overrides] print the model's layers, shapes, parameters and MACs without training
@@ -94,8 +98,21 @@ def _explain(args: list[str]) -> int:
     return run_explain(args)
 
 
+def _predict(args: list[str]) -> int:
+    from trainctl.commands.predict import run_predict
+
+    return run_predict(args)
+
+
+def _export(args: list[str]) -> int:
+    from trainctl.commands.export import run_export
+
+    return run_export(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eval, "list": _list, "doctor": _doctor,
-                                                   "summary": _summary, "lr-find": _lr_find, "explain": _explain}
+                                                   "summary": _summary, "lr-find": _lr_find, "explain": _explain,
+                                                   "predict": _predict, "export": _export}
 
 
 def main(argv: list[str] | None = None) -> int:
