@@ -39,7 +39,8 @@ class RecordingSplit(Split):
 
 
 def recorded_fit(tmp_path, overrides):
-    cfg = compose(["experiment=smoke", *overrides])
+    # The loop's own draws only: the prediction pictures' extra pass is tested in tests/callbacks/test_pictures.py.
+    cfg = compose(["experiment=smoke", "tensorboard.images=false", "tensorboard.figures=false", *overrides])
     data = build_dataset(cfg.dataset, cfg.seed)
     splits = [RecordingSplit(s.x, s.y) for s in (data.train, data.val, data.test)]
     bundle = DataBundle(*splits, data.spec, data.train_transform, data.eval_transform)
