@@ -160,9 +160,11 @@ def _write(cfg: DictConfig, options: Any, test: Any) -> Path:
     write_json(run_dir / "lr_find.json", {
         "suggested_lr": test.suggestion, "rule": _rule(), "minimum_lr": test.minimum_lr,
         "steps_run": len(test.losses), "stopped": test.stopped, **dataclasses.asdict(options)})
-    figure = _plot(test, cfg)
-    figure.savefig(run_dir / "lr_find.png", dpi=120)
-    _tensorboard(run_dir, test, figure)
+    picture = _render(_plot(test, cfg))
+    from PIL import Image
+
+    Image.fromarray(picture).save(run_dir / "lr_find.png")
+    _tensorboard(run_dir, test, picture)
     return run_dir
 
 
@@ -172,7 +174,7 @@ def _plot(test: Any, cfg: DictConfig) -> Any:
 
     from trainctl.components.targets import component_name
 
-    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    figure = Figure(figsize=(7, 4.5), dpi=120, layout="constrained")
     ax = figure.add_subplot()
     ax.plot(test.lrs, test.losses, color="tab:blue", alpha=0.3, linewidth=1, label="loss")
     ax.plot(test.lrs, test.smoothed, color="tab:blue", linewidth=2, label="smoothed loss")
@@ -191,19 +193,25 @@ def _plot(test: Any, cfg: DictConfig) -> Any:
     return figure
 
 
-def _tensorboard(run_dir: Path, test: Any, figure: Any) -> None:
-    """The curve by step (`lr_find/loss`, `lr_find/smoothed_loss`, `lr_find/lr`) and the plot as an image."""
+def _render(figure: Any) -> Any:
+    """The figure as an [H, W, 3] uint8 array, drawn once by the Agg canvas (no pyplot, no display)."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from torch.utils.tensorboard import SummaryWriter
 
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _tensorboard(run_dir: Path, test: Any, picture: Any) -> None:
+    """The curve by step (`lr_find/loss`, `lr_find/smoothed_loss`, `lr_find/lr`) and the plot as an image."""
+    from torch.utils.tensorboard import SummaryWriter
+
     with SummaryWriter(log_dir=str(run_dir)) as writer:
         for step, (lr, loss, smoothed) in enumerate(zip(test.lrs, test.losses, test.smoothed), start=1):
             writer.add_scalar("lr_find/loss", loss, step)
             writer.add_scalar("lr_find/smoothed_loss", smoothed, step)
             writer.add_scalar("lr_find/lr", lr, step)
-        writer.add_image("lr_find/plot", np.asarray(canvas.buffer_rgba())[..., :3].copy(), 0, dataformats="HWC")
+        writer.add_image("lr_find/plot", picture, 0, dataformats="HWC")
         writer.add_text("lr_find/suggestion", f"suggested optimizer.lr={test.suggestion:.3g} ({_rule()}); "
                                               f"{test.stopped}", 0)

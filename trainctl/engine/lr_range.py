@@ -20,8 +20,8 @@ from trainctl.engine.step import StepSettings
 from trainctl.errors import UserError
 
 CHECK_EVERY = 10  # steps between reads of the loss (each read is a host sync)
-SMOOTHING = 0.9  # of the loss's moving average: about 10 steps of memory, a small lag on a few hundred steps
-SKIPPED = 0.05  # share of the curve's start left out of the suggestion: the average is still settling there
+MEMORY = 0.025  # of the loss's moving averages, as a share of the steps: the same span of lr at any step count
+SKIPPED = 0.05  # share of the curve's start left out of the suggestion
 RULE = "steepest descent of the smoothed loss against log(lr), before its minimum"
 
 
@@ -48,6 +48,10 @@ class RangeOptions:
             raise UserError(f"lr_find.diverge={self.diverge:g} must be above 1: the test stops when the smoothed "
                             "loss exceeds that multiple of its minimum")
 
+    def smoothing(self) -> float:
+        """The moving averages' coefficient: a memory of MEMORY x steps (5 steps of 200)."""
+        return 1 - 1 / max(2.0, MEMORY * self.steps)
+
     def rates(self) -> list[float]:
         """`steps` rates, evenly spaced on a log scale from start_lr to end_lr."""
         ratio = self.end_lr / self.start_lr
@@ -60,34 +64,59 @@ class RangeTest:
 
     lrs: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
-    smoothed: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)  # without lag: filled in by `suggest`
     stopped: str = "reached lr_find.end_lr"
     suggestion: float = math.nan
     suggestion_index: int = -1
     minimum_lr: float = math.nan
-    average: float = 0.0  # the moving average of the loss before its bias correction
+    running: list[float] = field(default_factory=list)  # the loss's moving average: what the stop rule watches
+    diverge: float = 4.0  # the stop rule: the moving average above this multiple of its minimum
+    smoothing: float = 0.9  # the moving averages' coefficient
 
-    def record(self, lr: float, loss: float, diverge: float) -> bool:
+    def record(self, lr: float, loss: float) -> bool:
         """Add one step's loss; False once the test must stop (a non-finite or diverged loss)."""
         if not math.isfinite(loss):
             self.stopped = f"the loss became {loss} at lr {lr:.3g}"
             return False
-        self.average = SMOOTHING * self.average + (1 - SMOOTHING) * loss
         self.lrs.append(lr)
         self.losses.append(loss)
-        # bias-corrected, so the first values are not pulled towards the average's start at 0
-        self.smoothed.append(self.average / (1 - SMOOTHING ** len(self.losses)))
-        if self.smoothed[-1] > diverge * min(self.smoothed):
-            self.stopped = f"the smoothed loss passed {diverge:g}x its minimum at lr {lr:.3g}"
+        previous = self.running[-1] if self.running else 0.0
+        self.running.append(moving_average(loss, previous, len(self.losses), self.smoothing))
+        if self.running[-1] > self.diverge * min(self.running):
+            self.stopped = f"the smoothed loss passed {self.diverge:g}x its minimum at lr {lr:.3g}"
             return False
         return True
+
+
+def moving_average(value: float, previous: float, n: int, beta: float) -> float:
+    """The `n`th value of a bias-corrected exponential moving average (Adam's correction: the first values are
+    not pulled towards the average's start at 0), from the (n-1)th, `previous`."""
+    raw = previous * (1 - beta ** (n - 1))
+    return (beta * raw + (1 - beta) * value) / (1 - beta ** n)
+
+
+def smooth_both_ways(values: list[float], beta: float) -> list[float]:
+    """The moving average run forwards, then backwards over the result: its lag (its memory, in steps) cancels,
+    so a smoothed value belongs to the rate of its own step (a forward average alone would put the curve's
+    fall a few steps, a sizeable factor in lr, to the right of where it happened)."""
+    def one_way(series: list[float]) -> list[float]:
+        out: list[float] = []
+        for n, value in enumerate(series, start=1):
+            out.append(moving_average(value, out[-1] if out else 0.0, n, beta))
+        return out
+
+    return one_way(one_way(values)[::-1])[::-1]
 
 
 def suggest(test: RangeTest) -> None:
     """Fill in the suggestion: the rate where the smoothed loss falls fastest per decade, searched from the
     end of the settling start to the loss's minimum. Where the loss falls fastest, a run still learns quickly
     and is far enough from the rates that blow it up; the minimum itself is already too close to them."""
-    smoothed, lrs = test.smoothed, test.lrs
+    # A diverged step's loss (1e3 after 0.1) would swamp its neighbours: cap each at the highest moving average
+    # before the last step, which is about the starting loss.
+    cap = max(test.running[:-1] or test.running)
+    smoothed, lrs = smooth_both_ways([min(loss, cap) for loss in test.losses], test.smoothing), test.lrs
+    test.smoothed = smoothed
     lowest = min(range(len(smoothed)), key=smoothed.__getitem__, default=0)
     first = max(1, int(SKIPPED * len(smoothed)))
     if lowest - first < 2 or smoothed[lowest] >= smoothed[first]:
@@ -119,7 +148,7 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.M
     """Train one step per rate of `options.rates()` (fewer when the loss diverges) and return the curve with its
     suggestion. `clip` bounds the gradient norm as `trainer.gradient_clip_val` would."""
     scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
-    test, pending = RangeTest(), []
+    test, pending = RangeTest(diverge=options.diverge, smoothing=options.smoothing()), []
     rates = options.rates()
     model.train()
     for i, (lr, (x, y)) in enumerate(zip(rates, batches)):
@@ -138,7 +167,7 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.M
         if len(pending) == CHECK_EVERY or i == len(rates) - 1:
             values, start = torch.stack(pending).tolist(), i + 1 - len(pending)
             pending = []
-            if not all(test.record(rates[start + k], v, options.diverge) for k, v in enumerate(values)):
+            if not all(test.record(rates[start + k], v) for k, v in enumerate(values)):
                 break
     if not test.losses:
         raise UserError(f"the range test recorded no loss ({test.stopped}): lower lr_find.start_lr")

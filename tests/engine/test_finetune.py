@@ -1,0 +1,152 @@
+"""Fine-tuning: `init_from` (a new run from another run's weights, a new head with `init_from_strict=false`)
+and `model.freeze` (frozen parameters stay as loaded and are left out of the optimizer), on the cnn and on a
+torchvision ResNet, through the real CLI; the error cases in-process."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from conftest import NO_SYSTEM_DATA, make_image_folder, run_cli, run_dirs
+from trainctl.engine.checkpoint import load_checkpoint
+from trainctl.engine.finetune import freeze, init_source, load_initial_weights
+from trainctl.errors import UserError
+
+SHORT = ["trainer.epochs=1", "trainer.max_steps_per_epoch=3", "trainer.batch_size=8", "trainer.max_eval_batches=1",
+         "tensorboard.images=false", "tensorboard.figures=false", "trainer.progress=false"]
+
+
+def folder(root: Path, classes: tuple[str, ...], size: int, grey: bool) -> list[str]:
+    """Overrides for an image folder of `classes` (one channel when `grey`, as the cnn's source run had)."""
+    make_image_folder(root, classes=classes, size=size)
+    channel = ["dataset.grayscale=true", "dataset.mean=[0.5]", "dataset.std=[0.5]"] if grey else []
+    return ["dataset=imagefolder", f"dataset.root={root}", f"dataset.image_size=[{size},{size}]", *channel]
+
+
+def trainable(run: Path) -> int:
+    return int(re.search(r"^Trainable params: ([\d,]+)$", (run / "model.txt").read_text(), re.M)[1].replace(",", ""))
+
+
+def train(cwd: Path, *args: str) -> tuple[Path, str]:
+    before = set(run_dirs(cwd))
+    proc = run_cli(["train", *SHORT, *args], cwd)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    [run] = set(run_dirs(cwd)) - before
+    return run, proc.stdout + proc.stderr
+
+
+# ---- the cnn: Fashion-MNIST-format source, a three-class grey image folder as the new task ------------------
+@pytest.fixture(scope="module")
+def cnn_runs(tmp_path_factory, fake_fashion):
+    cwd = tmp_path_factory.mktemp("cnn")
+    source, _ = train(cwd, f"dataset.root={fake_fashion}", NO_SYSTEM_DATA)
+    target = folder(cwd / "shapes", ("circle", "square", "stripe"), 28, grey=True)
+    tuned, log = train(cwd, f"init_from={source}", "init_from_strict=false", "model.freeze=[0,3]", *target)
+    return cwd, source, tuned, log, target
+
+
+def test_a_new_head_starts_afresh_and_frozen_layers_keep_the_loaded_weights(cnn_runs):
+    _, source, tuned, log, _ = cnn_runs
+    before = load_checkpoint(source / "checkpoints" / "best.pt")["model"]
+    after = load_checkpoint(tuned / "checkpoints" / "last.pt")
+    text = " ".join(log.split())
+    assert f"init_from: loaded the weights of {source / 'checkpoints' / 'best.pt'}" in text
+    assert "4 of 6 tensors" in text and "6.weight [10, 1568] -> [3, 1568]" in text
+    for key in ("0.weight", "0.bias", "3.weight", "3.bias"):  # loaded, then never trained
+        assert torch.equal(after["model"][key], before[key]), key
+    assert after["model"]["6.weight"].shape == (3, 1568)
+    # a fresh start: its own counters, and an optimizer that holds only the head's two tensors
+    assert (after["epoch"], after["step"]) == (1, 3)
+    assert [len(g["params"]) for g in after["optimizer"]["param_groups"]] == [2]
+    assert len(after["optimizer"]["state"]) == 2
+
+
+def test_the_summary_counts_only_the_unfrozen_head_as_trainable(cnn_runs):
+    _, _, tuned, log, _ = cnn_runs
+    assert trainable(tuned) == 3 * 1568 + 3
+    assert "4,707 trainable" in " ".join(log.split())
+
+
+def test_a_head_that_does_not_fit_is_one_error_by_default_and_writes_no_run(cnn_runs):
+    cwd, source, _, _, target = cnn_runs
+    before = run_dirs(cwd)
+    proc = run_cli(["train", *SHORT, f"init_from={source}", *target], cwd)
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "shape differs (checkpoint -> model): 6.weight [10, 1568] -> [3, 1568], 6.bias [10] -> [3]" in message
+    assert "init_from_strict=false" in message and "Traceback" not in proc.stderr
+    assert run_dirs(cwd) == before
+
+
+# ---- a torchvision ResNet with a new head: three RGB classes, then two --------------------------------------
+BACKBONE = "model.freeze=[conv1,bn1,layer1,layer2,layer3,layer4]"
+
+
+@pytest.fixture(scope="module")
+def resnet_runs(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("resnet")
+    source, _ = train(cwd, "model=resnet", *folder(cwd / "three", ("a", "b", "c"), 16, grey=False))
+    tuned, log = train(cwd, "model=resnet", f"init_from={source}", "init_from_strict=false", BACKBONE,
+                       *folder(cwd / "two", ("yes", "no"), 16, grey=False))
+    return source, tuned, log
+
+
+def test_a_resnet_gets_a_new_head_for_two_classes_on_its_frozen_backbone(resnet_runs):
+    source, tuned, log = resnet_runs
+    before = load_checkpoint(source / "checkpoints" / "best.pt")["model"]
+    after = load_checkpoint(tuned / "checkpoints" / "last.pt")["model"]
+    assert "fc.weight [3, 512] -> [2, 512], fc.bias [3] -> [2]" in " ".join(log.split())
+    for key in ("conv1.weight", "layer1.0.conv1.weight", "layer4.1.conv2.weight", "layer4.1.bn2.weight"):
+        assert torch.equal(after[key], before[key]), key
+    assert after["fc.weight"].shape == (2, 512)
+    assert trainable(tuned) == 2 * 512 + 2
+
+
+# ---- in-process: the errors and the matching rule -------------------------------------------------------------
+def small_cnn() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+
+
+def test_an_unknown_prefix_is_an_error_listing_the_top_level_modules():
+    with pytest.raises(UserError, match=r"model.freeze: 'conv' names no module with parameters in model 'cnn'\. "
+                                        r"Its top-level modules are: 0 \(Conv2d\), 3 \(Linear\)"):
+        freeze(small_cnn(), ["conv"], "cnn")
+    with pytest.raises(UserError, match="'1' names no module with parameters"):  # the ReLU has none
+        freeze(small_cnn(), ["1"], "cnn")
+
+
+def test_freezing_everything_is_an_error():
+    with pytest.raises(UserError, match=r"freezes every parameter of model 'cnn', which leaves nothing to train"):
+        freeze(small_cnn(), ["0", "3"], "cnn")
+
+
+def test_a_prefix_matches_whole_dotted_names():
+    model = nn.Module()
+    model.layer1, model.layer10 = nn.Linear(2, 2), nn.Linear(2, 2)
+    assert freeze(model, ["layer1."]) == 6  # a trailing dot is the same prefix
+    assert not model.layer1.weight.requires_grad and model.layer10.weight.requires_grad
+
+
+def test_resume_and_init_from_together_are_refused(tmp_path):
+    cfg = OmegaConf.create({"resume": "runs/a", "init_from": "runs/b"})
+    with pytest.raises(UserError, match=r"resume=runs/a and init_from=runs/b cannot be used together"):
+        init_source(cfg)
+    with pytest.raises(UserError, match=r"init_from=.*nothing: no checkpoint at"):
+        init_source(OmegaConf.create({"resume": None, "init_from": str(tmp_path / "nothing")}))
+
+
+def test_missing_and_unexpected_tensors_are_listed(tmp_path):
+    source = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
+    path = tmp_path / "best.pt"
+    torch.save({"format_version": 1, "model": source.state_dict()}, path)
+    target = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 2))  # the head moved from 1 to 2
+    with pytest.raises(UserError, match=r"not in the checkpoint: 2.weight, 2.bias; not in the model: 1.weight, "
+                                        r"1.bias\. Add init_from_strict=false"):
+        load_initial_weights(target, path, torch.device("cpu"))
+    load_initial_weights(target, path, torch.device("cpu"), strict=False)
+    assert torch.equal(target[0].weight, source[0].weight)
+    with pytest.raises(UserError, match="none of its 4 tensors fits the model"):
+        load_initial_weights(nn.Linear(5, 5), path, torch.device("cpu"), strict=False)
