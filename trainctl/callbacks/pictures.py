@@ -75,20 +75,20 @@ class PredictionPictures(Callback):
         self.images, self.figures, self.projector = bool(options.images), bool(options.figures), bool(options.projector)
         self.num_images, self.projector_samples = int(options.num_images), int(options.projector_samples)
         self.grid: ValidationGrid | None = None
-        self.grid_failed = False  # no image inputs, or drawing failed once: not tried again every epoch
+        self.grid_off = False  # no classified images, or drawing failed once: not tried again each epoch
 
     def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None:
         writer = tensorboard_writer(trainer)
-        if not self.images or self.grid_failed or writer is None:
+        if not self.images or self.grid_off or writer is None:
             return
         if not _safely("images", "the validation predictions", lambda: self._validation(trainer, writer, end.epoch)):
-            self.grid_failed = True
+            self.grid_off = True
 
     def _validation(self, trainer: Trainer, writer: Any, epoch: int) -> None:
         if self.grid is None:
             self.grid = self._first_validation_batch(trainer)
             if self.grid is None:
-                self.grid_failed = True
+                self.grid_off = True
                 return
         model, settings = unwrapped(trainer.eval_model), trainer.settings
         model.eval()  # as validation left it; the next epoch switches back to training
