@@ -9,6 +9,7 @@ import dataclasses
 import typing
 
 import pytest
+import torch
 
 from trainctl.config.compose import GROUPS, compose, group_options
 from trainctl.config.hydra_errors import explain
@@ -96,6 +97,17 @@ WRITTEN_CASES = [
     (["scheduler=plateau", "scheduler.mode=up"], "scheduler.mode"),
     (["model=vgg", "model.preset=vgg19"], "model.preset"),
     (["dataset=imagefolder", "dataset.image_size=[32]"], "dataset.image_size"),
+    # mean/std: one value per channel of the dataset (or one for all), known from the config alone
+    (["dataset=fashionmnist", "dataset.mean=[0.5,0.5,0.5]"], "dataset.mean=[0.5, 0.5, 0.5] has 3 values but "
+                                                             "fashionmnist images have 1 channel"),
+    (["dataset=cifar10", "dataset.std=[0.2,0.2]"], "cifar10 images have 3 channel"),
+    (["dataset=imagefolder", "dataset.grayscale=true"], "dataset.grayscale=true gives 1 channel"),
+    # an override Hydra cannot parse is named, with its quoted form
+    (["scheduler=lambda", "scheduler.formula=0.5*(1+cos(pi*epoch/10))"],
+     "cannot read the override scheduler.formula=0.5*(1+cos(pi*epoch/10))"),
+    (["scheduler=lambda", "scheduler.formula=0.5*(1+cos(pi*epoch/10))"],
+     "\"scheduler.formula='0.5*(1+cos(pi*epoch/10))'\""),
+    (["hydra.verbose=[["], "cannot read the override hydra.verbose=[["),
 ]
 
 CASES = generated_cases() + WRITTEN_CASES
@@ -146,6 +158,15 @@ CLI_CASES = [
     (["eval", "split=test"], "which checkpoint"),
     (["eval", "ckpt"], "ckpt"),
     (["list", "modle"], "modle"),
+    (["train", "dataset.mean=[0.5,0.5,0.5]", "experiment=smoke", "dataset=fashionmnist"], "dataset.mean"),
+    (["train", "-m", "experiment=smoke", "optimizer.lr=glob(*)"], "optimizer.lr=glob(*) selects nothing"),
+    (["train", "-m", "experiment=smoke", "trainer.epochs=range(3,1)"], "trainer.epochs=range(3,1) expands to no value"),
+    (["train", "-m", "hydra/sweeper=optuna", "experiment=smoke", "optimizer.lr=interval(1e-3,nan)"],
+     "every bound must be a finite number"),
+    (["train", "-m", "hydra/sweeper=optuna", "experiment=smoke", "optimizer.lr=0.1,0.2",
+      "+hydra.sweeper.params={trainer.epochs:'choice(a,b)'}"], "trainer.epochs=a is not valid"),
+    (["train", "experiment=smoke", "scheduler=lambda", "scheduler.formula=0.5*(1+cos(pi*epoch/10))"],
+     "scheduler.formula='0.5*(1+cos(pi*epoch/10))'"),
 ]
 
 
@@ -187,3 +208,44 @@ def test_batch_norm_on_a_batch_of_one_is_refused_before_training(tmp_path):
                     "trainer.batch_size=15"], tmp_path)
     assert proc.returncode == 2 and "batch norm cannot train on a batch of one sample" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_callback_whose_constructor_raises_is_named(tmp_path):
+    (tmp_path / "mymod.py").write_text(
+        "from trainctl.callbacks import Callback\n"
+        "class Bad(Callback):\n    def __init__(self):\n        raise RuntimeError('no budget left\\nmore')\n")
+    proc = run_cli(["train", "experiment=smoke", "+callbacks.x._target_=mymod.Bad"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert "callbacks.x: mymod.Bad() raised RuntimeError: no budget left." in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mymod.py"]  # no run directory
+
+
+def _fashion_files(root, train_images, test_images):
+    """Fashion-MNIST's four files with the given image tensors (labels 0)."""
+    from trainctl.data.idx import write_idx
+
+    root.mkdir()
+    for prefix, images in (("train", train_images), ("t10k", test_images)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", torch.zeros(len(images), dtype=torch.uint8))
+    return root
+
+
+IDX_CASES = [  # (train images, test images, the file the message names)
+    (lambda: torch.rand(20, 28, 28), lambda: torch.zeros(10, 28, 28, dtype=torch.uint8), "train-images-idx3-ubyte.gz"),
+    (lambda: torch.zeros(20, 28, 28, dtype=torch.uint8), lambda: torch.zeros(10, 20, 20, dtype=torch.uint8),
+     "t10k-images-idx3-ubyte.gz"),
+    (lambda: torch.zeros(20, 28, 28, dtype=torch.int32), lambda: torch.zeros(10, 28, 28, dtype=torch.uint8),
+     "train-images-idx3-ubyte.gz"),
+]
+
+
+@pytest.mark.parametrize(("train_images", "test_images", "culprit"), IDX_CASES, ids=["float", "sizes", "int32"])
+def test_idx_images_of_another_type_or_size_are_refused_naming_the_file(tmp_path, train_images, test_images, culprit):
+    from trainctl.data.catalog import DATASETS
+
+    root = _fashion_files(tmp_path / "fashion", train_images(), test_images())
+    cfg = compose(["dataset=fashionmnist", f"dataset.root={root}", NO_SYSTEM_DATA])
+    with pytest.raises(UserError, match=culprit):
+        DATASETS.get("fashionmnist")(cfg.dataset, 0)

@@ -78,7 +78,12 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
     if omega is not None and getattr(omega, "full_key", None):
         key = str(omega.full_key)
         if isinstance(omega, ConfigKeyError) or "not in" in str(omega).splitlines()[0]:
-            return _unknown_key(key, getattr(omega, "object_type", None), given.get(key))
+            text = _unknown_key(key, getattr(omega, "object_type", None), given.get(key))
+            presets = [o for o in overrides if o.split("=", 1)[0].lstrip("+") in ("experiment", "debug", "sweep")]
+            if key not in given and presets:  # the user never typed it: say where it came from
+                text += (f" It is not on your command line: {', '.join(presets)} sets it, for another option of "
+                         f"{key.rpartition('.')[0] or 'the config'}; drop that preset or keep its options.")
+            return text
         if isinstance(omega, ValidationError):
             first = str(omega).splitlines()[0]
             wanted = re.search(r"converted to (\w+)", first)

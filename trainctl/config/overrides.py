@@ -49,6 +49,8 @@ def _choices(args: list[str]) -> list[tuple[str, str]]:
             continue
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~")
+        if sep and value.startswith("[") and value.endswith("]"):  # a list of options: `+callbacks=[a,b]`
+            value = value[1:-1]
         if not sep or key not in CHECKED_GROUPS or any(c in value for c in "()[]{}*$"):
             continue
         pairs += [(key, v.strip()) for v in value.split(",") if v.strip() not in ("", "null")]

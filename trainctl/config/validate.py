@@ -98,6 +98,24 @@ def _missing_groups(cfg: DictConfig) -> list[str]:
             f"(see `trainctl list {group}`)" for group in missing]
 
 
+def _name_problems(cfg: DictConfig) -> list[str]:
+    """`dataset.name=fashionmnist` on top of `dataset=blobs` would build one option from another's settings:
+    the name must be one whose schema the group's settings follow (choose options with `group=NAME`)."""
+    from trainctl.config.schemas import SCHEMAS
+
+    problems = []
+    for group in GROUPS:
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig) or "_target_" in node:
+            continue
+        name, schema = node.get("name"), OmegaConf.get_type(node)
+        expected = SCHEMAS.get(group, {}).get(name) if isinstance(name, str) else None
+        if expected is not None and dataclasses.is_dataclass(schema) and expected is not schema:
+            problems.append(f"{group}.name={name} does not fit the {group} option chosen (its settings are "
+                            f"{schema.__name__}'s): choose the option with {group}={name}, not {group}.name")
+    return problems
+
+
 def _channel_problems(dataset: DictConfig) -> list[str]:
     """`dataset.mean`/`std` give one value per image channel (or one for all): a length that fits neither would
     fail to broadcast at the first batch. The channels come from the config alone (`data/shapes.py`)."""
@@ -128,6 +146,9 @@ def config_problems(cfg: DictConfig) -> list[str]:
         return problems  # later checks read these values
     # The top level is walked against TrainConfig explicitly: copies of the config (Hydra's callbacks see a
     # masked copy) lose the schema type of the root node. Group nodes keep theirs.
+    problems = _name_problems(cfg)
+    if problems:
+        return problems  # the other checks would read settings of the wrong option
     problems = _walk(cfg, "", TrainConfig)
     if isinstance(cfg.get("dataset"), DictConfig):
         problems += _channel_problems(cfg.dataset)
