@@ -85,7 +85,7 @@ def test_saliency_is_the_mlps_default(mlp_run):
 
 
 @pytest.mark.parametrize(("args", "png", "size", "said"), [
-    (["method=gradcampp", "n=2", "class=Bag"], "gradcampp_test_class8.png", (600, 260), "Grad-CAM++ on layer '4'"),
+    (["method=gradcampp", "n=2", "class=Bag"], "gradcampp_test_class8.png", (600, 260), "Grad-CAM++ on layer '3'"),
     (["method=featuremaps", "layer=3"], "featuremaps_test.png", (900, 560), "feature maps of layer '3'"),
     (["method=kernels"], "kernels.png", (400, 185), "kernels of layer '0'"),  # the first conv's 4 kernels
 ])

@@ -83,8 +83,10 @@ def test_maps_leave_the_weights_and_their_gradients_alone(model_and_inputs):
 
 def test_the_cam_layer_is_the_last_with_spatial_output_and_a_named_one_is_checked(model_and_inputs):
     model, inputs = model_and_inputs
-    assert cam_layer(model, inputs, None, "model 'x'") == "focus"  # after it the head pools to 1x1
-    assert cam_layer(model, inputs, "focus.0", "model 'x'") == "focus.0"
+    assert cam_layer(model, inputs, None, "model 'x'") == "focus.0"  # the last conv
+    assert cam_layer(model, inputs, "focus", "model 'x'") == "focus"
+    no_conv = nn.Sequential(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(H * W // 4, 3))
+    assert cam_layer(no_conv, inputs, None, "model 'y'") == "0"  # else the last with spatial output
     with pytest.raises(UserError, match=r"layer=focus\.9 is not a layer of the model 'x'; did you mean 'focus\.\d'\? "
                                         r"Layers with feature maps: focus\.0, focus\.1, focus\.2, focus$"):
         cam_layer(model, inputs, "focus.9", "model 'x'")

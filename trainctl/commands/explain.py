@@ -16,6 +16,7 @@ from trainctl.errors import UserError
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
     from torch import nn
 
     from trainctl.commands.from_checkpoint import RestoredRun
@@ -80,7 +81,7 @@ def run_explain(args: list[str]) -> int:
                       options.get("trust_targets") == "true")
     check_images(run.cfg.dataset.name, run.data.spec)
     model = run.parts.model.eval()
-    model_name = f"model '{run.cfg.model.name}'"
+    model_name = f"model '{run.cfg.model.get('name') or type(run.parts.model).__name__}'"
     has_conv = bool(conv_layers(model))
     method = options.get("method") or ("gradcam" if has_conv else "saliency")
     if not has_conv and method != "saliency":
@@ -132,6 +133,8 @@ def _draw_samples(run: RestoredRun, model: nn.Module, method: str, options: dict
 
     n = int(options.get("n") or DEFAULT_N.get(method, 16))
     split = getattr(run.data, options["split"])
+    if len(split) == 0:
+        raise UserError(f"the {options['split']} split of this run is empty: choose another with split=")
     samples = first_samples(split, run.data.eval_transform, n, run.device)
     prediction = predict(model, samples.inputs, explained)
     names = class_names(run.data.spec)
@@ -153,7 +156,20 @@ def _draw_samples(run: RestoredRun, model: nn.Module, method: str, options: dict
         heatmaps = methods.cam_heatmaps(model, samples.inputs, prediction.explained, layer, method)
     target = "each image's predicted class" if explained is None else f"class '{names[explained]}'"
     title = f"{label}{on} for {target}, {where}"
-    return render.heatmap_grid(samples.pixels, heatmaps.cpu(), captions, title), f"{label}{on}"
+    heatmaps = heatmaps.cpu()
+    return render.heatmap_grid(samples.pixels, heatmaps, captions, title), f"{label}{on}" + _empty_note(heatmaps, label)
+
+
+def _empty_note(heatmaps: torch.Tensor, label: str) -> str:
+    """A hint when some maps are empty. Grad-CAM weighs each channel by its gradient averaged over positions,
+    which suits models that pool before the classifier; behind a flatten + linear head those averages can be
+    negative and the map zero everywhere (always on a ReLU's output), while Layer-CAM's weights per position
+    still show where the evidence is."""
+    empty = int((heatmaps.flatten(1).amax(1) == 0).sum())
+    if not empty:
+        return ""
+    other = "" if label == "Layer-CAM" else "; method=layercam weighs each position and often shows more"
+    return f" ({empty} of {len(heatmaps)} maps are empty: no positive evidence found{other})"
 
 
 def _to_tensorboard(run_dir: Path, tag: str, rgb: np.ndarray, step: int) -> None:

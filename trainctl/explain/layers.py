@@ -73,17 +73,23 @@ def check_layer(model: nn.Module, name: str, shapes: dict[str, tuple[int, ...]],
 
 
 def cam_layer(model: nn.Module, sample: torch.Tensor, requested: str | None, model_name: str) -> str:
-    """The layer a CAM is computed on: `requested` when valid, else the last layer whose output still has spatial
-    positions (before flattening or global pooling). That is torchcam's own rule (`locate_candidate_layer`),
-    applied to the shapes already recorded here, which also serve the error messages."""
+    """The layer a CAM is computed on: `requested` when valid, else the last conv layer to run whose output still
+    has spatial positions, else (no such conv) the last layer of any kind with such output: torchcam's own rule
+    (`locate_candidate_layer`), applied to the shapes already recorded here for the error messages.
+
+    Why the conv and not the activation after it (torchcam's pick): Grad-CAM weighs each channel by its gradient
+    averaged over positions; behind a flatten + linear head (the cnn) those averages are mostly negative, and
+    on the non-negative output of a ReLU the map then stays zero for most images."""
     shapes = output_shapes(model, sample)
     if requested is not None:
         return check_layer(model, requested, shapes, model_name)
+    modules = dict(model.named_modules())
     maps = [name for name, shape in shapes.items() if spatial(shape)]
+    convs = [name for name in maps if isinstance(modules[name], nn.Conv2d)]
     if not maps:
         raise UserError(f"no layer of the {model_name} gives feature maps with more than one position for a CAM: "
                         "use method=saliency")
-    return maps[-1]
+    return (convs or maps)[-1]
 
 
 def feature_layer(model: nn.Module, sample: torch.Tensor, requested: str | None, model_name: str) -> str:

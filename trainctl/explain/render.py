@@ -58,6 +58,9 @@ def heatmap_grid(pixels: torch.Tensor, heatmaps: torch.Tensor, captions: list[Ca
         image_ax.set_title(f"true: {caption.true}", fontsize=8)
         _show_image(overlay_ax, pixels[i])
         overlay_ax.imshow(heatmaps[i].numpy(), cmap="jet", alpha=0.5, vmin=0.0, vmax=1.0)
+        if float(heatmaps[i].max()) == 0.0:  # say so, rather than leave a blank overlay to be misread
+            overlay_ax.text(0.5, 0.5, "empty map", transform=overlay_ax.transAxes, ha="center", va="center",
+                            fontsize=8, color="white")
         overlay_ax.set_title(f"pred: {caption.predicted} {caption.probability:.0%}", fontsize=8,
                              color="tab:green" if caption.correct else "tab:red")
     return _rendered(fig)
