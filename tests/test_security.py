@@ -103,3 +103,50 @@ def test_a_pickle_payload_in_a_checkpoint_never_runs(tmp_path, trained_run, comm
 def test_hydras_rerun_flag_which_unpickles_a_file_is_refused(tmp_path):
     proc = run_cli(["train", "--experimental-rerun", str(tmp_path / "config.pickle")], tmp_path)
     assert proc.returncode == 2 and "does not take --experimental-rerun" in proc.stderr
+
+
+def deploy_args(command, run, tmp_path):
+    """`trainctl predict` on a small tensor file of the smoke run's inputs, or `trainctl export` to ONNX."""
+    if command == "export":
+        return ["export", f"ckpt={run}", "format=onnx"]
+    torch.save(torch.zeros(3, 2), tmp_path / "points.pt")
+    return ["predict", f"ckpt={run}", f"inputs={tmp_path / 'points.pt'}"]
+
+
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_predict_and_export_refuse_a_target_stored_in_a_checkpoint(tmp_path, trained_run, command):
+    run, payload = planted(tmp_path, trained_run)
+    with_stored_config(run / "checkpoints" / "best.pt",
+                       lambda cfg: cfg.update({"model": {"_target_": "os.system", "command": f"touch {payload}"}}))
+    proc = run_cli(deploy_args(command, run, tmp_path), tmp_path)
+    assert proc.returncode == 2
+    assert "names code to run (model._target_=os.system)" in " ".join(proc.stderr.split())
+    assert not payload.exists() and not (run / "export").exists() and not (run / "predictions.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_a_pickle_payload_in_a_checkpoint_never_runs_through_predict_or_export(tmp_path, trained_run, command):
+    run, payload = planted(tmp_path, trained_run)
+    state = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    state["extra"] = Payload(payload)
+    with open(run / "checkpoints" / "best.pt", "wb") as f:
+        torch.save(state, f, pickle_module=pickle)
+    proc = run_cli(deploy_args(command, run, tmp_path), tmp_path)
+    assert proc.returncode == 2
+    assert "is corrupt or not a trainctl checkpoint" in proc.stderr and "Traceback" not in proc.stderr
+    assert not payload.exists()
+
+
+def test_input_files_for_predict_are_data_never_code(tmp_path, trained_run):
+    import numpy as np
+
+    run, payload = planted(tmp_path, trained_run)
+    with open(tmp_path / "inputs.pt", "wb") as f:
+        torch.save(Payload(payload), f, pickle_module=pickle)
+    np.save(tmp_path / "inputs.npy", np.array([Payload(payload)], dtype=object), allow_pickle=True)
+    proc = run_cli(["predict", f"ckpt={run}", f"inputs={tmp_path}/inputs.*"], tmp_path)
+    assert proc.returncode == 2
+    message = " ".join(proc.stderr.split())
+    assert "skipped 2 of 2 input file(s) that could not be read" in message
+    assert "none of the 2 input file(s) could be read" in message
+    assert not payload.exists()
