@@ -16,13 +16,14 @@ entries win over the entry points of the same name).
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig
 
 from trainctl.components.targets import builds, instantiate_target
-from trainctl.engine.events import EVENTS, Callback
+from trainctl.engine.events import EVENTS, Callback, StopTraining
 from trainctl.errors import UserError
 
 ENTRY_POINT_GROUP = "trainctl.callbacks"
@@ -33,16 +34,39 @@ def _has_events(obj: Any) -> bool:
     return any(callable(getattr(obj, event, None)) for event in EVENTS)
 
 
+def _defines(callback: Any, event: str) -> bool:
+    """The callback has its own method for `event` (not Callback's no-op)."""
+    method = getattr(type(callback), event, None)
+    return callable(getattr(callback, event, None)) and method is not getattr(Callback, event, None)
+
+
+def _guard(name: str, origin: str, event: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` with its failures told as the user's callback's: one line naming it and the event, the
+    traceback in the run's train.log. Stops the engine asks for (StopTraining) and UserErrors pass as they are."""
+    def call(self: Callback, *args: Any) -> Any:
+        try:
+            return method(*args)
+        except (StopTraining, UserError):
+            raise
+        except Exception as e:
+            logging.getLogger("trainctl.file").error("callback '%s' failed in %s", name, event, exc_info=True)
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise UserError(f"callback '{name}' ({origin}) failed in {event}: {type(e).__name__}"
+                            f"{': ' + first if first else ''}. Its traceback is in the run's train.log.") from None
+    return call
+
+
 def _check(name: str, origin: str, callback: Any) -> Callback:
+    """The user's callback, checked to have events, as a Callback whose own events report their failures
+    by name (only the events it defines: the engine skips the others, `on_train_step` included)."""
     if not _has_events(callback):
         raise UserError(f"callback '{name}' ({origin}) built a {type(callback).__name__}, which has none of the "
                         f"event methods ({', '.join(EVENTS)}): subclass trainctl.callbacks.Callback.")
-    if not isinstance(callback, Callback):  # duck-typed: give it the events it lacks, as no-ops
-        wrapped = type(f"{type(callback).__name__}Events", (Callback,), {
-            event: (lambda method: lambda self, *args: method(*args))(getattr(callback, event))
-            for event in EVENTS if callable(getattr(callback, event, None))})
-        return wrapped()
-    return callback
+    guarded = type(f"{type(callback).__name__}Guarded", (Callback,), {
+        event: _guard(name, origin, event, getattr(callback, event)) for event in EVENTS if _defines(callback, event)})
+    wrapped = guarded()
+    wrapped.callback = callback  # the user's own object, for code that wants it back
+    return wrapped
 
 
 def _callback_class(path: str, target: Any, key: str) -> None:

@@ -40,10 +40,14 @@ def preflight(cfg: DictConfig, overrides: list[str] = ()) -> None:
 class Preflight(Callback):
     """Runs `preflight` on the composed config before Hydra makes the run or sweep directory."""
 
-    def _check(self, config: DictConfig) -> None:
+    def _check(self, config: DictConfig, multirun: bool = False) -> None:
+        from trainctl.sweep.grid_check import check_grid
+
         task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
         try:
             preflight(task_cfg, list(config.hydra.overrides.task))
+            if multirun:  # each job of a grid, before the sweep directory exists (train() checks again)
+                check_grid(config, preflight)
         except UserError as e:
             report_user_error(e)
             sys.exit(EXIT_USER_ERROR)
@@ -53,7 +57,7 @@ class Preflight(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _sweep_dir
-        self._check(config)  # swept values are checked per job, in train()
+        self._check(config, multirun=True)
         _sweep_dir = Path(config.hydra.sweep.dir)  # the same value Hydra uses: the run-name token is cached
 
 

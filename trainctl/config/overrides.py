@@ -100,7 +100,20 @@ def check_sweeps_expand(args: list[str]) -> None:
                             "make the range's end lie beyond its start (the end is excluded)")
 
 
+def check_keys(args: list[str]) -> None:
+    """An override with no key (`=1`, `+=x`, `~`) would reach Hydra's internals as a group override."""
+    skip_next = False
+    for arg in args:
+        if skip_next or arg.startswith("-"):
+            skip_next = arg in FLAGS_WITH_VALUE
+            continue
+        key, sep, _ = arg.partition("=")
+        if not key.lstrip("+~").strip() and (sep or key):
+            raise UserError(f"the override '{arg}' names no key: write key=value, e.g. trainer.epochs=3")
+
+
 def check_group_choices(args: list[str]) -> None:
+    check_keys(args)
     check_sweeps_expand(args)
     pairs = _choices(args)
     if not pairs:
