@@ -67,6 +67,8 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
 
     chain = _chain(exc)
     for e in chain:
+        if isinstance(e, ValueError) and str(e).startswith("Only one of --run, --multirun"):
+            return f"{e}: -m/--multirun runs, --cfg only prints the config; give one of them"
         if isinstance(e, OSError):
             where = f" {e.filename}" if e.filename else ""
             return (f"cannot create or read{where}: {e.strerror or e}. Check the path (hydra.run.dir, "
@@ -77,10 +79,15 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
     omega = next((e for e in chain if isinstance(e, OmegaConfBaseException)), None)
     if omega is not None and getattr(omega, "full_key", None):
         key = str(omega.full_key)
+        if key.startswith("hydra.sweeper.params."):  # `+hydra.sweeper.params.trainer.epochs=...` nests dicts
+            return (f"{key}: a dotted key inside hydra.sweeper.params is read as nested settings; write the "
+                    "space as \"++hydra.sweeper.params={trainer.epochs:'int(interval(1,5))'}\" (a mapping, "
+                    "replaced whole), in a sweep config, or on the command line: trainer.epochs='int(interval(1,5))'")
         if isinstance(omega, ConfigKeyError) or "not in" in str(omega).splitlines()[0]:
             text = _unknown_key(key, getattr(omega, "object_type", None), given.get(key))
             presets = [o for o in overrides if o.split("=", 1)[0].lstrip("+") in ("experiment", "debug", "sweep")]
-            if key not in given and presets:  # the user never typed it: say where it came from
+            typed = any(key == k or key.startswith(k + ".") for k in given)
+            if presets and not typed and not key.startswith("hydra."):  # the user never typed it: say where from
                 text += (f" It is not on your command line: {', '.join(presets)} sets it, for another option of "
                          f"{key.rpartition('.')[0] or 'the config'}; drop that preset or keep its options.")
             return text
