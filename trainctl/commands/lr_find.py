@@ -141,8 +141,8 @@ def _range_test(cfg: DictConfig, options: Any) -> Any:
         optimizer = build_optimizer(cfg.optimizer, parts.model)
         batches = endless(data.train, cfg.trainer.batch_size, data.train_transform, cfg.seed)
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.trainer.precision == "fp16")
-        clip = cfg.trainer.gradient_clip_val if cfg.trainer.gradient_clip_algorithm == "norm" else None
-        return range_test(parts.model, optimizer, parts.loss_fn, batches, parts.settings, options, clip, scaler)
+        return range_test(parts.model, optimizer, parts.loss_fn, batches, parts.settings, options,
+                          cfg.trainer.gradient_clip_val, cfg.trainer.gradient_clip_algorithm == "norm", scaler)
 
 
 def _write(cfg: DictConfig, options: Any, test: Any) -> Path:

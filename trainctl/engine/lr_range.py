@@ -143,15 +143,15 @@ def endless(split: SplitLike, batch_size: int, transform: Transform, seed: int) 
 
 
 def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, batches: Iterator[Batch],
-               settings: StepSettings, options: RangeOptions, clip: float | None = None,
+               settings: StepSettings, options: RangeOptions, clip: float | None = None, clip_by_norm: bool = True,
                scaler: torch.amp.GradScaler | None = None) -> RangeTest:
     """Train one step per rate of `options.rates()` (fewer when the loss diverges) and return the curve with its
-    suggestion. `clip` bounds the gradient norm as `trainer.gradient_clip_val` would."""
+    suggestion. `clip` bounds the gradients' norm (or each value) as `trainer.gradient_clip_val` would."""
     scaler = scaler or torch.amp.GradScaler(settings.device.type, enabled=False)
     test, pending = RangeTest(diverge=options.diverge, smoothing=options.smoothing()), []
     rates = options.rates()
     model.train()
-    for i, (lr, (x, y)) in enumerate(zip(rates, batches)):
+    for lr, (x, y) in zip(rates, batches):
         for group in optimizer.param_groups:
             group["lr"] = lr
         with settings.autocast():
@@ -159,17 +159,28 @@ def range_test(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.M
         scaler.scale(loss).backward()
         if clip is not None:
             scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
+            clip_grad = nn.utils.clip_grad_norm_ if clip_by_norm else nn.utils.clip_grad_value_
+            clip_grad(model.parameters(), clip)
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
         pending.append(loss.detach().float())
-        if len(pending) == CHECK_EVERY or i == len(rates) - 1:
-            values, start = torch.stack(pending).tolist(), i + 1 - len(pending)
-            pending = []
-            if not all(test.record(rates[start + k], v) for k, v in enumerate(values)):
-                break
+        if len(pending) == CHECK_EVERY and not _read(test, rates, pending):
+            break
+    else:
+        _read(test, rates, pending)  # the last block's losses
     if not test.losses:
         raise UserError(f"the range test recorded no loss ({test.stopped}): lower lr_find.start_lr")
     suggest(test)
     return test
+
+
+def _read(test: RangeTest, rates: list[float], pending: list[torch.Tensor]) -> bool:
+    """Record the losses of the steps since the last read (one host sync) and empty `pending`; False when the
+    test must stop."""
+    if not pending:
+        return True
+    values = torch.stack(pending).tolist()
+    start = len(test.losses)
+    pending.clear()
+    return all(test.record(rates[start + k], value) for k, value in enumerate(values))
