@@ -160,3 +160,15 @@ def test_missing_and_unexpected_tensors_are_listed(tmp_path):
     assert torch.equal(target[0].weight, source[0].weight)
     with pytest.raises(UserError, match="none of its 4 tensors fits the model"):
         load_initial_weights(nn.Linear(5, 5), path, torch.device("cpu"), strict=False)
+
+
+def test_resuming_a_fine_tuned_run_does_not_replay_init_from(tmp_path):
+    from trainctl.engine.resume import resume_overrides
+
+    run = tmp_path / "tuned"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- init_from=runs/source\n- model.freeze=[0,3]\n")
+    replayed = resume_overrides([f"resume={run}"])
+    assert "model.freeze=[0,3]" in replayed and not any(o.startswith("init_from=") for o in replayed)
