@@ -118,8 +118,8 @@ def _name_problems(cfg: DictConfig) -> list[str]:
 
 def _channel_problems(dataset: DictConfig) -> list[str]:
     """`dataset.mean`/`std` give one value per image channel (or one for all): a length that fits neither would
-    fail to broadcast at the first batch. The channels come from the config alone (`data/shapes.py`)."""
-    from trainctl.data.shapes import SPECS
+    fail to broadcast at the first batch. The channels come from the config alone (`config/dataset_shapes.py`)."""
+    from trainctl.config.dataset_shapes import SPECS
 
     if dataset.get("name") not in SPECS or "_target_" in dataset or not dataset.get("normalize", False):
         return []

@@ -6,28 +6,15 @@ Each built-in source also writes its spec when it loads (`DataBundle.spec`); a t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from trainctl.config.dataset_shapes import PLACEHOLDER_CLASSES, SPECS
 from trainctl.errors import UserError
 
 if TYPE_CHECKING:
     from trainctl.data.splits import DataSpec
-
-PLACEHOLDER_CLASSES = 2  # imagefolder's classes are its folders, unknown until they are scanned
-
-# DataSpec's fields by dataset name. Plain values, so a config error or an unknown dataset is told without torch.
-SPECS: dict[str, Callable[[DictConfig], dict[str, Any]]] = {
-    "fashionmnist": lambda cfg: {"input_shape": (1, 28, 28), "num_classes": 10},
-    "mnist": lambda cfg: {"input_shape": (1, 28, 28), "num_classes": 10},
-    "cifar10": lambda cfg: {"input_shape": (3, 32, 32), "num_classes": 10},
-    "imagefolder": lambda cfg: {"input_shape": (1 if cfg.grayscale else 3, *cfg.image_size),
-                                "num_classes": PLACEHOLDER_CLASSES},
-    "blobs": lambda cfg: {"input_shape": (2,), "num_classes": 2},
-    "sine": lambda cfg: {"input_shape": (cfg.length, 1), "num_classes": 0, "task": "regression",
-                         "target_shape": (cfg.length, 1)},
-}
 
 
 def spec_from_config(cfg: DictConfig) -> tuple[DataSpec, list[str]]:
