@@ -66,6 +66,11 @@ def main() -> int:
                     continue
                 page.goto(f"http://127.0.0.1:{port}/#{dashboard}", wait_until="networkidle")
                 page.get_by_text(expect, exact=False).first.wait_for(timeout=30_000)
+                if dashboard == "hparams":  # TensorBoard ticks only the first few columns: show the swept one too
+                    for column, on in (("optimizer.lr", True), ("device", False), ("loss", False), ("dataset", False)):
+                        box = page.get_by_role("checkbox", name=column, exact=True)
+                        if box.count():
+                            box.first.set_checked(on, timeout=10_000)
                 time.sleep(settle)  # charts draw after their data arrives
                 page.screenshot(path=str(out / name))
                 print(f"wrote {out / name}")
