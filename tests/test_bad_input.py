@@ -158,7 +158,7 @@ CLI_CASES = [
     (["eval", "split=test"], "which checkpoint"),
     (["eval", "ckpt"], "ckpt"),
     (["list", "modle"], "modle"),
-    (["train", "dataset.mean=[0.5,0.5,0.5]", "experiment=smoke", "dataset=fashionmnist"], "dataset.mean"),
+    (["train", "dataset=fashionmnist", "dataset.mean=[0.5,0.5,0.5]"], "dataset.mean"),
     (["train", "-m", "experiment=smoke", "optimizer.lr=glob(*)"], "optimizer.lr=glob(*) selects nothing"),
     (["train", "-m", "experiment=smoke", "trainer.epochs=range(3,1)"], "trainer.epochs=range(3,1) expands to no value"),
     (["train", "-m", "hydra/sweeper=optuna", "experiment=smoke", "optimizer.lr=interval(1e-3,nan)"],

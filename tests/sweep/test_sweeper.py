@@ -142,7 +142,7 @@ def test_parallel_trials_with_the_joblib_launcher(tmp_path):
     sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
           "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.study_name=j")
     rows = read_trials(tmp_path / "runs" / "optuna" / "j")
-    assert [r["state"] for r in rows] == ["COMPLETE"] * 4
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 4, rows
 
 
 def test_dry_run_prints_the_space_and_trains_nothing(tmp_path):
