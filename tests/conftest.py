@@ -14,6 +14,44 @@ from trainctl.data.idx import write_idx
 
 NO_SYSTEM_DATA = "dataset.system_dirs=[]"  # tests never read the machine's real datasets
 
+# `pytest --device cuda` (or TRAINCTL_TEST_DEVICE=cuda): every CLI run that trains or evaluates and names no
+# device runs with device=cuda, and the CUDA-only tests (marked `cuda`, in tests/gpu/) are collected. Without
+# it they are deselected, not skipped: they have nothing to test on a machine without a GPU.
+TEST_DEVICE = os.environ.get("TRAINCTL_TEST_DEVICE", "cpu")
+DEVICE_COMMANDS = {"train", "eval", "predict", "explain", "lr-find"}  # the commands that take device=
+NO_RUN_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", choices=["cpu", "cuda"], default=TEST_DEVICE,
+                     help="cuda: CLI runs train on the GPU and the CUDA-only tests run (default: "
+                          "$TRAINCTL_TEST_DEVICE or cpu)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global TEST_DEVICE
+    TEST_DEVICE = config.getoption("--device")
+    os.environ["TRAINCTL_TEST_DEVICE"] = TEST_DEVICE  # xdist workers and subprocesses see the same choice
+    if TEST_DEVICE == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--device cuda: torch sees no CUDA device on this machine")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if TEST_DEVICE == "cuda":
+        return
+    deselected = [item for item in items if item.get_closest_marker("cuda")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("cuda")]
+
+
+def with_test_device(args: list[str]) -> list[str]:
+    """`args` plus device=cuda under `--device cuda`, for a command that takes a device and names none."""
+    if (TEST_DEVICE == "cpu" or not args or args[0] not in DEVICE_COMMANDS
+            or any(a.startswith(("device=", "+device=", "device.")) for a in args) or NO_RUN_FLAGS & set(args)):
+        return args
+    return [*args, f"device={TEST_DEVICE}"]
+
 
 def make_idx_dataset(folder: Path, n_train: int = 600, n_test: int = 200, gz: bool = True, seed: int = 0) -> Path:
     """Write the four Fashion-MNIST files for a learnable toy task: class k lights up horizontal band k."""
@@ -60,7 +98,7 @@ def run_cli(args: list[str], cwd: Path, timeout: int = 300, **env: str) -> subpr
     """Run `python -m trainctl ARGS` in `cwd` and capture its output."""
     full_env = {**os.environ, "COLUMNS": "200", **env}
     return subprocess.run(
-        [sys.executable, "-m", "trainctl", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
+        [sys.executable, "-m", "trainctl", *with_test_device(args)], cwd=cwd, env=full_env, capture_output=True, text=True,
         timeout=timeout,
     )
 

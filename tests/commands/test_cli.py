@@ -49,7 +49,7 @@ def test_runs_never_share_a_directory(tmp_path):
 
 def test_cnn_on_idx_files(tmp_path, fake_fashion):
     proc = run_cli(["train", "model=cnn", "dataset=fashionmnist", f"dataset.root={fake_fashion}", NO_SYSTEM_DATA,
-                    "trainer.epochs=2", "device=cpu"], tmp_path)
+                    "trainer.epochs=2"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     [run] = run_dirs(tmp_path)
     assert_complete_run(run)

@@ -24,7 +24,7 @@ from trainctl.explain.render import DPI, heatmap_inches
 
 pytestmark = pytest.mark.slow
 
-TINY = [NO_SYSTEM_DATA, "trainer.epochs=1", "trainer.max_steps_per_epoch=3", "device=cpu"]
+TINY = [NO_SYSTEM_DATA, "trainer.epochs=1", "trainer.max_steps_per_epoch=3"]
 
 
 def train(tmp_path_factory, fake_fashion, name: str, *model: str) -> Path:

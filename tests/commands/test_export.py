@@ -13,7 +13,7 @@ from trainctl.errors import UserError
 
 pytestmark = pytest.mark.slow
 
-TINY = ["trainer.epochs=1", "trainer.max_steps_per_epoch=4", "trainer.progress=false", "device=cpu",
+TINY = ["trainer.epochs=1", "trainer.max_steps_per_epoch=4", "trainer.progress=false",
         "tensorboard.images=false", "tensorboard.figures=false"]
 
 

@@ -176,7 +176,7 @@ def test_cli_single_class_exits_2_and_bad_files_are_warned_about(tmp_path):
     two = make_image_folder(tmp_path / "two", classes=("a", "b"), per_class=4)
     add_bad_files(two / "train" / "a")
     proc = run_cli(["train", "dataset=imagefolder", f"dataset.root={two}", "dataset.image_size=[8,8]",
-                    "dataset.num_workers=0", "model=mlp", "trainer.epochs=1", "device=cpu", "trainer.progress=false"],
+                    "dataset.num_workers=0", "model=mlp", "trainer.epochs=1", "trainer.progress=false"],
                    tmp_path)
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 0, out

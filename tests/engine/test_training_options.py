@@ -13,10 +13,10 @@ from trainctl.data.catalog import build_dataset
 from trainctl.engine.events import Callback
 from trainctl.engine.step import NonFiniteLoss
 
-from conftest import NO_SYSTEM_DATA
+from conftest import NO_SYSTEM_DATA, TEST_DEVICE
 
-BLOBS = ["model=mlp", "model.hidden=[16]", "dataset=blobs", "dataset.n_train=640", "device=cpu",
-         "trainer.progress=false"]
+BLOBS = ["model=mlp", "model.hidden=[16]", "dataset=blobs", "dataset.n_train=640",
+         f"device={TEST_DEVICE}", "trainer.progress=false"]
 
 
 def run(tmp_path, name, *overrides):
@@ -95,7 +95,8 @@ def test_channels_last_reaches_the_model_in_training_and_evaluation(tmp_path, fa
     # CIFAR, not Fashion-MNIST: with one channel an NCHW batch already counts as channels-last contiguous,
     # so the check could not tell the two layouts apart.
     layouts = InputLayouts()
-    cfg = compose(["model=cnn", "dataset=cifar10", f"dataset.root={fake_cifar}", NO_SYSTEM_DATA, "device=cpu",
+    cfg = compose(["model=cnn", "dataset=cifar10", f"dataset.root={fake_cifar}", NO_SYSTEM_DATA,
+                   f"device={TEST_DEVICE}",
                    "trainer.epochs=1", f"trainer.channels_last={str(channels_last).lower()}",
                    "trainer.progress=false"])
     assert train(cfg, run_dir=tmp_path / "cl", callbacks=[layouts])["epochs"] == 1
@@ -180,3 +181,25 @@ def test_k_fold_cross_validation(tmp_path):
         assert set(train_rows) | set(val_rows) == set(pool) and not set(train_rows) & set(val_rows)
     vals = [set(val) for _, val in seen.splits]
     assert set.union(*vals) == set(pool) and sum(map(len, vals)) == len(pool)  # disjoint parts covering the pool
+
+
+def test_a_refused_host_sync_names_the_users_line(tmp_path):
+    """trainer.sync_debug=error turns torch's refusal into one message pointing at the user's own line (the frames
+    inside torch are skipped); the check itself needs CUDA and runs in tests/gpu."""
+    from trainctl.engine.host_sync import is_sync_error, sync_error
+    user_file = tmp_path / "mymodel.py"
+    user_file.write_text("def forward(x):\n    raise RuntimeError('called a synchronizing CUDA operation')\n")
+    namespace = {}
+    exec(compile(user_file.read_text(), str(user_file), "exec"), namespace)
+    with pytest.raises(RuntimeError) as caught:
+        namespace["forward"](None)
+    assert is_sync_error(caught.value) and not is_sync_error(RuntimeError("shape mismatch"))
+    message = str(sync_error(caught.value))
+    assert f"{user_file}:2" in message and "trainer.sync_debug=warn" in message
+
+
+def test_cuda_graphs_warn_off_cuda_and_the_run_trains_either_way(tmp_path, caplog):
+    result, state = run(tmp_path, "graphs", "trainer.epochs=2", "trainer.cuda_graphs=true")
+    assert state["step"] == 2 * 8 and 0.0 <= result["test/acc"] <= 1.0
+    warned = "trainer.cuda_graphs=true needs a CUDA device" in caplog.text
+    assert warned == (TEST_DEVICE != "cuda")

@@ -14,12 +14,21 @@ from trainctl.data.splits import Transform
 def image_transforms(mean: list[float], std: list[float], normalize: bool, crop_padding: int = 0,
                      hflip: bool = False) -> tuple[Transform, Transform]:
     """(train, eval) transforms for uint8 [N, C, H, W] images: augment (train only), scale, standardise."""
-    mean_t = torch.tensor(mean).view(1, -1, 1, 1)
-    std_t = torch.tensor(std).view(1, -1, 1, 1)
+    on_device: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        # Copied to each device once: a copy from host memory per batch would make the host wait for the GPU.
+        if device not in on_device:
+            on_device[device] = (torch.tensor(mean, device=device).view(1, -1, 1, 1),
+                                 torch.tensor(std, device=device).view(1, -1, 1, 1))
+        return on_device[device]
 
     def scale(x: torch.Tensor) -> torch.Tensor:
         out = x.float().div_(255.0)
-        return out.sub_(mean_t.to(x.device)).div_(std_t.to(x.device)) if normalize else out
+        if not normalize:
+            return out
+        mean_t, std_t = mean_std(x.device)
+        return out.sub_(mean_t).div_(std_t)
 
     def train(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if crop_padding > 0:

@@ -25,6 +25,7 @@ class MetricAccumulator:
         if full and task != REGRESSION:
             self.class_correct = torch.zeros(num_classes, dtype=torch.long, device=device)
             self.class_total = torch.zeros(num_classes, dtype=torch.long, device=device)
+            self.classes = torch.arange(num_classes, device=device)
 
     @torch.no_grad()
     def update(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
@@ -43,8 +44,11 @@ class MetricAccumulator:
         if self.full:
             if has_top5(self.num_classes):
                 self.extra_sum += (output.topk(5, dim=-1).indices == target.unsqueeze(-1)).any(-1).sum()
-            self.class_correct += torch.bincount(target[hit], minlength=self.num_classes)
-            self.class_total += torch.bincount(target, minlength=self.num_classes)
+            # Counted by comparing with every class rather than by bincount or a boolean mask: on CUDA both of
+            # those wait for the device (to size their output) on every batch.
+            is_class = target.unsqueeze(-1) == self.classes
+            self.class_correct += (is_class & hit.unsqueeze(-1)).sum(0)
+            self.class_total += is_class.sum(0)
 
     def compute(self) -> dict[str, float]:
         """Means over the samples seen: the one host sync."""

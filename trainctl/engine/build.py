@@ -4,6 +4,7 @@ settings from, so a checkpoint is evaluated exactly as validation ran during tra
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,10 @@ from trainctl.engine.ema import EMA
 from trainctl.engine.events import Callback, Events
 from trainctl.engine.finetune import prepare_model
 from trainctl.engine.signals import GracefulStop
-from trainctl.engine.step import StepSettings, Trainer, batches_per_epoch
+from trainctl.engine.step import StepSettings, Trainer, batches_per_epoch, uses_cuda_graphs
+from trainctl.errors import UserError
+
+log = logging.getLogger("trainctl")
 
 
 @dataclass
@@ -48,7 +52,7 @@ def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, run_d
     schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs,
                                ceil_div(batches, cfg.trainer.grad_accum_steps))
     return Trainer(
-        cfg=cfg, model=torch.compile(model) if cfg.trainer.compile else model, raw_model=model,
+        cfg=cfg, model=compiled(cfg.trainer, model, device), raw_model=model,
         optimizer=optimizer, schedule=schedule, loss_fn=parts.loss_fn, data=data, settings=parts.settings,
         run_dir=run_dir, events=Events(callbacks), stop=stop or GracefulStop(),
         ema=EMA(model, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None,
@@ -56,18 +60,39 @@ def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, run_d
     )
 
 
+def compiled(trainer_cfg: DictConfig, model: nn.Module, device: torch.device) -> nn.Module:
+    """The model as the loop calls it: itself, compiled (`trainer.compile`), or compiled with CUDA graphs
+    (`trainer.cuda_graphs`: a step replays recorded kernels, which removes the launch cost that dominates
+    small models on a GPU). Shapes are static: the short last batch and evaluation get graphs of their own."""
+    if trainer_cfg.cuda_graphs and not uses_cuda_graphs(trainer_cfg, device):
+        log.warning("trainer.cuda_graphs=true needs a CUDA device and this run is on %s: running without CUDA "
+                    "graphs (set trainer.cuda_graphs=false to silence this)", device.type)
+    if uses_cuda_graphs(trainer_cfg, device):
+        return torch.compile(model, mode="reduce-overhead", dynamic=False)
+    return torch.compile(model) if trainer_cfg.compile else model
+
+
 @contextlib.contextmanager
 def deterministic_mode(enabled: bool) -> Iterator[None]:
-    """Deterministic algorithms for the run (torch errors on ops that have none), restored afterwards."""
-    if not enabled:
-        yield
-        return
+    """The run's choice of GPU algorithms, restored afterwards: deterministic ones only (torch errors on ops that
+    have none), or else cuDNN's autotuner, which times the candidate convolution kernels for each new shape and
+    keeps the fastest. Its choice can differ between processes, so bit-identical reruns and resumes of a
+    convnet on a GPU need trainer.deterministic=true (on the CPU they are bit-identical either way)."""
     previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled)
+    torch.backends.cudnn.benchmark = not enabled
     try:
         yield
+    except RuntimeError as error:
+        if "does not have a deterministic implementation" not in str(error):
+            raise
+        op = str(error).split(" does not have", 1)[0].strip()
+        raise UserError(
+            f"trainer.deterministic=true, but {op} has no deterministic implementation on this device, so the "
+            "run stopped. Choose a model without that layer, train on another device, or set "
+            "trainer.deterministic=false.") from None
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.benchmark = previous[1]

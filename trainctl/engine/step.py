@@ -25,6 +25,7 @@ from trainctl.engine.accumulator import MetricAccumulator
 from trainctl.engine.checkpoint import CheckpointFiles
 from trainctl.engine.ema import EMA
 from trainctl.engine.events import Events, StepEnd
+from trainctl.engine.host_sync import SyncGuard, is_sync_error, sync_error
 from trainctl.engine.signals import GracefulStop, Interrupted
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -75,6 +76,7 @@ class StepSettings:
         self.device = device
         self.amp_dtype = AMP_DTYPES.get(trainer_cfg.precision)
         self.channels_last = bool(trainer_cfg.channels_last)
+        self.cuda_graphs = uses_cuda_graphs(trainer_cfg, device)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -82,6 +84,11 @@ class StepSettings:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch as the model takes it; called once per forward pass, training or evaluating."""
+        if self.cuda_graphs:
+            # Each forward starts a new step of the captured graphs, so outputs of the previous one (already
+            # consumed) may be overwritten; without this, evaluation's forward-only calls are refused.
+            torch.compiler.cudagraph_mark_step_begin()
         if self.channels_last and x.dim() == 4:
             return x.contiguous(memory_format=torch.channels_last)
         return x
@@ -106,6 +113,7 @@ class Trainer:
     ema: EMA | None = None
     scaler: torch.amp.GradScaler | None = None
     resumed: bool = False  # continued from a checkpoint
+    fit_started: float = 0.0  # perf_counter() at this process's first training step
 
     def __post_init__(self) -> None:
         trainer = self.cfg.trainer
@@ -115,6 +123,7 @@ class Trainer:
         self.checkpoints = CheckpointFiles(self.run_dir)
         self.batches = batches_per_epoch(trainer, len(self.data.train))
         self.sync_progress = lambda: None  # set by the epoch in progress: records its position in `state`
+        self.sync_guard = SyncGuard(trainer.sync_debug, self.device)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -139,6 +148,11 @@ class Trainer:
         if self.ema is not None:
             self.ema.update()
         self.state.step += 1
+
+
+def uses_cuda_graphs(trainer_cfg: DictConfig, device: torch.device) -> bool:
+    """`trainer.cuda_graphs` takes effect on CUDA only (elsewhere the build warns and runs eagerly)."""
+    return bool(trainer_cfg.get("cuda_graphs")) and device.type == "cuda"
 
 
 def batches_per_epoch(trainer: DictConfig, n_train: int) -> int:
@@ -192,33 +206,44 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     t.sync_progress = sync_progress
     batches = t.data.train.shuffled(cfg.batch_size, t.data.train_transform, t.cfg.seed, order_epoch(cfg, epoch),
                                     start_step=start)
-    settings, step_listeners = t.settings, t.events.step_listeners
-    for x, y in batches:
-        with settings.autocast():
-            out = t.model(settings.prepare(x))
-            loss = t.loss_fn(out, y)
-        first_bad = torch.where(torch.isfinite(loss) | (first_bad >= 0), first_bad, batch)
-        scaled = loss / accum if accum > 1 else loss
-        (t.scaler.scale(scaled) if t.scaler is not None else scaled).backward()
-        acc.update(out, y, loss)
-        batch += 1
-        if batch % accum == 0 or batch == limit:
-            t.optimizer_step()
-            if step_listeners:  # empty unless a callback asked for every step
-                t.events.train_step(t)
-            if t.stop.requested:
-                sync_progress()
-                raise Interrupted(t.stop.signum)
-        if batch % log_every == 0:
-            check_finite()
-            loss_sum = acc.loss_sum.item()
-            samples = acc.n - logged[0]
-            t.events.emit("on_step_end", t, StepEnd(
-                epoch + 1, batch, limit, t.state.step, (loss_sum - logged[1]) / max(samples, 1),
-                t.optimizer.param_groups[0]["lr"], (acc.n - seen_before) / (time.perf_counter() - clock)))
-            logged = [acc.n, loss_sum]
-        if batch >= limit:
-            break
+    settings, step_listeners, guard = t.settings, t.events.step_listeners, t.sync_guard
+    guard.arm()  # trainer.sync_debug: from here to the end of the epoch, only the `allowed` stretches may sync
+    try:
+        for x, y in batches:
+            with settings.autocast():
+                out = t.model(settings.prepare(x))
+                loss = t.loss_fn(out, y)
+            first_bad = torch.where(torch.isfinite(loss) | (first_bad >= 0), first_bad, batch)
+            scaled = loss / accum if accum > 1 else loss
+            (t.scaler.scale(scaled) if t.scaler is not None else scaled).backward()
+            acc.update(out, y, loss)
+            batch += 1
+            if batch % accum == 0 or batch == limit:
+                t.optimizer_step()
+                if step_listeners:  # empty unless a callback asked for every step
+                    with guard.allowed():
+                        t.events.train_step(t)
+                if t.stop.requested:
+                    guard.disarm()
+                    sync_progress()
+                    raise Interrupted(t.stop.signum)
+            if batch % log_every == 0:
+                with guard.allowed():
+                    check_finite()
+                    loss_sum = acc.loss_sum.item()
+                    samples = acc.n - logged[0]
+                    t.events.emit("on_step_end", t, StepEnd(
+                        epoch + 1, batch, limit, t.state.step, (loss_sum - logged[1]) / max(samples, 1),
+                        t.optimizer.param_groups[0]["lr"], (acc.n - seen_before) / (time.perf_counter() - clock)))
+                    logged = [acc.n, loss_sum]
+            if batch >= limit:
+                break
+    except RuntimeError as error:
+        if is_sync_error(error):
+            raise sync_error(error) from None
+        raise
+    finally:
+        guard.disarm()
     check_finite()
     t.sync_progress = lambda: None
     seconds = time.perf_counter() - clock

@@ -1,0 +1,338 @@
+"""GPU speed, side by side in one process on one CUDA GPU: images/s and ratios, and time to accuracy.
+
+  loop      the seed CNN (`model=cnn`) with fused Adam at batch 64 and 512 on real Fashion-MNIST held on the GPU
+            as uint8, whole epochs each:
+              trainctl   trainctl.engine.step.train_one_epoch with the default callbacks listening
+              minimal    a hand-written loop: on-GPU randperm, gather, scale and standardise, step
+              lightning  PyTorch Lightning's fit on the same model, optimizer and GPU batches, with logging,
+                         checkpointing, progress bar and model summary off
+  airbench  airbench94's network (the `airbench` package, make_net94) at its batch size 1024 on CIFAR-shaped
+            uint8 data generated on the GPU: airbench's own train94 loop vs trainctl's loop training that network
+            (bf16 autocast, channels-last, crop+flip on the GPU)
+  fashion   time to accuracy: `trainctl train experiment=fashionmnist_fast seed=S` on real Fashion-MNIST, one
+            process per seed: test accuracy, seconds from the first training step to the test metric
+            (metrics.json time/train_to_test_s), and the whole process's seconds
+
+Rounds alternate between the contenders so that the GPU's clocks and the host's noise hit all alike; the median
+of the rounds is reported.
+
+    python bench/gpu.py [--root DIR] [--sections loop,airbench,fashion] [--rounds 3] [--seeds 5] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainctl.callbacks import all_callbacks
+from trainctl.config.compose import compose
+from trainctl.data.catalog import build_dataset
+from trainctl.data.splits import DataBundle, DataSpec, Split
+from trainctl.data.transforms import image_transforms
+from trainctl.engine.build import build_trainer, deterministic_mode
+from trainctl.engine.step import Trainer, train_one_epoch
+
+CUDA = torch.device("cuda")
+
+
+def seconds_of(work: Callable[[], Any]) -> float:
+    """Wall seconds of `work` with the GPU idle before and finished after."""
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    work()
+    torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def median_rates(contenders: dict[str, Callable[[], float]], rounds: int, label: str) -> dict[str, float]:
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    for r in range(rounds):
+        for name, measure in contenders.items():
+            rates[name].append(measure())
+        print(f"  {label} round {r + 1}: " + "  ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()), flush=True)
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+# ---------------------------------------------------------------------------------------------------- loop
+def gpu_batches(x: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, batch: int,
+                epochs: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """What a careful hand-written GPU loop feeds its model: a randperm per epoch on the GPU, a gather, then
+    scale and standardise on the GPU (the same arithmetic as trainctl's transform)."""
+    for _ in range(epochs):
+        order = torch.randperm(len(y), device=x.device)
+        for start in range(0, len(y), batch):
+            idx = order[start : start + batch]
+            yield x[idx].float().div_(255.0).sub_(mean).div_(std), y[idx]
+
+
+def minimal_loop(model: nn.Module, batches: Iterator) -> None:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    for x, y in batches:
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+class EpochOfBatches:
+    """An epoch of `gpu_batches` each time Lightning iterates (a plain list would be read as many loaders)."""
+
+    def __init__(self, make: Callable[[], Iterator], length: int) -> None:
+        self.make, self.length = make, length
+
+    def __iter__(self) -> Iterator:
+        return self.make()
+
+    def __len__(self) -> int:
+        return self.length
+
+
+def lightning_fit(model: nn.Module, batches: EpochOfBatches, steps: int) -> None:
+    import logging
+
+    import lightning.pytorch as pl
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # its banner per fit is not the benchmark's
+
+    class Module(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self.model(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3, fused=True)
+
+    trainer = pl.Trainer(accelerator="gpu", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         limit_val_batches=0, precision="32-true")
+    trainer.fit(Module(), train_dataloaders=batches)
+
+
+def loop_section(root: Path, rounds: int, epochs: int, scratch: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for batch in (64, 512):
+        cfg = compose(["model=cnn", "dataset=fashionmnist", f"dataset.root={root}", "device=cuda",
+                       "trainer.progress=false", f"trainer.batch_size={batch}", f"trainer.epochs={epochs + 1}"])
+        data = build_dataset(cfg.dataset, cfg.seed).to(CUDA)
+        x, y = data.train.x, data.train.y
+        mean = torch.tensor(list(cfg.dataset.mean), device=CUDA).view(1, -1, 1, 1)
+        std = torch.tensor(list(cfg.dataset.std), device=CUDA).view(1, -1, 1, 1)
+        steps = epochs * math.ceil(len(y) / batch)
+        images = epochs * len(y)
+
+        def fresh_model() -> nn.Module:
+            from trainctl.components import build_model
+            return build_model(cfg.model, data.spec).to(CUDA)
+
+        def minimal() -> float:
+            model = fresh_model()
+            minimal_loop(model, gpu_batches(x, y, mean, std, batch, 1))  # warm-up epoch
+            return images / seconds_of(lambda: minimal_loop(model, gpu_batches(x, y, mean, std, batch, epochs)))
+
+        def lightning() -> float:
+            batches = EpochOfBatches(lambda: gpu_batches(x, y, mean, std, batch, 1), math.ceil(len(y) / batch))
+            lightning_fit(fresh_model(), batches, steps // 4)  # warm-up fit (Lightning builds its loop per fit)
+            return images / seconds_of(lambda: lightning_fit(fresh_model(), batches, steps))
+
+        def trainctl() -> float:
+            run = Path(tempfile.mkdtemp(dir=scratch))
+            with deterministic_mode(False):
+                t = build_trainer(cfg, data, CUDA, run, all_callbacks(cfg))
+                t.events.emit("on_fit_start", t)
+                t.events.emit("on_epoch_start", t, 1)
+                train_one_epoch(t, 0)  # warm-up epoch
+                seconds = seconds_of(lambda: trainctl_epochs(t, epochs))
+                t.events.emit("on_exception", t, KeyboardInterrupt())  # closes the event files
+            return images / seconds
+
+        print(f"loop: seed cnn, batch {batch}, {epochs} epochs of {len(y):,} images per measurement", flush=True)
+        median = median_rates({"trainctl": trainctl, "minimal": minimal, "lightning": lightning}, rounds,
+                              f"batch {batch}")
+        results[f"batch_{batch}"] = {**median, "trainctl/minimal": median["trainctl"] / median["minimal"],
+                                     "trainctl/lightning": median["trainctl"] / median["lightning"]}
+    return results
+
+
+def trainctl_epochs(t: Trainer, epochs: int) -> None:
+    for epoch in range(1, epochs + 1):
+        t.events.emit("on_epoch_start", t, epoch + 1)
+        train_one_epoch(t, epoch)
+
+
+# ------------------------------------------------------------------------------------------------ airbench
+class Airbench94Net(nn.Module):
+    """airbench94's network as `airbench.make_net94` builds it, kept in float32: trainctl's bf16 autocast casts
+    per operation (airbench itself stores the weights in fp16)."""
+
+    def __init__(self, **unused: Any) -> None:
+        super().__init__()
+        from airbench import make_net94
+
+        self.net = make_net94().float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def cifar_shaped(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, device=CUDA, generator=generator)
+    labels = torch.randint(0, 10, (n,), device=CUDA, generator=generator)
+    return images, labels
+
+
+def airbench_section(rounds: int, epochs: int, scratch: Path) -> dict[str, Any]:
+    import airbench
+    from airbench import lib_airbench94
+
+    generator = torch.Generator(device=CUDA).manual_seed(0)
+    train_x, train_y = cifar_shaped(50_000, generator)
+    test_x, test_y = cifar_shaped(10_000, generator)
+    folder = scratch / "airbench"
+    (folder / "cifar10").mkdir(parents=True)
+    classes = [str(k) for k in range(10)]
+    torch.save({"images": train_x, "labels": train_y, "classes": classes}, folder / "cifar10" / "train.pt")
+    torch.save({"images": test_x, "labels": test_y, "classes": classes}, folder / "cifar10" / "test.pt")
+    batch = lib_airbench94.hyp["opt"]["batch_size"]
+
+    def own_loop() -> float:
+        def train(e: float) -> None:
+            loader = airbench.CifarLoader("cifar10", train=True, batch_size=batch, aug=lib_airbench94.hyp["aug"],
+                                          altflip=True)
+            airbench.train94(loader, epochs=e, verbose=False)
+            own_loop.steps = math.ceil(len(loader) * e)
+
+        cwd = os.getcwd()
+        os.chdir(folder)  # airbench reads cifar10/{train,test}.pt from the working directory
+        try:
+            train(0.2)  # warm-up (cuDNN's autotuner, allocations)
+            seconds = seconds_of(lambda: train(epochs))
+        finally:
+            os.chdir(cwd)
+        return own_loop.steps * batch / seconds
+
+    cfg = compose(["model=mlp", "+model._target_=__main__.Airbench94Net", "dataset=cifar10", "device=cuda",
+                   "optimizer=sgd", "optimizer.lr=0.01", "optimizer.momentum=0.85", "optimizer.nesterov=true",
+                   "optimizer.weight_decay=5e-4", "scheduler=onecycle", "loss.label_smoothing=0.2",
+                   f"trainer.batch_size={batch}", "trainer.eval_batch_size=2000", "trainer.precision=bf16",
+                   "trainer.channels_last=true", "trainer.progress=false", f"trainer.epochs={epochs + 1}",
+                   "dataset.crop_padding=2", "dataset.hflip=true", "dataset.system_dirs=[]"])
+    mean, std = list(cfg.dataset.mean), list(cfg.dataset.std)
+    train_tf, eval_tf = image_transforms(mean, std, True, crop_padding=2, hflip=True)
+    nchw = train_x.permute(0, 3, 1, 2).contiguous()
+    test_nchw = test_x.permute(0, 3, 1, 2).contiguous()
+    data = DataBundle(Split(nchw, train_y), Split(test_nchw[:1000], test_y[:1000]), Split(test_nchw, test_y),
+                      DataSpec((3, 32, 32), 10), train_tf, eval_tf)
+
+    def trainctl() -> float:
+        run = Path(tempfile.mkdtemp(dir=scratch))
+        with deterministic_mode(False):
+            t = build_trainer(cfg, data, CUDA, run, all_callbacks(cfg))
+            t.events.emit("on_fit_start", t)
+            t.events.emit("on_epoch_start", t, 1)
+            t.batches = 10
+            train_one_epoch(t, 0)  # warm-up
+            t.batches = math.ceil(len(train_y) / batch)
+            seconds = seconds_of(lambda: trainctl_epochs(t, epochs))
+            t.events.emit("on_exception", t, KeyboardInterrupt())
+        return epochs * len(train_y) / seconds
+
+    print(f"airbench: airbench94's network, batch {batch}, {epochs} epochs of {len(train_y):,} CIFAR-shaped "
+          "images per measurement", flush=True)
+    median = median_rates({"trainctl": trainctl, "airbench": own_loop}, rounds, "airbench94")
+    return {**median, "trainctl/airbench": median["trainctl"] / median["airbench"]}
+
+
+# ------------------------------------------------------------------------------------------------- fashion
+def fashion_section(root: Path, seeds: int, scratch: Path, extra: list[str]) -> dict[str, Any]:
+    rows = []
+    print(f"fashion: experiment=fashionmnist_fast {' '.join(extra)}, {seeds} seeds", flush=True)
+    for seed in range(seeds):
+        run = scratch / f"fashion-{seed}-{time.time_ns()}"
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "trainctl", "train", "experiment=fashionmnist_fast",
+                               f"seed={seed}", f"dataset.root={root}", "device=cuda", "trainer.progress=false",
+                               f"hydra.run.dir={run}", *extra], capture_output=True, text=True)
+        process_s = time.perf_counter() - start
+        if proc.returncode != 0:
+            print(proc.stdout[-2000:] + proc.stderr[-3000:])
+            raise SystemExit(f"seed {seed}: trainctl exited {proc.returncode}")
+        metrics = json.loads((run / "metrics.json").read_text())
+        rows.append({"seed": seed, "test_acc": metrics["test/acc"], "train_to_test_s": metrics["time/train_to_test_s"],
+                     "process_s": process_s, "epochs": metrics["epochs"]})
+        print(f"  seed {seed}: test acc {rows[-1]['test_acc']:.4f}  first step to test metric "
+              f"{rows[-1]['train_to_test_s']:.2f} s  whole process {process_s:.2f} s", flush=True)
+
+    def mean_sd(key: str) -> tuple[float, float]:
+        values = [r[key] for r in rows]
+        return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+    return {"rows": rows, **{k: mean_sd(k) for k in ("test_acc", "train_to_test_s", "process_s")}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--sections", default="loop,airbench,fashion")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per throughput measurement")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--fashion-overrides", default="", help="extra overrides for the fashion runs")
+    parser.add_argument("--out", type=Path, help="also write the results here as JSON")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("bench/gpu.py needs a CUDA GPU; torch sees none (bench/throughput.py compares loops on a CPU)")
+    sections = args.sections.split(",")
+    if {"loop", "fashion"} & set(sections) and not (args.root / "train-images-idx3-ubyte.gz").exists():
+        sys.exit(f"no Fashion-MNIST .gz files in {args.root}: apt-get install dataset-fashion-mnist or pass --root")
+    args.root = args.root.resolve()
+    torch.backends.cudnn.benchmark = True  # for every contender (trainctl turns it on for its runs)
+    device = torch.cuda.get_device_name()
+    print(f"{device}, torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
+    results: dict[str, Any] = {"device": device, "torch": torch.__version__}
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        if "loop" in sections:
+            results["loop"] = loop_section(args.root, args.rounds, args.epochs, scratch)
+        if "airbench" in sections:
+            results["airbench"] = airbench_section(args.rounds, args.epochs, scratch)
+        if "fashion" in sections:
+            results["fashion"] = fashion_section(args.root, args.seeds, scratch, args.fashion_overrides.split())
+    print(f"\n{device}, torch {torch.__version__}")
+    for batch, row in results.get("loop", {}).items():
+        print(f"seed cnn {batch}: trainctl {row['trainctl']:,.0f}  minimal {row['minimal']:,.0f}  lightning "
+              f"{row['lightning']:,.0f} images/s;  trainctl/minimal {row['trainctl/minimal']:.2f}x  "
+              f"trainctl/lightning {row['trainctl/lightning']:.2f}x")
+    if "airbench" in results:
+        row = results["airbench"]
+        print(f"airbench94 net: trainctl {row['trainctl']:,.0f}  airbench {row['airbench']:,.0f} images/s;  "
+              f"trainctl/airbench {row['trainctl/airbench']:.2f}x")
+    if "fashion" in results:
+        row = results["fashion"]
+        print(f"fashionmnist_fast over {len(row['rows'])} seeds: test acc {row['test_acc'][0]:.4f} "
+              f"(sd {row['test_acc'][1]:.4f}), first step to test metric {row['train_to_test_s'][0]:.2f} s "
+              f"(sd {row['train_to_test_s'][1]:.2f}), whole process {row['process_s'][0]:.2f} s "
+              f"(sd {row['process_s'][1]:.2f})")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
