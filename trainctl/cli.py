@@ -40,10 +40,11 @@ run `trainctl <command> --help` for a command's options.
 
 
 def _train(args: list[str]) -> int:
-    from trainctl.config.overrides import check_group_choices
+    from trainctl.config.overrides import check_group_choices, expand_device_index
     from trainctl.components.plugins import load_plugins
 
     load_plugins()  # plugin options must exist before the config is composed
+    args = expand_device_index(args)
     check_group_choices(args)
     from trainctl.commands.train import run_train
 
@@ -65,10 +66,11 @@ def _doctor(args: list[str]) -> int:
 
 
 def _summary(args: list[str]) -> int:
-    from trainctl.config.overrides import check_group_choices
+    from trainctl.config.overrides import check_group_choices, expand_device_index
     from trainctl.components.plugins import load_plugins
 
     load_plugins()  # a plugin's model can be summarised too
+    args = expand_device_index(args)
     check_group_choices(args)
     from trainctl.commands.summary import run_summary
 
@@ -76,10 +78,11 @@ def _summary(args: list[str]) -> int:
 
 
 def _lr_find(args: list[str]) -> int:
-    from trainctl.config.overrides import check_group_choices
+    from trainctl.config.overrides import check_group_choices, expand_device_index
     from trainctl.components.plugins import load_plugins
 
     load_plugins()  # a plugin's model, dataset or optimizer can be tested too
+    args = expand_device_index(args)
     check_group_choices(args)
     from trainctl.commands.lr_find import run_lr_find
 

@@ -20,15 +20,56 @@ def auto_device() -> str:
     return available_devices()[0]
 
 
-def select_device(name: str) -> torch.device:
+def split_index(name: str) -> tuple[str, int | None]:
+    """`cuda:1` -> ("cuda", 1); `cuda` -> ("cuda", None). A malformed index is refused."""
+    kind, sep, index = name.partition(":")
+    if not sep:
+        return name, None
+    if not index.isdigit():
+        raise UserError(f"device={name}: the part after ':' must be a device number, e.g. device={kind}:0")
+    return kind, int(index)
+
+
+def device_count(kind: str) -> int:
+    if kind == "cuda":
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return 1 if kind in available_devices() else 0
+
+
+def select_device(name: str, index: int | None = None) -> torch.device:
+    """The torch device for `device=<name>` (`cuda`, `cuda:1`, `mps`, `auto`, `cpu`) and `device.index`,
+    checked against the devices this machine has."""
+    name, from_name = split_index(name)
+    if from_name is not None and index is not None and from_name != index:
+        raise UserError(f"device={name}:{from_name} and device.index={index} disagree: give one of them")
+    index = from_name if from_name is not None else index
     if name == "auto":
+        if index is not None:
+            raise UserError("device=auto picks the device itself and takes no index: use device=cuda:N")
         return torch.device(auto_device())
     if name not in available_devices():
+        asked = name if index is None else f"{name}:{index}"
         raise UserError(
-            f"device={name} was asked for but no {name} device is available on this machine "
+            f"device={asked} was asked for but no {name} device is available on this machine "
             f"(available: {', '.join(available_devices())}). Use device=auto or device=cpu."
         )
-    return torch.device(name)
+    if index is None:
+        return torch.device(name)
+    if name == "cpu":
+        raise UserError(f"device=cpu:{index}: the CPU is one device and takes no index; use device=cpu")
+    count = device_count(name)
+    if index >= count:
+        present = ", ".join(f"{name}:{i}" for i in range(count))
+        raise UserError(f"device={name}:{index} was asked for but this machine has {count} {name} device(s) "
+                        f"({present}): choose one of those")
+    if name == "cuda":
+        torch.cuda.set_device(index)  # kernels, graphs and the sync check act on the current device
+    return torch.device(name, index)
+
+
+def config_device(device_cfg) -> torch.device:
+    """The device a run's `device` config group names."""
+    return select_device(device_cfg.name, device_cfg.get("index"))
 
 
 def describe_devices() -> list[str]:

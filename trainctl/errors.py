@@ -15,4 +15,5 @@ def report_user_error(error: BaseException) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+    console = Console(stderr=True, highlight=False, emoji=False)  # `cuda:x:` in a message stays text
+    console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)

@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console(stderr=False)
+console = Console(stderr=False, emoji=False)  # a path or value such as `a:x:` stays text
 
 
 def summary_table(metrics: dict[str, Any], run_dir: Path | None = None) -> Table:

@@ -33,7 +33,7 @@ def run_doctor(args: list[str]) -> int:
     from trainctl.data.locate import availability
     from trainctl.device import auto_device, describe_devices
 
-    console = Console()
+    console = Console(emoji=False)
     versions = Table(title="versions", title_justify="left", show_header=False)
     for name, value in [("trainctl", __version__), ("python", platform.python_version()),
                         *((p, _version(p)) for p in PACKAGES)]:

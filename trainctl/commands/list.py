@@ -61,7 +61,7 @@ def run_list(args: list[str]) -> int:
         if args[0] not in groups:
             raise UserError(f"unknown group '{args[0]}'{did_you_mean(args[0], groups)} (groups: {', '.join(groups)})")
         groups = [args[0]]
-    console = Console()
+    console = Console(emoji=False)
     for group in groups:
         table = Table(title=f"{group}  (choose with {group}=NAME)", title_justify="left", show_lines=False)
         table.add_column("name", style="bold cyan", no_wrap=True)

@@ -126,12 +126,12 @@ def _range_test(cfg: DictConfig, options: Any) -> Any:
 
     from trainctl.components import build_optimizer
     from trainctl.data.catalog import build_dataset
-    from trainctl.device import select_device
+    from trainctl.device import config_device
     from trainctl.engine.build import build_model_parts, deterministic_mode
     from trainctl.engine.finetune import prepare_model
     from trainctl.engine.lr_range import endless, range_test
 
-    device = select_device(cfg.device.name)
+    device = config_device(cfg.device)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     data = build_dataset(cfg.dataset, cfg.seed).to(device)

@@ -31,10 +31,10 @@ def preflight(cfg: DictConfig, overrides: list[str] = ()) -> None:
 
     validate(cfg, list(overrides))
     check_available(cfg.dataset)
-    if cfg.device.name not in ("auto", "cpu"):  # these two always exist: no need to load torch to ask
-        from trainctl.device import select_device
+    if cfg.device.name not in ("auto", "cpu") or cfg.device.get("index") is not None:
+        from trainctl.device import config_device  # auto and cpu always exist: no need to load torch to ask
 
-        select_device(cfg.device.name)
+        config_device(cfg.device)
 
 
 class Preflight(Callback):

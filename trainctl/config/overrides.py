@@ -112,6 +112,25 @@ def check_keys(args: list[str]) -> None:
             raise UserError(f"the override '{arg}' names no key: write key=value, e.g. trainer.epochs=3")
 
 
+def expand_device_index(args: list[str]) -> list[str]:
+    """`device=cuda:1` (how PyTorch names a GPU) as the config tree holds it: `device=cuda device.index=1`;
+    `-m device=cuda:0,cuda:1` sweeps the index. The index is checked against the GPUs present later."""
+    expanded = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        items = [v.strip() for v in value.split(",")]
+        kinds = {v.partition(":")[0] for v in items}
+        if key.lstrip("+") in ("device", "device.name") and sep and ":" in value and len(kinds) == 1:
+            kind = kinds.pop()
+            indexes = [v.partition(":")[2] for v in items]
+            if all(i.isdigit() for i in indexes):
+                expanded += [f"{key}={kind}", f"device.index={','.join(indexes)}"]
+                continue
+            raise UserError(f"{arg}: the part after ':' must be a device number, e.g. device={kind}:0")
+        expanded.append(arg)
+    return expanded
+
+
 def check_group_choices(args: list[str]) -> None:
     check_keys(args)
     check_sweeps_expand(args)

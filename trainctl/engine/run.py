@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from trainctl.components.targets import component_name
 from trainctl.config.validate import validate
 from trainctl.data.locate import check_available
-from trainctl.device import select_device
+from trainctl.device import config_device
 from trainctl.engine.build import deterministic_mode
 from trainctl.engine.checkpoint import check_resumable, load_checkpoint
 from trainctl.engine.events import Callback
@@ -31,7 +31,7 @@ def run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallbac
     validate(cfg)
     check_available(cfg.dataset)
     init_source(cfg)  # a missing init_from checkpoint (or one beside resume=) is refused before any directory
-    device = select_device(cfg.device.name)
+    device = config_device(cfg.device)
     checkpoint = None
     if cfg.resume:
         path = checkpoint_path(cfg.resume)

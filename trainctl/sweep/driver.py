@@ -243,7 +243,7 @@ class SweepDriver:
         from rich.console import Console
         from rich.markup import escape
 
-        console = Console()
+        console = Console(emoji=False)
         console.print(f"[bold]dry run[/] of study {escape(self.study_name)}: {self.n_trials} trials, sampler "
                       f"{self.s['sampler']}, pruner {self.s['pruner']}, directions {directions}, in {self.sweep_dir}")
         for key, dist in space.distributions.items():

@@ -85,4 +85,4 @@ def print_top(study: optuna.Study, objectives: list[str], top: int = 10) -> None
     for t in done[:top]:
         params = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         table.add_row(str(t.number), *(f"{v:.4f}" for v in t.values), escape(params))
-    Console().print(table)
+    Console(emoji=False).print(table)
