@@ -77,3 +77,36 @@ def test_zero_is_refused_by_the_schema(tmp_path):
 
     with pytest.raises(UserError, match=r"dataset.train_size=0 is out of range: it must be >= 1"):
         validate(compose(["dataset=blobs", "dataset.train_size=0"]))
+
+
+def test_train_per_class_keeps_at_most_k_of_each_class_seeded_and_nested(fake_fashion):
+    root = [f"dataset.root={fake_fashion}", NO_SYSTEM_DATA]
+    full = bundle(*root)
+    three, again, five = (bundle(*root, "dataset.train_per_class=3"), bundle(*root, "dataset.train_per_class=3"),
+                          bundle(*root, "dataset.train_per_class=5"))
+    assert torch.bincount(three.train.y, minlength=10).tolist() == [3] * 10
+    assert torch.equal(three.train.x, again.train.x) and torch.equal(three.val.y, full.val.y)
+    rows = {tuple(r.flatten().tolist()) for r in five.train.x}
+    assert all(tuple(r.flatten().tolist()) in rows for r in three.train.x)  # nested, as train_size is
+    both = bundle(*root, "dataset.train_per_class=3", "dataset.train_size=12")
+    assert len(both.train) == 12 and torch.bincount(both.train.y, minlength=10).max() <= 3
+
+
+def test_train_per_class_on_streamed_image_folders(fake_images):
+    streamed = bundle("dataset=imagefolder", f"dataset.root={fake_images}", "dataset.in_memory=false",
+                      "dataset.train_per_class=1")
+    labels = streamed.train.labels()
+    assert len(streamed.train) == len(labels) and torch.bincount(labels).tolist() == [1] * len(torch.unique(labels))
+
+
+def test_train_per_class_on_a_regression_dataset_is_refused():
+    with pytest.raises(UserError, match="dataset.train_per_class needs a classification dataset"):
+        bundle("dataset=sine", "dataset.train_per_class=2")
+
+
+def test_train_per_class_through_the_cli_writes_the_smaller_run(tmp_path, fake_fashion):
+    proc = run_cli(["train", "model=mlp", "model.hidden=[8]", f"dataset.root={fake_fashion}", NO_SYSTEM_DATA,
+                    "dataset.train_per_class=4", "trainer.epochs=1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = run_dirs(tmp_path)
+    assert "train 40 /" in (run / "train.log").read_text()

@@ -32,14 +32,15 @@ def transforms_from(cfg: DictConfig) -> tuple[Transform, Transform]:
 
 
 def build_dataset(cfg: DictConfig, seed: int) -> DataBundle:
-    """Build the dataset `cfg` names, keeping `dataset.train_size` training samples when set (here, so every
+    """Build the dataset `cfg` names, keeping `dataset.train_size` training samples (and at most
+    `dataset.train_per_class` of each class) when set (here, so every
     data source, plugins' too, gets it alike); an allocation that fails becomes a UserError naming the key to
     lower."""
     from trainctl.data.memory import is_out_of_memory, out_of_memory_error
 
     builder = load_builtin_datasets().get(cfg.name)
     try:
-        return take_train_subset(builder(cfg, seed), cfg.get("train_size"), seed)
+        return take_train_subset(builder(cfg, seed), cfg.get("train_size"), seed, cfg.get("train_per_class"))
     except (MemoryError, RuntimeError) as e:
         if not is_out_of_memory(e):
             raise

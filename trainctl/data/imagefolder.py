@@ -80,6 +80,10 @@ class StreamSplit:
     def subset(self, indices: torch.Tensor) -> "StreamSplit":
         return StreamSplit(Subset(self.dataset, indices.tolist()), self.num_workers, self.device)
 
+    def labels(self) -> torch.Tensor:
+        """Every sample's class, from the file list (no image is read)."""
+        return _labels_of(self.dataset)
+
     def _loader(self, batch_size: int, indices: list[int]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = DataLoader(Subset(self.dataset, indices), batch_size=batch_size, num_workers=self.num_workers,
                             pin_memory=self.device.type == "cuda", collate_fn=collate_readable)
@@ -102,6 +106,12 @@ class StreamSplit:
         for x, y in self._loader(batch_size, list(range(len(self)))):
             if len(y):
                 yield transform(x.to(self.device, non_blocking=True), None), y.to(self.device, non_blocking=True)
+
+
+def _labels_of(dataset: Dataset) -> torch.Tensor:
+    if isinstance(dataset, Subset):
+        return _labels_of(dataset.dataset)[torch.as_tensor(dataset.indices, dtype=torch.long)]
+    return torch.tensor([label for _, label in dataset.samples], dtype=torch.long)
 
 
 def _decode_all(dataset: Dataset, num_workers: int, folder: Path) -> Split:

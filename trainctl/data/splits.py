@@ -98,6 +98,9 @@ class Split:
     def subset(self, indices: torch.Tensor) -> "Split":
         return Split(self.x[indices], self.y[indices])
 
+    def labels(self) -> torch.Tensor:
+        return self.y.cpu()
+
     def shuffled(self, batch_size: int, transform: Transform, seed: int, epoch: int, start_step: int = 0
                  ) -> Iterator[Batch]:
         """Shuffled batches by index gather; `start_step` skips batches already trained (mid-epoch resume)."""
@@ -153,24 +156,41 @@ def split_off_validation(split: Split, fraction: float, seed: int) -> tuple[Spli
     return Split(split.x[train_idx], split.y[train_idx]), Split(split.x[val_idx], split.y[val_idx])
 
 
-def take_train_subset(data: DataBundle, size: int | None, seed: int) -> DataBundle:
-    """The bundle with `size` training samples drawn by the seed (`dataset.train_size`; None keeps all).
+def take_train_subset(data: DataBundle, size: int | None, seed: int, per_class: int | None = None) -> DataBundle:
+    """The bundle with at most `per_class` training samples of each class (`dataset.train_per_class`), then at
+    most `size` in all (`dataset.train_size`), drawn by the seed; None keeps all.
 
-    Done after the validation split is held out, so validation stays the same whatever the size. The draw is
-    the first `size` of one seeded permutation, so the subsets of one seed are nested (100 samples are among
-    the 200): a learning curve adds data rather than swapping it.
+    Done after the validation split is held out, so validation stays the same whatever the size. Both take the
+    first samples of one seeded permutation, so the subsets of one seed are nested (100 samples are among the
+    200): a learning curve adds data rather than swapping it.
     """
-    if size is None:
+    if size is None and per_class is None:
         return data
     n = len(data.train)
-    if size > n:
+    if size is not None and size > n:
         raise UserError(f"dataset.train_size={size} is more than the {n} samples of the training split "
                         f"(validation not counted): choose at most {n}, or null for all of them.")
+    key = "dataset.train_size" if per_class is None else "dataset.train_per_class"
     if not hasattr(data.train, "subset"):
-        raise UserError(f"dataset.train_size needs a training split with a subset() method; this dataset's "
-                        f"{type(data.train).__name__} has none: leave dataset.train_size null.")
+        raise UserError(f"{key} needs a training split with a subset() method; this dataset's "
+                        f"{type(data.train).__name__} has none: leave {key} null.")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, TRAIN_SUBSET_STREAM)))
-    return replace(data, train=data.train.subset(order[:size]))
+    if per_class is not None:
+        if data.spec.task != "classification" or not hasattr(data.train, "labels"):
+            raise UserError("dataset.train_per_class needs a classification dataset with class labels: "
+                            "leave it null, or use dataset.train_size.")
+        order = order[rank_within_class(data.train.labels()[order]) < per_class]
+    return replace(data, train=data.train.subset(order[:size] if size is not None else order))
+
+
+def rank_within_class(labels: torch.Tensor) -> torch.Tensor:
+    """For each position, how many earlier positions hold the same label (0 for a class's first sample)."""
+    by_class, where = torch.sort(labels, stable=True)  # grouped by class, in order within each class
+    counts = torch.bincount(by_class)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(where)
+    rank[where] = torch.arange(len(labels)) - starts[by_class]
+    return rank
 
 
 def check_labels(path: Path | str, labels: torch.Tensor, num_classes: int, name: str) -> None:

@@ -13,6 +13,8 @@ from trainctl.config.schemas.fields import spec
 # Every dataset has it: a learning curve, a quick try or an overfitting check on less data, same validation.
 TRAIN_SIZE_HELP = ("train on a seeded random N samples of the training split, taken after the validation split is "
                    "held out (validation unchanged; same seed, same samples); null: all")
+TRAIN_PER_CLASS_HELP = ("train on at most N seeded random samples of each class (a balanced small subset, e.g. to "
+                        "show overfitting); applied before train_size; null: all")
 
 
 # ---- datasets -----------------------------------------------------------------------------------------------
@@ -26,6 +28,7 @@ class FileDatasetConfig:
     download: bool = spec(False, help="download through torchvision when no local copy is found")
     val_fraction: float = spec(1 / 12, help="share of the training set held out for validation", gt=0.0, lt=1.0)
     train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
+    train_per_class: Optional[int] = spec(None, help=TRAIN_PER_CLASS_HELP, ge=1)
     normalize: bool = spec(True, help="standardise pixels with the dataset's mean and std")
     mean: list[float] = spec([0.5], help="per-channel mean of the training pixels in [0, 1]")
     std: list[float] = spec([0.5], help="per-channel std of the training pixels in [0, 1]", each_gt=0.0)
@@ -43,6 +46,7 @@ class BlobsConfig:
     std: float = spec(1.0, help="cluster standard deviation", gt=0.0)
     val_fraction: float = spec(0.2, help="share of the training set held out for validation", gt=0.0, lt=1.0)
     train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
+    train_per_class: Optional[int] = spec(None, help=TRAIN_PER_CLASS_HELP, ge=1)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class ImageFolderConfig:
     num_workers: int = spec(2, help="DataLoader workers when streaming", ge=0)
     val_fraction: float = spec(0.1, help="validation share of train/ when there is no val/", gt=0.0, lt=1.0)
     train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
+    train_per_class: Optional[int] = spec(None, help=TRAIN_PER_CLASS_HELP, ge=1)
     normalize: bool = spec(True, help="standardise pixels with mean and std")
     mean: list[float] = spec([0.5, 0.5, 0.5], help="per-channel mean in [0, 1]")
     std: list[float] = spec([0.5, 0.5, 0.5], help="per-channel std in [0, 1]", each_gt=0.0)
@@ -76,3 +81,4 @@ class SineConfig:
     length: int = spec(50, help="time steps per sequence", ge=2)
     val_fraction: float = spec(0.2, help="share of the training set held out for validation", gt=0.0, lt=1.0)
     train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
+    train_per_class: Optional[int] = spec(None, help=TRAIN_PER_CLASS_HELP, ge=1)
