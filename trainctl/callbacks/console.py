@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from trainctl.components.targets import component_name
+from trainctl.config.targets import component_name
 from trainctl.engine.events import Callback, EpochEnd, StepEnd
 from trainctl.engine.step import Trainer
 from trainctl.terminal import console, print_summary

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig
 
-from trainctl.components.targets import builds, instantiate_target
+from trainctl.config.targets import builds, instantiate_target
 from trainctl.engine.events import EVENTS, Callback, StopTraining
 from trainctl.errors import UserError
 

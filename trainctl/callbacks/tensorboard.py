@@ -98,7 +98,7 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
                   if c is not None and g in (*HPARAM_GROUPS, "experiment", "sweep", "debug")}
         overrides = list(hydra.overrides.task)
     else:  # a run started from Python: the groups' names are all there is
-        from trainctl.components.targets import component_name
+        from trainctl.config.targets import component_name
 
         chosen = {g: component_name(cfg[g]) for g in HPARAM_GROUPS if g in cfg}
     params: dict[str, Any] = {k: str(v) for k, v in chosen.items()}

@@ -66,9 +66,16 @@ def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
     return options, overrides
 
 
-def _preprocess(options: dict[str, str], rules: InputRules, dataset: str) -> bool:
-    """Whether the exported program normalises raw images itself (default: for images, in onnx and pt2)."""
+def _preprocess(options: dict[str, str], rules: InputRules, dataset: str, user_transforms: bool = False) -> bool:
+    """Whether the exported program normalises raw images itself (default: for images, in onnx and pt2; never
+    with `dataset.eval_transforms`, which are Python code outside the graph)."""
     asked = options.get("preprocess")
+    if user_transforms:
+        if asked == "true":
+            raise UserError("the run has dataset.eval_transforms (your own Python code), which an exported graph "
+                            "cannot hold: export with preprocess=false and apply the normalisation and those "
+                            "transforms before calling the model")
+        return False
     if asked == "true" and options["format"] == "safetensors":
         raise UserError("safetensors holds weights only: preprocess=true applies to format=onnx and pt2 (the JSON "
                         "beside the weights gives the mean and std)")
@@ -99,7 +106,7 @@ def run_export(args: list[str]) -> int:
         require("onnx", "onnxruntime", what="format=onnx")  # before the slow part
     run = restore_run(options["ckpt"], "cpu", overrides, options.get("trust_targets") == "true")
     rules = input_rules(run.cfg.dataset, run.data.spec)
-    preprocess = _preprocess(options, rules, run.cfg.dataset.name)
+    preprocess = _preprocess(options, rules, run.cfg.dataset.name, bool(run.cfg.dataset.get("eval_transforms")))
     module = deployable(run.parts.model, rules, preprocess)
     example = example_batch(run.data.test, rules, preprocess, options.get("dtype", "uint8"))
     out = Path(options.get("out") or run.run_dir / "export" / f"model.{fmt}")

@@ -147,7 +147,7 @@ def _range_test(cfg: DictConfig, options: Any) -> Any:
 
 def _write(cfg: DictConfig, options: Any, test: Any) -> Path:
     """The run directory: the curve as PNG, CSV and TensorBoard scalars, the result as JSON, the config."""
-    from trainctl.components.targets import component_name
+    from trainctl.config.targets import component_name
     from trainctl.files import create_run_dir, write_json
 
     hint = f"lr-find_{component_name(cfg.model)}-{component_name(cfg.dataset)}".replace("/", "_")
@@ -172,7 +172,7 @@ def _plot(test: Any, cfg: DictConfig) -> Any:
     """Loss against lr on a log axis: each step's loss faint, the smoothed loss bold, the suggestion marked."""
     from matplotlib.figure import Figure
 
-    from trainctl.components.targets import component_name
+    from trainctl.config.targets import component_name
 
     figure = Figure(figsize=(7, 4.5), dpi=120, layout="constrained")
     ax = figure.add_subplot()

@@ -67,7 +67,7 @@ def run_predict(args: list[str]) -> int:
     from trainctl.commands.from_checkpoint import restore_run
     from trainctl.deploy.inputs import InputReader, find_inputs
     from trainctl.deploy.predict import predict, table, write_predictions
-    from trainctl.deploy.preprocess import input_rules
+    from trainctl.deploy.preprocess import WithUserTransforms, input_rules
     from trainctl.terminal import console
 
     files, ignored = find_inputs(options["inputs"])  # before the checkpoint: a wrong path fails at once
@@ -79,7 +79,8 @@ def run_predict(args: list[str]) -> int:
     rules = input_rules(cfg.dataset, spec)
     model_name = f"model '{cfg.model.get('name') or cfg.model.get('_target_')}'"
     reader = InputReader(rules, cfg.trainer.eval_batch_size, model_name)
-    result = predict(run.parts.model, rules.preprocess(), reader.chunks(files), run.parts.settings, spec.task, topk,
+    preprocess = WithUserTransforms(rules.preprocess(), cfg.dataset)
+    result = predict(run.parts.model, preprocess, reader.chunks(files), run.parts.settings, spec.task, topk,
                      sigmoid=cfg.loss.get("name") == "bce_with_logits")
     _report_skipped(reader.skipped, len(files))
     if not len(result):

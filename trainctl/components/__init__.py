@@ -1,7 +1,7 @@
 """Component registries and their builders: models, losses, optimizers, schedules (datasets have their own
 registry in `trainctl.data.catalog`, listed here too so that one table covers every group).
 
-Imported lazily (PEP 562): `trainctl.components.plugins` and `targets` must load without torch, and
+Imported lazily (PEP 562): `trainctl.components.plugins` must load without torch, and
 `from trainctl.components import build_model` imports the builders, which register every built-in name.
 """
 

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.nn import functional as F
 
-from trainctl.components.targets import has_target, instantiate_target
+from trainctl.config.targets import has_target, instantiate_target
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 from trainctl.registry import Registry

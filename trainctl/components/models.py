@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from trainctl.components.targets import has_target, instantiate_target
+from trainctl.config.targets import has_target, instantiate_target
 from trainctl.data.memory import available_bytes, format_bytes, is_out_of_memory
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError

@@ -6,7 +6,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from trainctl.components.targets import component_name, has_target, instantiate_target
+from trainctl.config.targets import component_name, has_target, instantiate_target
 from trainctl.errors import UserError
 from trainctl.registry import Registry
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from trainctl.components.targets import has_target, instantiate_target
+from trainctl.config.targets import has_target, instantiate_target
 from trainctl.components.formula import compile_formula
 from trainctl.errors import UserError
 from trainctl.metrics import metric_mode

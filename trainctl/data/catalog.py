@@ -24,11 +24,16 @@ def load_builtin_datasets() -> Registry:
 
 
 def transforms_from(cfg: DictConfig) -> tuple[Transform, Transform]:
-    """(train, eval) transforms of an image dataset config: augmentation, scaling, normalisation."""
+    """(train, eval) transforms of an image dataset config: augmentation, scaling, normalisation, then the
+    user's own (`dataset.train_transforms`, `dataset.eval_transforms`)."""
     from trainctl.data.transforms import image_transforms
+    from trainctl.data.user_transforms import user_transforms_of, with_user_transforms
 
-    return image_transforms(list(cfg.mean), list(cfg.std), cfg.normalize, cfg.get("crop_padding", 0),
-                            cfg.get("hflip", False))
+    train, evaluate = image_transforms(list(cfg.mean), list(cfg.std), cfg.normalize, cfg.get("crop_padding", 0),
+                                       cfg.get("hflip", False))
+    user_train, user_eval = user_transforms_of(cfg)
+    return (with_user_transforms(train, user_train, "train_transforms"),
+            with_user_transforms(evaluate, user_eval, "eval_transforms"))
 
 
 def build_dataset(cfg: DictConfig, seed: int) -> DataBundle:

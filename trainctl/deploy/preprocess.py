@@ -65,6 +65,23 @@ class InputRules:
                 "normalize": self.normalize, "mean": list(self.mean), "std": list(self.std)}
 
 
+class WithUserTransforms(nn.Module):
+    """The training preprocessing followed by the run's `dataset.eval_transforms`, as evaluation applied them."""
+
+    def __init__(self, preprocess: nn.Module, dataset_cfg: DictConfig) -> None:
+        from trainctl.data.user_transforms import build_user_transforms
+
+        super().__init__()
+        self.preprocess = preprocess
+        self.user = build_user_transforms(dataset_cfg.get("eval_transforms"), "eval_transforms")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.preprocess(x)
+        for fn in self.user:
+            x = fn(x)
+        return x
+
+
 def input_rules(dataset_cfg: DictConfig, spec: DataSpec) -> InputRules:
     """The rules for a dataset config: image datasets (those with a mean and std) take pixels; the others
     (generated points, sequences) take float tensors of the dataset's shape as they are."""

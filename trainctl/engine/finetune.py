@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from trainctl.components.targets import component_name
+from trainctl.config.targets import component_name
 from trainctl.engine.checkpoint import checkpoint_file, load_checkpoint
 from trainctl.errors import UserError
 

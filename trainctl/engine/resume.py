@@ -15,7 +15,9 @@ from trainctl.config.trust import check_stored_targets, replayed_targets
 from trainctl.errors import UserError
 
 COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
-NEWER_KEYS = {"model.freeze": [], "dataset.train_size": None, "dataset.train_per_class": None}  # keys older checkpoints lack, with the value that means what they did
+# Keys older checkpoints lack, with the value that means what they did.
+NEWER_KEYS = {"model.freeze": [], "dataset.train_size": None, "dataset.train_per_class": None,
+              "dataset.train_transforms": [], "dataset.eval_transforms": []}
 
 
 def checkpoint_path(resume: str) -> Path:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 from omegaconf import DictConfig
 
-from trainctl.components.targets import component_name
+from trainctl.config.targets import component_name
 from trainctl.config.validate import validate
 from trainctl.data.locate import check_available
 from trainctl.device import config_device

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING
 
@@ -15,6 +15,15 @@ TRAIN_SIZE_HELP = ("train on a seeded random N samples of the training split, ta
                    "held out (validation unchanged; same seed, same samples); null: all")
 TRAIN_PER_CLASS_HELP = ("train on at most N seeded random samples of each class (a balanced small subset, e.g. to "
                         "show overfitting); applied before train_size; null: all")
+
+
+TRANSFORMS_HELP = ("your own transforms after trainctl's ({when}): a list of {{_target_: class or function, ...}}, "
+                   "each called on a float batch [N, C, H, W] on the device; per_sample: true calls it per sample "
+                   "on the CPU (slow)")
+
+
+def transforms_field(when: str) -> Any:
+    return spec([], help=TRANSFORMS_HELP.format(when=when))
 
 
 # ---- datasets -----------------------------------------------------------------------------------------------
@@ -34,6 +43,8 @@ class FileDatasetConfig:
     std: list[float] = spec([0.5], help="per-channel std of the training pixels in [0, 1]", each_gt=0.0)
     crop_padding: int = spec(0, help="random crop after zero padding by this many pixels (0: off)", ge=0)
     hflip: bool = spec(False, help="random horizontal flips (off for digits and clothing)")
+    train_transforms: list[Any] = transforms_field("training batches, after crop, flip and normalisation")
+    eval_transforms: list[Any] = transforms_field("validation, test, eval and predict, after normalisation")
 
 
 @dataclass
@@ -68,6 +79,8 @@ class ImageFolderConfig:
     std: list[float] = spec([0.5, 0.5, 0.5], help="per-channel std in [0, 1]", each_gt=0.0)
     crop_padding: int = spec(0, help="random crop after zero padding (0: off)", ge=0)
     hflip: bool = spec(True, help="random horizontal flips")
+    train_transforms: list[Any] = transforms_field("training batches, after crop, flip and normalisation")
+    eval_transforms: list[Any] = transforms_field("validation, test, eval and predict, after normalisation")
 
 
 @dataclass

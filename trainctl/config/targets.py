@@ -98,11 +98,13 @@ def check_kind(path: str, target: Any, key: str) -> None:
 
 
 def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, str], None] = check_kind,
-                       **context: Any) -> Any:
+                       key: str | None = None, **context: Any) -> Any:
+    """Build `cfg._target_` with the node's other keys (and the `context` its signature takes); `key` names the
+    node in messages when it is not where the config tree holds it (a copy)."""
     from hydra.utils import get_object
 
     path = cfg._target_
-    key = cfg._get_full_key(None) or "component"
+    key = key or cfg._get_full_key(None) or "component"
     try:
         target = _import_target(path, get_object)
     except Exception as e:

@@ -1,0 +1,119 @@
+"""A user's own transforms: `dataset.train_transforms` and `dataset.eval_transforms`, lists of `_target_`s.
+
+Each runs after trainctl's own ones (crop and flip in training, then scaling to [0, 1] and normalisation), on a
+float batch `[N, C, H, W]` on the training device, so a transform written with tensor ops (or a torchvision
+`transforms.v2` module, which takes batches) costs a few kernels per batch. An entry with `per_sample: true`
+is called once per sample on the CPU instead (the tutorials' `Lambda(lambda x: ...)` style): the batch goes to
+the host and back and Python loops over it, which is slow on large data; the log says so once.
+
+A `_target_` is a class (built once with the entry's other keys; its instances are called) or a Python function
+(called with the batch and the entry's other keys). Randomness should come from torch's global generator, which
+the run seeds and checkpoints, so a resumed run draws what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any, Callable
+
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from trainctl.config.targets import has_target, instantiate_target
+from trainctl.data.splits import Transform
+from trainctl.errors import UserError
+
+log = logging.getLogger("trainctl")
+OWN_KEYS = ("per_sample",)  # read here, never passed to the transform
+
+
+def _check_transform(path: str, target: Any, key: str) -> None:
+    """A class, or a function written in Python: never a builtin such as `os.system`."""
+    if not (inspect.isclass(target) or inspect.isfunction(target)):
+        raise UserError(f"{key}._target_={path} is neither a class nor a Python function: give a transform "
+                        "class (e.g. torchvision.transforms.v2.RandomErasing) or a function that takes a batch.")
+
+
+def _build_one(node: Any, key: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    if not has_target(node):
+        raise UserError(f"{key} must be a mapping with a _target_ (a transform class or function), e.g. "
+                        f"{{_target_: torchvision.transforms.v2.RandomErasing, p: 0.25}}; got {node!r}")
+    settings = OmegaConf.masked_copy(node, [k for k in node.keys() if k not in OWN_KEYS])
+    per_sample = bool(node.get("per_sample", False))
+    from hydra.utils import get_object
+
+    target = get_object(settings._target_) if _is_function_path(settings._target_) else None
+    if target is not None:  # a function: bound to its settings, called per batch (or sample)
+        _check_transform(settings._target_, target, key)
+        kwargs = {k: v for k, v in OmegaConf.to_container(settings, resolve=True).items() if k != "_target_"}
+        fn: Callable = functools.partial(target, **kwargs)
+    else:
+        fn = instantiate_target(settings, check=_check_transform, key=key)
+        if not callable(fn):
+            raise UserError(f"{key}._target_={settings._target_} built a {type(fn).__name__}, which cannot be "
+                            "called on a batch: give a class whose instances are callable.")
+    return _per_sample(fn, key) if per_sample else fn
+
+
+def _is_function_path(path: str) -> bool:
+    from hydra.utils import get_object
+
+    try:
+        return inspect.isfunction(get_object(path))
+    except Exception:  # noqa: BLE001  (instantiate_target reports import problems with its own message)
+        return False
+
+
+def _per_sample(fn: Callable, key: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    warned = []
+
+    def apply(batch: torch.Tensor) -> torch.Tensor:
+        if not warned:
+            warned.append(True)
+            log.info("%s runs once per sample on the CPU (per_sample: true): expect it to cost speed", key)
+        out = torch.stack([fn(sample) for sample in batch.cpu()])
+        return out.to(batch.device, non_blocking=True)
+
+    return apply
+
+
+def build_user_transforms(items: ListConfig | list | None, key: str) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """The transforms a `dataset.<key>` list names, built once, in order."""
+    if not items:
+        return []
+    if not isinstance(items, (ListConfig, list)):
+        raise UserError(f"dataset.{key} must be a list of transforms, each with a _target_")
+    return [_build_one(item, f"dataset.{key}.{i}") for i, item in enumerate(items)]
+
+
+def with_user_transforms(base: Transform, extra: list[Callable[[torch.Tensor], torch.Tensor]], key: str
+                         ) -> Transform:
+    """`base` followed by the user's transforms; a transform that fails or changes the shape is named."""
+    if not extra:
+        return base
+
+    def transform(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = base(x, generator)
+        for i, fn in enumerate(extra):
+            try:
+                out = fn(x)
+            except Exception as e:  # noqa: BLE001  (the user's code: say whose, and its first line)
+                first = (str(e).strip().splitlines() or [""])[0]
+                raise UserError(f"dataset.{key}.{i} raised {type(e).__name__}: {first}. It is called with a float "
+                                f"batch of shape [N, C, H, W] on the training device.") from None
+            if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+                # the model was built for the dataset's shape: a transform that changes it would break it
+                raise UserError(f"dataset.{key}.{i} must return a tensor of the batch's shape {tuple(x.shape)}; "
+                                f"it returned {type(out).__name__} {tuple(getattr(out, 'shape', ()))}")
+            x = out
+        return x
+
+    return transform
+
+
+def user_transforms_of(cfg: DictConfig) -> tuple[list[Callable], list[Callable]]:
+    """(train, eval) user transforms of a dataset config."""
+    return (build_user_transforms(cfg.get("train_transforms"), "train_transforms"),
+            build_user_transforms(cfg.get("eval_transforms"), "eval_transforms"))
