@@ -43,7 +43,14 @@ def build_dataset(cfg: DictConfig, seed: int) -> DataBundle:
     lower."""
     from trainctl.data.memory import is_out_of_memory, out_of_memory_error
 
-    builder = load_builtin_datasets().get(cfg.name)
+    from trainctl.config.targets import has_target
+
+    if has_target(cfg):
+        from trainctl.data.user_dataset import build_user_dataset
+
+        builder = build_user_dataset
+    else:
+        builder = load_builtin_datasets().get(cfg.name)
     try:
         return take_train_subset(builder(cfg, seed), cfg.get("train_size"), seed, cfg.get("train_per_class"))
     except (MemoryError, RuntimeError) as e:
