@@ -180,19 +180,21 @@ def _cycle_steps(cfg: DictConfig, key: str, steps_per_epoch: int) -> int:
 
 
 def _cycles_momentum(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> bool:
-    """Whether the cycle moves the momentum: as asked, else when the optimizer already uses momentum or betas."""
+    """Whether the cycle moves the momentum: as asked, else when the optimizer already uses momentum or betas
+    (turning on momentum the user left at 0 would change the optimizer they chose)."""
     has_betas, has_momentum = "betas" in optimizer.defaults, "momentum" in optimizer.defaults
-    if cfg.cycle_momentum is None:
-        return has_betas or (has_momentum and optimizer.defaults["momentum"] > 0)
-    if cfg.cycle_momentum and not (has_betas or has_momentum):
+    cycles = cfg.cycle_momentum
+    if cycles is None:
+        cycles = has_betas or (has_momentum and optimizer.defaults["momentum"] > 0)
+    elif cycles and not (has_betas or has_momentum):
         raise UserError(f"scheduler.cycle_momentum=true needs an optimizer with momentum or betas, and "
                         f"{type(optimizer).__name__} has neither: set scheduler.cycle_momentum=false (or null), or "
                         f"choose optimizer=sgd, rmsprop (with momentum) or adam, adamw, nadam")
-    if cfg.cycle_momentum and cfg.base_momentum > cfg.max_momentum:
+    if cycles and cfg.base_momentum > cfg.max_momentum:
         raise UserError(f"scheduler.base_momentum={cfg.base_momentum:g} is above scheduler.max_momentum="
                         f"{cfg.max_momentum:g}: the momentum falls as the lr rises, so give base_momentum <= "
-                        "max_momentum")
-    return bool(cfg.cycle_momentum)
+                        "max_momentum (or scheduler.cycle_momentum=false)")
+    return bool(cycles)
 
 
 @SCHEDULERS.register("cyclic")
@@ -244,7 +246,7 @@ def target_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> Schedu
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and monitor is None:
         raise UserError(f"scheduler._target_={path} is a ReduceLROnPlateau, which needs the metric it watches: set "
                         "scheduler.monitor (e.g. scheduler.monitor=val/loss; for an accuracy also "
-                        "scheduler.mode=max) and scheduler.interval=epoch")
+                        "scheduler.mode=max)")
     if monitor is not None and interval == "step":
         raise UserError(f"scheduler.monitor={monitor} needs scheduler.interval=epoch: metrics exist only after "
                         "validation, once per epoch")
