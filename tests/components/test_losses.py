@@ -71,3 +71,37 @@ def test_class_weights_must_not_all_be_zero(name):
 def test_class_losses_refuse_regression():
     with pytest.raises(UserError, match="loss 'focal' needs class labels"):
         build_loss(compose(["loss=focal"]).loss, DataSpec((50, 1), 0, "regression", (), (50, 1)))
+
+
+@pytest.mark.parametrize(("name", "factor"), [
+    ("cross_entropy", 32), ("nll", 32), ("focal", 32),  # one term per sample: sum = batch size × mean
+    ("mse", 320), ("l1", 320), ("smooth_l1", 320), ("bce_with_logits", 320),  # one per element (10 per sample)
+])
+def test_reduction_sum_totals_what_mean_averages(name, factor):
+    mean = loss(f"loss={name}")(LOGITS, LABELS)
+    total = loss(f"loss={name}", "loss.reduction=sum")
+    assert torch.allclose(total(LOGITS, LABELS), factor * mean) and total.reduction == "sum"
+
+
+def focal_terms(gamma=2.0):
+    log_p = F.log_softmax(LOGITS, -1).gather(-1, LABELS.unsqueeze(-1)).squeeze(-1)
+    return -((1 - log_p.exp()) ** gamma) * log_p
+
+
+def test_focal_alpha_per_class_weights_each_sample_by_its_class():
+    alpha = [0.1 * (k + 1) for k in range(10)]
+    weighted = loss("loss=focal", f"loss.alpha={alpha}")(LOGITS, LABELS)
+    assert torch.allclose(weighted, (torch.tensor(alpha)[LABELS] * focal_terms()).mean())
+    # Silencing one class removes exactly its samples' terms.
+    silenced = loss("loss=focal", f"loss.alpha={[0.0] + [1.0] * 9}")(LOGITS, LABELS)
+    assert torch.allclose(silenced, torch.where(LABELS == 0, 0.0, focal_terms()).mean())
+    assert not torch.allclose(silenced, loss("loss=focal")(LOGITS, LABELS))
+
+
+@pytest.mark.parametrize(("alpha", "message"), [
+    ("[0.25,0.75]", r"^loss.alpha has 2 values but the dataset has 10 classes: give one weight per class"),
+    (f"{[0] * 10}", r"^loss.alpha=\[0.0, .*\] gives every class weight 0, so the loss is always 0"),
+])
+def test_focal_alpha_per_class_must_fit_the_classes(alpha, message):
+    with pytest.raises(UserError, match=message):
+        loss("loss=focal", f"loss.alpha={alpha}")

@@ -141,3 +141,78 @@ def test_the_cli_refuses_a_formula_too_large_to_compute_at_once(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
     assert "error: scheduler.formula='9**9**9**9': failed at epoch=0: 9 ** 3.8742e+08 would be about" in proc.stderr
     assert run_dirs(tmp_path) == []
+
+
+# ---- cyclic -------------------------------------------------------------------------------------------------
+CYCLE = ["scheduler=cyclic", "scheduler.unit=steps", "scheduler.step_size_up=2", "scheduler.max_lr=3.0"]
+
+
+def test_cyclic_lr_cycles_every_step():
+    assert lrs(CYCLE, epochs=2, steps=5) == pytest.approx([1, 2, 3, 2, 1, 2, 3, 2, 1, 2])
+    halved = lrs([*CYCLE, "scheduler.mode=triangular2"], epochs=2, steps=5)
+    assert halved == pytest.approx([1, 2, 3, 2, 1, 1.5, 2, 1.5, 1, 1.25])  # the amplitude halves every cycle
+    shrinking = lrs([*CYCLE, "scheduler.mode=exp_range", "scheduler.gamma=0.5"], epochs=1, steps=3)
+    assert shrinking == pytest.approx([1, 1 + 2 * 0.5 * 0.5, 1 + 2 * 0.5 ** 2])
+
+
+def test_cyclic_counts_half_cycles_in_epochs_and_defaults_to_a_factor_of_the_lr():
+    # 4 steps per epoch, half an epoch up and one down: 2 steps up to 4 × optimizer.lr, 4 steps down.
+    used = lrs(["scheduler=cyclic", "scheduler.step_size_up=0.5", "scheduler.step_size_down=1"], epochs=2, steps=4)
+    assert used == pytest.approx([1, 2.5, 4, 3.25, 2.5, 1.75, 1, 2.5])
+
+
+def momenta(overrides, steps=4):
+    cfg = compose(["optimizer.lr=1.0", *overrides])
+    optimizer = build_optimizer(cfg.optimizer, nn.Linear(2, 2))
+    schedule = build_scheduler(cfg.scheduler, optimizer, 1, steps)
+    group, seen = optimizer.param_groups[0], []
+    for _ in range(steps):
+        seen.append(group["betas"][0] if "betas" in group else group["momentum"])
+        optimizer.step()
+        schedule.step_batch()
+    return seen
+
+
+@pytest.mark.parametrize(("optimizer", "cycled"), [("optimizer=sgd", True), ("optimizer=adam", True),
+                                                  ("optimizer=rmsprop", False), ("optimizer=adagrad", None)])
+def test_cyclic_momentum_by_default_only_where_the_optimizer_has_it(optimizer, cycled):
+    if cycled is None:  # adagrad has no momentum at all: the lr still cycles
+        assert lrs([optimizer, *CYCLE], epochs=1, steps=3) == pytest.approx([1, 2, 3])
+        return
+    seen = momenta([optimizer, *CYCLE])
+    # rmsprop's momentum is 0 by default: turning it on would change the optimizer the user chose
+    assert seen == (pytest.approx([0.9, 0.85, 0.8, 0.85]) if cycled else [0.0] * 4)
+
+
+def test_cyclic_momentum_that_cannot_apply_is_a_clear_error():
+    with pytest.raises(UserError, match=r"^scheduler.cycle_momentum=true needs an optimizer with momentum or betas, "
+                                        r"and Adagrad has neither: set scheduler.cycle_momentum=false"):
+        lrs(["optimizer=adagrad", *CYCLE, "scheduler.cycle_momentum=true"])
+    assert momenta(["optimizer=sgd", *CYCLE, "scheduler.cycle_momentum=false"]) == [0.9] * 4
+    with pytest.raises(UserError, match="^scheduler.base_momentum=0.95 is above scheduler.max_momentum=0.9"):
+        lrs([*CYCLE, "scheduler.base_momentum=0.95"])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["scheduler.base_lr=2.0", "scheduler.max_lr=1.0"], r"^the cycle's max lr 1 \(scheduler.max_lr\) is not above "
+                                                        r"its base lr 2"),
+    (["scheduler.unit=steps", "scheduler.step_size_up=2.5"], "^scheduler.step_size_up=2.5 is not a whole number"),
+    (["scheduler.step_size_up=0.1"], r"^scheduler.step_size_up=0.1 epochs is less than one optimizer step \(5 per"),
+])
+def test_cyclic_settings_torch_would_misread_are_refused(overrides, message):
+    with pytest.raises(UserError, match=message):
+        lrs(["scheduler=cyclic", *overrides])
+
+
+def test_plateau_passes_cooldown_eps_and_threshold_mode_to_torch():
+    cfg = compose(["scheduler=plateau", "scheduler.cooldown=3", "scheduler.eps=0.01", "scheduler.threshold_mode=abs",
+                   "scheduler.threshold=0.5"])
+    inner = build_scheduler(cfg.scheduler, build_optimizer(cfg.optimizer, nn.Linear(2, 2)), 4, 5).scheduler
+    assert (inner.cooldown, inner.eps, inner.threshold_mode, inner.threshold) == (3, 0.01, "abs", 0.5)
+
+
+def test_plateau_cooldown_waits_after_a_decay():
+    plain = lrs(["scheduler=plateau", "scheduler.patience=0", "scheduler.factor=0.5"], epochs=5)
+    cooled = lrs(["scheduler=plateau", "scheduler.patience=0", "scheduler.factor=0.5", "scheduler.cooldown=1"],
+                 epochs=5)
+    assert plain[::5] == [1.0, 1.0, 0.5, 0.25, 0.125] and cooled[::5] == [1.0, 1.0, 0.5, 0.5, 0.25]

@@ -299,3 +299,23 @@ def test_a_failed_resume_leaves_nothing_behind(tmp_path, reference):
     log = after.pop(Path("train.log"))[0]
     assert log.startswith(before.pop(Path("train.log"))[0])  # at most a line added
     assert after == before
+
+
+@pytest.mark.parametrize(("extra", "resume_extra"), [
+    (["scheduler=cyclic", "scheduler.unit=steps", "scheduler.step_size_up=5", "loss.weight=balanced",
+      "loss.reduction=sum"], []),
+    (["~scheduler", "+scheduler._target_=torch.optim.lr_scheduler.ReduceLROnPlateau", "+scheduler.interval=epoch",
+      "+scheduler.monitor=val/loss", "+scheduler.patience=0", "+scheduler.threshold=0.5"], ["trust_targets=true"]),
+], ids=["cyclic-balanced-sum", "target-plateau"])
+def test_resume_is_exact_with_per_step_and_monitored_schedules(tmp_path, extra, resume_extra):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    whole.mkdir()
+    killed.mkdir()
+    proc = run_cli(["train", *RUN, *extra], whole)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [reference_run] = run_dirs(whole)
+    run, _ = interrupted_run(killed, "kill_at_step=23", *extra, "checkpoint.every_n_steps=5",
+                             expect=-signal.SIGKILL)  # mid-epoch 2: the schedule's state comes from step 20
+    resume(killed, run, *resume_extra)
+    assert comparable(run) == comparable(reference_run)
+    assert same_weights(weights(run), weights(reference_run))

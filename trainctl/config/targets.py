@@ -46,7 +46,8 @@ def _import_target(path: str, get_object: Any) -> Any:
         hydra_log.disabled = disabled
 
 
-OWN_KEYS = {"model": ("freeze",)}  # keys trainctl applies itself, never passed to the class (model.freeze)
+# Keys trainctl applies itself, never passed to the class: model.freeze; how a scheduler is stepped.
+OWN_KEYS = {"model": ("freeze",), "scheduler": ("interval", "monitor")}
 def _import_problem(error: Exception) -> str:
     """Hydra's three-line import error as one phrase: what is missing."""
     missing = re.search(r"that '([^']+)' is importable from module '([^']+)'", str(error))

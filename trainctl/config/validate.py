@@ -25,10 +25,30 @@ def _finite_problems(key: str, value: Any) -> list[str]:
     return [f"{key}={value} is not a finite number: give a real value"] if bad else []
 
 
+FORM_NAMES = {"number": "a number", "numbers": "a list of numbers"}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _form_problems(key: str, value: Any, forms: list[str]) -> list[str]:
+    """A field typed Any lists the forms it takes (`forms`): "number", "numbers" (a list) and literal words."""
+    fits = (value is None or ("number" in forms and _is_number(value))
+            or ("numbers" in forms and isinstance(value, (list, tuple)) and all(_is_number(v) for v in value))
+            or (isinstance(value, str) and value in forms))
+    if fits:
+        return []
+    accepted = [FORM_NAMES.get(form, form) for form in forms]
+    return [f"{key}={value!r} is not allowed: give {', '.join(accepted[:-1])} or {accepted[-1]}, or null"]
+
+
 def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
     problems = _finite_problems(key, value)
-    if problems:
-        return problems
+    if "forms" in meta:
+        problems = problems or _form_problems(key, value, meta["forms"])
+    if problems or (isinstance(value, str) and "forms" in meta):
+        return problems  # a word (loss.weight=balanced) has no range
     checks = {
         "ge": (lambda v, b: v >= b, ">="),
         "gt": (lambda v, b: v > b, ">"),
@@ -36,7 +56,7 @@ def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
         "lt": (lambda v, b: v < b, "<"),
     }
     for name, (ok, sign) in checks.items():
-        if name in meta and value is not None and not ok(value, meta[name]):
+        if name in meta and _is_number(value) and not ok(value, meta[name]):  # a list has its each_* limits
             problems.append(f"{key}={value} is out of range: it must be {sign} {meta[name]}")
         each = f"each_{name}"
         if each in meta and isinstance(value, (list, tuple)):

@@ -16,8 +16,12 @@ class MetricAccumulator:
     error); `full=True` (evaluation) adds top-5 and per-class accuracy, or the absolute error.
     """
 
-    def __init__(self, task: str, num_classes: int, device: torch.device, full: bool = True) -> None:
+    def __init__(self, task: str, num_classes: int, device: torch.device, full: bool = True,
+                 loss_is_sum: bool = False) -> None:
         self.task, self.num_classes, self.full = task, num_classes, full
+        # A loss with reduction=sum is already the batch's total; a mean one is scaled up to it, so the logged
+        # loss is a mean per sample either way.
+        self.loss_is_sum = loss_is_sum
         self.n = 0
         self.loss_sum = torch.zeros((), device=device)
         self.score_sum = torch.zeros((), device=device)  # correct predictions, or summed squared error
@@ -31,7 +35,7 @@ class MetricAccumulator:
     def update(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
         batch = target.shape[0]
         self.n += batch
-        self.loss_sum += loss.detach() * batch
+        self.loss_sum += loss.detach() if self.loss_is_sum else loss.detach() * batch
         output = output.detach()
         if self.task == REGRESSION:
             error = (output - target).flatten(1)

@@ -39,7 +39,9 @@ def build_model_parts(cfg: DictConfig, data: DataBundle, device: torch.device) -
     model = build_model(cfg.model, data.spec).to(device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return ModelParts(model, build_loss(cfg.loss, data.spec).to(device), StepSettings(cfg.trainer, device))
+    labels = getattr(data.train, "y", None)  # in-memory splits only: counted for loss.weight=balanced
+    loss_fn = build_loss(cfg.loss, data.spec, labels if isinstance(labels, torch.Tensor) else None)
+    return ModelParts(model, loss_fn.to(device), StepSettings(cfg.trainer, device))
 
 
 def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, run_dir: Path,

@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from trainctl.components.losses import reduces_by_sum
 from trainctl.components.schedulers import Schedule
 from trainctl.data.splits import DataBundle, SplitLike, ceil_div
 from trainctl.engine.accumulator import MetricAccumulator
@@ -184,7 +185,8 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     t.raw_model.train()
     accum, log_every, limit = cfg.grad_accum_steps, cfg.log_every_n_steps, t.batches
     start = t.state.batches_in_epoch
-    acc = MetricAccumulator(t.data.spec.task, t.data.spec.num_classes, t.device, full=False)
+    acc = MetricAccumulator(t.data.spec.task, t.data.spec.num_classes, t.device, full=False,
+                            loss_is_sum=reduces_by_sum(t.loss_fn))
     if t.state.partial is not None:
         acc.load_state(t.state.partial)
     first_bad = torch.full((), -1, dtype=torch.long, device=t.device)
@@ -256,7 +258,8 @@ def evaluate(model: nn.Module, split: SplitLike, data: DataBundle, loss_fn: nn.M
     """The task's metrics over a split (its first `max_batches` batches when given), with one host sync at the
     end."""
     model.eval()
-    acc = MetricAccumulator(data.spec.task, data.spec.num_classes, settings.device, full=True)
+    acc = MetricAccumulator(data.spec.task, data.spec.num_classes, settings.device, full=True,
+                            loss_is_sum=reduces_by_sum(loss_fn))
     for x, y in itertools.islice(split.ordered(batch_size, data.eval_transform), max_batches):
         with settings.autocast():
             out = model(settings.prepare(x))

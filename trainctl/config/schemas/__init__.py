@@ -17,6 +17,7 @@ from trainctl.config.schemas.models import (  # noqa: F401  (re-exported)
 )
 from trainctl.config.schemas.optim import (  # noqa: F401  (re-exported)
     SGDConfig, AdamConfig, AdamWConfig, NAdamConfig, RMSpropConfig, AdagradConfig, NoSchedulerConfig, StepLRConfig, CosineConfig, PlateauConfig, MultiStepConfig, ExponentialConfig, LambdaConfig, OneCycleConfig,
+    CyclicConfig,
 )
 
 # One schema per option; the option's YAML file pulls it in with `- /schema/<group>/<name>@_here_`.
@@ -29,7 +30,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
                   "rmsprop": RMSpropConfig, "adagrad": AdagradConfig},
     "scheduler": {"none": NoSchedulerConfig, "step": StepLRConfig, "multistep": MultiStepConfig,
                   "exponential": ExponentialConfig, "cosine": CosineConfig, "plateau": PlateauConfig,
-                  "lambda": LambdaConfig, "onecycle": OneCycleConfig},
+                  "lambda": LambdaConfig, "onecycle": OneCycleConfig, "cyclic": CyclicConfig},
     "loss": {"cross_entropy": CrossEntropyConfig, "nll": NLLConfig, "focal": FocalConfig, "mse": MSEConfig,
              "l1": L1Config, "smooth_l1": SmoothL1Config, "bce_with_logits": BCEWithLogitsConfig},
     "device": {"auto": DeviceConfig, "cpu": DeviceConfig, "cuda": DeviceConfig, "mps": DeviceConfig},

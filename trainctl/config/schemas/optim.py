@@ -95,8 +95,13 @@ class PlateauConfig(NoSchedulerConfig):
     mode: str = spec("auto", help="min, max, or auto (from the metric name)", choices=["auto", "min", "max"])
     factor: float = spec(0.1, help="decay factor", gt=0.0, lt=1.0)
     patience: int = spec(2, help="epochs without improvement before a decay", ge=0)
-    threshold: float = spec(1e-4, help="relative improvement that counts", ge=0.0)
+    threshold: float = spec(1e-4, help="improvement that counts (a fraction of the best, or an amount: "
+                                       "threshold_mode)", ge=0.0)
+    threshold_mode: str = spec("rel", help="rel: improve by threshold × the best value; abs: by threshold",
+                               choices=["rel", "abs"])
+    cooldown: int = spec(0, help="epochs to wait after a decay before counting epochs without improvement", ge=0)
     min_lr: float = spec(0.0, help="lower bound on the learning rate", ge=0.0)
+    eps: float = spec(1e-8, help="a decay smaller than this is skipped", ge=0.0)
 
 
 @dataclass
@@ -126,3 +131,27 @@ class OneCycleConfig(NoSchedulerConfig):
     anneal_strategy: str = spec("cos", help="shape of the fall", choices=["cos", "linear"])
     div_factor: float = spec(25.0, help="initial lr = max_lr / div_factor", gt=0.0)
     final_div_factor: float = spec(1e4, help="final lr = initial lr / final_div_factor", gt=0.0)
+
+
+@dataclass
+class CyclicConfig(NoSchedulerConfig):
+    """Cyclical learning rates (Smith 2017): the lr runs between base_lr and max_lr, stepped every batch."""
+
+    name: str = "cyclic"
+    base_lr: Optional[float] = spec(None, help="lowest lr of a cycle (default: optimizer.lr)", gt=0.0)
+    max_lr: Optional[float] = spec(None, help="highest lr of a cycle (default: max_factor × base_lr)", gt=0.0)
+    max_factor: float = spec(4.0, help="max_lr as a multiple of base_lr when max_lr is null", gt=1.0)
+    step_size_up: float = spec(2.0, help="length of the rising half-cycle, in `unit`", gt=0.0)
+    step_size_down: Optional[float] = spec(None, help="length of the falling half-cycle (default: step_size_up)",
+                                           gt=0.0)
+    unit: str = spec("epochs", help="what step_size_up/down count: epochs or optimizer steps",
+                     choices=["epochs", "steps"])
+    mode: str = spec("triangular", help="triangular: constant amplitude; triangular2: halved every cycle; "
+                                        "exp_range: times gamma every step", choices=["triangular", "triangular2",
+                                                                                      "exp_range"])
+    gamma: float = spec(1.0, help="exp_range only: amplitude factor per optimizer step (e.g. 0.9999)", gt=0.0,
+                        le=1.0)
+    cycle_momentum: Optional[bool] = spec(None, help="cycle the momentum (adam's beta1) against the lr; null: when "
+                                                     "the optimizer has betas or momentum > 0")
+    base_momentum: float = spec(0.8, help="momentum at the lr peak", ge=0.0, lt=1.0)
+    max_momentum: float = spec(0.9, help="momentum at the lr trough", ge=0.0, lt=1.0)
