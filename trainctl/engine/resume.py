@@ -11,11 +11,12 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from trainctl.config.overrides import quote_value, unquote_value
+from trainctl.config.schemas.models import ADDED_KEYS
 from trainctl.config.trust import check_stored_targets, replayed_targets
 from trainctl.errors import UserError
 
 COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
-NEWER_KEYS = {"model.freeze": [], "dataset.train_size": None}  # keys older checkpoints lack, with the value that means what they did
+NEWER_KEYS = {"model.freeze": [], "dataset.train_size": None, **ADDED_KEYS}  # keys older checkpoints lack, with the value that means what they did
 
 
 def checkpoint_path(resume: str) -> Path:
