@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
 
 from trainctl.config.schemas.fields import spec
 from trainctl.errors import UserError
@@ -56,18 +59,21 @@ def dropout2d_field() -> Any:
                           "suits conv features whose neighbouring pixels are alike", ge=0.0, lt=1.0)
 
 
-def norm_conflict(model: Any) -> str | None:
+def norm_conflict(model: DictConfig) -> str | None:
     """`model.batch_norm=true` is the older spelling of `model.norm=batch`: with another norm it is a
     contradiction, refused rather than resolved by a rule the user would have to remember."""
     norm = model.get("norm")
-    if model.get("batch_norm") and norm not in (None, "batch"):
-        return (f"model.batch_norm=true and model.norm={norm} contradict each other (batch_norm=true means "
-                f"norm=batch). Fix: for {norm} norm set model.batch_norm=false (vgg turns it on by default), or "
-                f"drop model.norm")
-    return None
+    if not model.get("batch_norm") or norm in (None, "batch"):
+        return None
+    schema = OmegaConf.get_type(model)
+    by_default = dataclasses.is_dataclass(schema) and any(
+        f.name == "batch_norm" and f.default is True for f in dataclasses.fields(schema))
+    why = f" ({model.get('name')} turns it on by default)" if by_default else ""
+    return (f"model.norm={norm} contradicts model.batch_norm=true{why}, which means norm=batch. Fix: set "
+            f"model.batch_norm=false to use {norm} norm, or drop model.norm")
 
 
-def chosen_norm(model: Any) -> str:
+def chosen_norm(model: DictConfig) -> str:
     """The normalisation a model config asks for: `norm` when set, else batch when `batch_norm`, else none."""
     conflict = norm_conflict(model)
     if conflict is not None:
