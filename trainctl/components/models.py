@@ -1,4 +1,7 @@
-"""Model builders: `build_model(cfg, spec) -> nn.Module`. Input shape and class count come from the data spec."""
+"""Model builders: `build_model(cfg, spec) -> nn.Module`. Input shape and class count come from the data spec.
+
+Here: the registry, the input-size and memory checks every builder uses, and the mlp; the convnets are in
+`convnets.py`, the sequence models in `recurrent.py`, the layers they choose by name in `layers.py`."""
 
 from __future__ import annotations
 
