@@ -27,7 +27,7 @@ commands:
                         trainctl predict ckpt=runs/<run> inputs=photos/ topk=3
   export ckpt=PATH    a file to deploy (format=onnx|pt2|safetensors), checked against PyTorch on test data
                         trainctl export ckpt=runs/<run> format=onnx
-  list [GROUP]        every option of every config group, with its description and defaults
+  list [GROUP [OPT]]  every option of every config group, with its description and defaults; with OPT, its keys
   doctor              versions, devices, and which datasets are available offline
   summary [overrides] print the model's layers, shapes, parameters and MACs without training
   lr-find [overrides] the learning-rate range test: suggests optimizer.lr, plots loss against lr

@@ -104,6 +104,20 @@ def test_list_shows_every_component(tmp_path):
     assert "lenet" in only_models and "fashionmnist" not in only_models
 
 
+def test_list_of_one_option_shows_each_key_with_its_help(tmp_path):
+    proc = run_cli(["list", "model", "cnn"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.replace("│", " ").split())
+    for key in ("model.channels [16, 32]", "model.activation relu", "model.norm null", "model.norm_groups null",
+                "model.pool max", "model.dropout2d 0.0", "model.dropout 0.0", "model.batch_norm false"):
+        assert key in text
+    assert "GroupNorm(1, C)" in text and "one of none|batch|layer|group|instance|null" in text
+    rnn = " ".join(run_cli(["list", "model", "rnn"], tmp_path).stdout.split())
+    assert "model.nonlinearity" in rnn and "one of tanh|relu" in rnn and "model.bias" in rnn
+    proc = run_cli(["list", "model", "cnnn"], tmp_path)
+    assert proc.returncode == 2 and "unknown model 'cnnn'; did you mean 'cnn'?" in proc.stderr
+
+
 def test_doctor_reports_versions_devices_and_data(tmp_path, fake_fashion):
     (tmp_path / "data").symlink_to(fake_fashion)  # the default dataset.root is ./data
     proc = run_cli(["doctor"], tmp_path)

@@ -21,6 +21,8 @@ LIGHT = [
     (["--help"], 0),
     (["list"], 0),
     (["list", "model"], 0),
+    (["list", "model", "cnn"], 0),
+    (["train", "model.batch_norm=true", "model.norm=layer"], 2),  # keys that contradict each other
     (["train", "--help"], 0),
     (["train", "--cfg", "job"], 0),
     (["train", "--cfg", "job", "experiment=smoke", "optimizer=sgd"], 0),

@@ -81,6 +81,32 @@ def test_cnn_total_matches_a_hand_count(tmp_path):
 
 
 @pytest.mark.slow
+def test_model_options_show_in_the_table(tmp_path):
+    proc = run_cli(["summary", "model=cnn", "model.dropout=0.3", "model.activation=elu", "model.norm=group",
+                    "model.pool=avg", "model.dropout2d=0.1", "dataset=fashionmnist"], tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = re.findall(r"^├─(\w+) \(\d+\)", proc.stdout, re.M)
+    assert rows == ["Conv2d", "GroupNorm", "ELU", "Dropout2d", "AvgPool2d", "Conv2d", "GroupNorm", "ELU", "Dropout2d",
+                    "Flatten", "Dropout", "Linear"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "message"), [
+    (["model.batch_norm=true", "model.norm=layer"],
+     "model.norm=layer contradicts model.batch_norm=true, which means norm=batch. Fix: set model.batch_norm=false"),
+    (["model=lenet", "model.norm=group", "model.norm_groups=4"],
+     "model.norm_groups=4 does not divide the 6 channels of lenet's conv 1"),
+    (["model=mlp", "model.norm=group"], "model.norm='group' is not allowed: choose one of none, batch, layer"),
+])
+def test_bad_model_options_exit_2_with_one_message_naming_the_key(tmp_path, args, message):
+    proc = run_cli(["summary", *args], tmp_path, timeout=60)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert message in " ".join(proc.stderr.split()) and proc.stderr.count("error:") == 1
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
 def test_a_bad_override_exits_2_with_one_message(tmp_path):
     proc = run_cli(["summary", "model.foo=1"], tmp_path, timeout=60)
     assert proc.returncode == 2

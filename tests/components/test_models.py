@@ -99,12 +99,6 @@ def test_torchvision_model_refuses_a_size_it_cannot_take():
         build_model(cfg, DataSpec((3, 32, 32), 10))
 
 
-@pytest.mark.parametrize("channels", ["[]", "[8]", "[8,8,8]"])
-def test_cnn_needs_two_channel_counts(channels):
-    with pytest.raises(UserError, match=r"^model.channels=\[.*\] needs two values, .* e.g. model.channels=\[16,32\]"):
-        build_model(compose(["model=cnn", f"model.channels={channels}"]).model, DataSpec((1, 28, 28), 10))
-
-
 @pytest.mark.parametrize("layers", ["[]", "[M]"])
 def test_vgg_needs_a_conv_layer(layers):
     with pytest.raises(UserError, match=r"^model.layers=\[.*\] has no conv layer: .* model.layers=null"):

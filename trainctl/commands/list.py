@@ -1,4 +1,5 @@
-"""`trainctl list [GROUP]`: every option of every config group, with its description and its defaults.
+"""`trainctl list [GROUP [OPTION]]`: every option of every config group, with its description and its defaults;
+with an option, each of its keys with its default, help text and accepted values (from the schema's fields).
 
 Read from the config tree (each option's YAML opens with its description) and the typed schemas, so listing
 needs no torch; options that installed plugins add come from the ConfigStore and their registry entries.
@@ -50,18 +51,69 @@ def rows(group: str) -> list[tuple[str, str, str]]:
     return result
 
 
+LIMITS = {"ge": ">= {}", "gt": "> {}", "le": "<= {}", "lt": "< {}", "each_ge": "each >= {}", "length": "{} items",
+          "min_items": "at least {} item(s)"}
+
+
+def _accepts(meta: dict[str, object], default: object) -> str:
+    """What a key accepts, from its schema field's metadata: choices and limits, as the validator checks them
+    (a null default means the key may stay null)."""
+    choices = [*map(str, meta.get("choices", [])), *(["null"] if default is None else [])]
+    parts = [f"one of {'|'.join(choices)}"] if "choices" in meta else []
+    parts += [text.format(meta[name]) for name, text in LIMITS.items() if name in meta]
+    return "; ".join(parts)
+
+
+def key_rows(group: str, name: str) -> list[tuple[str, str, str]]:
+    """(key, default, help and accepted values) for each setting of one option, from its typed schema."""
+    import dataclasses
+
+    from trainctl.config.schemas import SCHEMAS
+
+    if name not in group_options(group):
+        raise UserError(f"unknown {group} '{name}'{did_you_mean(name, group_options(group))} "
+                        f"(see `trainctl list {group}`)")
+    values = OmegaConf.to_container(option_defaults(group, name))
+    fields = {f.name: dict(f.metadata) for f in dataclasses.fields(SCHEMAS[group][name])} \
+        if name in SCHEMAS.get(group, {}) else {}
+    result = []
+    for key, value in values.items():
+        if key == "name":  # the option itself, chosen with group=NAME
+            continue
+        meta = fields.get(key, {})
+        accepts = _accepts(meta, value)
+        about = " ".join(part for part in (str(meta.get("help", "")), f"({accepts})" if accepts else "") if part)
+        result.append((f"{group}.{key}", _override_text(value), about))
+    return result
+
+
+def _print_keys(console: Console, group: str, name: str) -> None:
+    table = Table(title=f"{group}={name}: {option_description(group, name)}", title_justify="left")
+    table.add_column("key (override as key=value)", style="bold cyan", no_wrap=True)
+    table.add_column("default", style="dim")
+    table.add_column("what it sets")
+    for key, default, about in key_rows(group, name):
+        table.add_row(escape(key), escape(default), escape(about))
+    console.print(table)
+
+
 def run_list(args: list[str]) -> int:
     groups = [*GROUPS, *PRESET_GROUPS]
     if args and args[0] in ("-h", "--help"):
-        print("usage: trainctl list [GROUP]\n\nGROUP is one of: " + ", ".join(groups))
+        print("usage: trainctl list [GROUP [OPTION]]\n\nGROUP is one of: " + ", ".join(groups)
+              + "\nWith an OPTION (trainctl list model cnn): each of its keys, default and what it sets.")
         return 0
-    if len(args) > 1:
-        raise UserError(f"trainctl list takes one group at most, not {' '.join(args)}: e.g. trainctl list model")
+    if len(args) > 2 or (len(args) == 2 and args[0] in PRESET_GROUPS):
+        raise UserError(f"trainctl list takes a group and, for {', '.join(GROUPS)}, an option, not "
+                        f"{' '.join(args)}: e.g. trainctl list model cnn")
     if args:
         if args[0] not in groups:
             raise UserError(f"unknown group '{args[0]}'{did_you_mean(args[0], groups)} (groups: {', '.join(groups)})")
         groups = [args[0]]
     console = Console(emoji=False)
+    if len(args) == 2:
+        _print_keys(console, args[0], args[1])
+        return 0
     for group in groups:
         table = Table(title=f"{group}  (choose with {group}=NAME)", title_justify="left", show_lines=False)
         table.add_column("name", style="bold cyan", no_wrap=True)

@@ -1,4 +1,5 @@
-"""Larger image models: VGG from a layer list, torchvision's ResNets adapted to small images, any torchvision model."""
+"""Image models: our convnets (cnn, lenet, VGG from a layer list), torchvision's ResNets adapted to small images,
+any torchvision model."""
 
 from __future__ import annotations
 
@@ -9,33 +10,84 @@ from torch import nn
 from trainctl.config.schemas import VGG_PRESETS
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
-from trainctl.components.models import MODELS, check_input_size, flat_size, need_image
+from trainctl.components.layers import ConvStyle, activation, dropout
+from trainctl.components.models import MODELS, check_input_size, check_norm_positions, flat_size, need_image
+
+
+@MODELS.register("cnn")
+def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
+    """Small convnet: a block (conv, norm, activation, pool) per model.channels item, the first conv with stride 2
+    and no pool after the last; then a linear layer to the classes. Default: conv 16@5x5/2, ReLU, max-pool 2;
+    conv 32@5x5, ReLU; linear."""
+    need_image("cnn", spec)
+    channels = list(cfg.channels)
+    if not channels:
+        raise UserError("model.channels=[] has no conv block: give at least one channel count, e.g. "
+                        "model.channels=[16,32]")
+    style = ConvStyle.of(cfg, "cnn", channels)
+    k, pad = cfg.kernel_size, cfg.kernel_size // 2
+    features: list[nn.Module] = []
+    inputs = spec.input_shape[0]
+    for index, count in enumerate(channels):
+        features += style.block(nn.Conv2d(inputs, count, k, stride=2 if index == 0 else 1, padding=pad))
+        if index < len(channels) - 1:
+            features.append(style.pooling())
+        inputs = count
+    features.append(nn.Flatten())
+    fewer = "lower model.kernel_size or give model.channels fewer items (each block but the last halves the size)"
+    check_input_size("cnn", features, spec.input_shape, fewer, kernel_key="model.kernel_size")
+    check_norm_positions("cnn", features, spec.input_shape)
+    flat = flat_size(nn.Sequential(*features), spec.input_shape)
+    return nn.Sequential(*features, *dropout(cfg.dropout), nn.Linear(flat, spec.num_classes))
+
+
+@MODELS.register("lenet")
+def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
+    """LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, fc 120, fc 84, fc classes."""
+    need_image("lenet", spec)
+    style = ConvStyle.of(cfg, "lenet", [6, 16])
+    # Padding 2 on the first conv turns 28x28 digits into LeNet's original 32x32 receptive field.
+    features = [
+        *style.block(nn.Conv2d(spec.input_shape[0], 6, 5, padding=2)), style.pooling(),
+        *style.block(nn.Conv2d(6, 16, 5)), style.pooling(),
+        nn.Flatten(),
+    ]
+    check_input_size("lenet", features, spec.input_shape, "use a model for small images (model=resnet takes any size)")
+    check_norm_positions("lenet", features, spec.input_shape)
+    flat = flat_size(nn.Sequential(*features), spec.input_shape)
+    head = [nn.Linear(flat, 120), activation(cfg.activation), *dropout(cfg.dropout),
+            nn.Linear(120, 84), activation(cfg.activation), *dropout(cfg.dropout),
+            nn.Linear(84, spec.num_classes)]
+    return nn.Sequential(*features, *head)
 
 
 @MODELS.register("vgg")
 def build_vgg(cfg: DictConfig, spec: DataSpec) -> nn.Module:
-    """VGG-style convnet from a layer list (numbers: 3x3 conv channels, M: 2x2 max-pool); presets vgg11/13/16."""
+    """VGG-style convnet from a layer list (numbers: 3x3 conv channels, M: 2x2 pool); presets vgg11/13/16."""
     need_image("vgg", spec)
     layers = OmegaConf.to_container(cfg.layers) if cfg.layers is not None else VGG_PRESETS[cfg.preset]
+    for item in layers:
+        if str(item).upper() != "M" and (not isinstance(item, int) or isinstance(item, bool) or item < 1):
+            raise UserError(f"model.layers item {item!r} is neither a channel count nor 'M'")
+    convs = [item for item in layers if str(item).upper() != "M"]
+    if not convs:
+        raise UserError(f"model.layers={layers} has no conv layer: give at least one channel count, "
+                        "e.g. model.layers=[32,M,64,M], or set model.layers=null to use model.preset")
+    style = ConvStyle.of(cfg, "vgg", convs, inplace=True)
     features: list[nn.Module] = []
     channels = spec.input_shape[0]
     for item in layers:
         if str(item).upper() == "M":
-            features.append(nn.MaxPool2d(2))
-            continue
-        if not isinstance(item, int) or isinstance(item, bool) or item < 1:
-            raise UserError(f"model.layers item {item!r} is neither a channel count nor 'M'")
-        features += [nn.Conv2d(channels, item, 3, padding=1), *([nn.BatchNorm2d(item)] if cfg.batch_norm else []),
-                     nn.ReLU(inplace=True)]
-        channels = item
-    if not any(isinstance(f, nn.Conv2d) for f in features):
-        raise UserError(f"model.layers={layers} has no conv layer: give at least one channel count, "
-                        "e.g. model.layers=[32,M,64,M], or set model.layers=null to use model.preset")
+            features.append(style.pooling())
+        else:
+            features += style.block(nn.Conv2d(channels, item, 3, padding=1))
+            channels = item
     fewer_pools = ("remove some 'M' pools from model.layers" if cfg.layers is not None else
                    f"give model.layers with fewer 'M' pools than preset {cfg.preset}'s")
     check_input_size("vgg", features, spec.input_shape, fewer_pools)
+    check_norm_positions("vgg", features, spec.input_shape)
     head = nn.Sequential(
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, cfg.hidden), nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, cfg.hidden), activation(cfg.activation, True),
         nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, spec.num_classes),
     )
     return nn.Sequential(*features, head)

@@ -1,4 +1,7 @@
-"""Model builders: `build_model(cfg, spec) -> nn.Module`. Input shape and class count come from the data spec."""
+"""Model builders: `build_model(cfg, spec) -> nn.Module`. Input shape and class count come from the data spec.
+
+Here: the registry, the input-size and memory checks every builder uses, and the mlp; the convnets are in
+`convnets.py`, the sequence models in `recurrent.py`, the layers they choose by name in `layers.py`."""
 
 from __future__ import annotations
 
@@ -6,18 +9,19 @@ import math
 from typing import Callable, Iterator, Sequence
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from trainctl.components.layers import activation, dropout, linear_norm
 from trainctl.config.targets import has_target, instantiate_target
+from trainctl.config.schemas import SCHEMAS
+from trainctl.config.schemas.models import chosen_norm
 from trainctl.data.memory import available_bytes, format_bytes, is_out_of_memory
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 from trainctl.registry import Registry
 
 MODELS: Registry = Registry("model")
-
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
 def flat_size(features: nn.Module, input_shape: tuple[int, ...]) -> int:
@@ -128,73 +132,30 @@ def check_input_size(name: str, layers: Sequence[nn.Module], input_shape: tuple[
                     f"Fix: {fix}, or use larger images.{larger}")
 
 
+def check_norm_positions(name: str, layers: Sequence[nn.Module], input_shape: tuple[int, ...]) -> None:
+    """Instance norm takes a mean over each channel's positions: torch refuses a 1x1 map mid-run; say so now."""
+    for index, layer, (h, w), _ in _walk(layers, tuple(input_shape[1:])):
+        if isinstance(layer, nn.InstanceNorm2d) and h * w == 1:
+            raise UserError(f"model.norm=instance needs more than one position per channel, but layer {index} of "
+                            f"model '{name}' sees 1x1 maps on {'x'.join(map(str, input_shape))} inputs. Fix: "
+                            "choose model.norm=group, layer or batch, fewer pools, or larger images")
+
+
 @MODELS.register("mlp")
 def build_mlp(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     """Fully connected net on flattened inputs (default: the PyTorch quickstart's 784-512-512-10, ReLU)."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(spec.input_shape)
+    norm = chosen_norm(cfg)
     for hidden in cfg.hidden:
-        layers.append(nn.Linear(width, hidden))
-        if cfg.batch_norm:
-            layers.append(nn.BatchNorm1d(hidden))
-        layers.append(ACTIVATIONS[cfg.activation]())
-        if cfg.dropout > 0:
-            layers.append(nn.Dropout(cfg.dropout))
+        layers += [nn.Linear(width, hidden), *linear_norm(norm, hidden), activation(cfg.activation),
+                   *dropout(cfg.dropout)]
         width = hidden
     if spec.task == "regression":  # predict the whole target, shaped like it
         layers += [nn.Linear(width, math.prod(spec.target_shape)), nn.Unflatten(1, spec.target_shape)]
     else:
         layers.append(nn.Linear(width, spec.num_classes))
     return nn.Sequential(*layers)
-
-
-@MODELS.register("cnn")
-def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
-    """Small convnet: conv 16@5x5 stride 2, ReLU, max-pool 2; conv 32@5x5, ReLU; linear to the classes."""
-    need_image("cnn", spec)
-    if len(cfg.channels) != 2:
-        raise UserError(f"model.channels={list(cfg.channels)} needs two values, the output channels of the cnn's "
-                        "two conv layers: e.g. model.channels=[16,32]")
-    c1, c2 = cfg.channels
-    k, pad = cfg.kernel_size, cfg.kernel_size // 2
-    norm = (lambda c: [nn.BatchNorm2d(c)]) if cfg.batch_norm else (lambda c: [])
-    features = [
-        nn.Conv2d(spec.input_shape[0], c1, k, stride=2, padding=pad),
-        *norm(c1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(c1, c2, k, padding=pad),
-        *norm(c2),
-        nn.ReLU(),
-        nn.Flatten(),
-    ]
-    check_input_size("cnn", features, spec.input_shape, "lower model.kernel_size", kernel_key="model.kernel_size")
-    flat = flat_size(nn.Sequential(*features), spec.input_shape)
-    return nn.Sequential(*features, nn.Linear(flat, spec.num_classes))
-
-
-@MODELS.register("lenet")
-def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
-    """LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, fc 120, fc 84, fc classes."""
-    need_image("lenet", spec)
-    act = ACTIVATIONS[cfg.activation]
-    # Padding 2 on the first conv turns 28x28 digits into LeNet's original 32x32 receptive field.
-    norm = (lambda c: [nn.BatchNorm2d(c)]) if cfg.batch_norm else (lambda c: [])
-    features = [
-        nn.Conv2d(spec.input_shape[0], 6, 5, padding=2),
-        *norm(6),
-        act(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(6, 16, 5),
-        *norm(16),
-        act(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-    ]
-    check_input_size("lenet", features, spec.input_shape, "use a model for small images (model=resnet takes any size)")
-    flat = flat_size(nn.Sequential(*features), spec.input_shape)
-    head = [nn.Linear(flat, 120), act(), nn.Linear(120, 84), act(), nn.Linear(84, spec.num_classes)]
-    return nn.Sequential(*features, *head)
 
 
 # ---- memory: refuse a model whose parameters cannot fit, before allocating them --------------------------------
@@ -234,6 +195,18 @@ def check_fits(name: str, build: Callable[[], nn.Module], available: int | None 
                                f"{TRAINING_COPIES}x that, and {format_bytes(available)} is free")
 
 
+def with_defaults(cfg: DictConfig) -> DictConfig:
+    """`cfg` plus the keys it lacks, from its schema: a config stored before a key existed (an exported model's
+    description) builds what it built then, since each newer key's default keeps the older behaviour. Keys it
+    has keep their order, which error messages list."""
+    schema = SCHEMAS["model"].get(cfg.get("name"))
+    if schema is None:
+        return cfg
+    defaults = OmegaConf.to_container(OmegaConf.structured(schema))
+    missing = {key: value for key, value in defaults.items() if key not in cfg}
+    return OmegaConf.merge(cfg, missing) if missing else cfg
+
+
 def build_model(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     if has_target(cfg):
         model = instantiate_target(cfg, input_shape=spec.input_shape, num_classes=spec.num_classes, spec=spec)
@@ -244,6 +217,7 @@ def build_model(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         raise UserError(f"model '{cfg.name}' is a classifier but the dataset is a regression task: "
                         "use model=mlp, rnn, lstm or gru")
     builder = MODELS.get(cfg.name)
+    cfg = with_defaults(cfg)
     try:
         if cfg.get("weights") is None:  # pretrained archs have a known size; sizing would load the weights twice
             check_fits(cfg.name, lambda: builder(cfg, spec))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -19,13 +21,14 @@ class SequenceModel(nn.Module):
     Classification reads the last time step; regression maps every time step to the target features.
     """
 
-    def __init__(self, cell: type[nn.RNNBase], cfg: DictConfig, spec: DataSpec) -> None:
+    def __init__(self, cell: type[nn.RNNBase], cfg: DictConfig, spec: DataSpec, **cell_options: Any) -> None:
         super().__init__()
         shape = spec.input_shape
         features = shape[0] * shape[2] if len(shape) == 3 else shape[-1]
         self.classify = spec.task == "classification"
         self.rnn = cell(features, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True,
-                        bidirectional=cfg.bidirectional, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0)
+                        bidirectional=cfg.bidirectional, dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+                        bias=cfg.bias, **cell_options)
         width = cfg.hidden_size * (2 if cfg.bidirectional else 1)
         outputs = spec.num_classes if self.classify else spec.target_shape[-1]
         self.head = nn.Linear(width, outputs)
@@ -40,7 +43,9 @@ class SequenceModel(nn.Module):
 def _build(kind: str, cfg: DictConfig, spec: DataSpec) -> nn.Module:
     if len(spec.input_shape) not in (2, 3):
         raise UserError(f"model '{kind}' needs sequences (T, F) or images (C, H, W), not {spec.input_shape}")
-    return SequenceModel(CELLS[kind], cfg, spec)
+    # Only the plain RNN has a choice of nonlinearity (LSTM and GRU gates are fixed sigmoids and tanh).
+    options = {"nonlinearity": cfg.nonlinearity} if kind == "rnn" else {}
+    return SequenceModel(CELLS[kind], cfg, spec, **options)
 
 
 @MODELS.register("rnn")

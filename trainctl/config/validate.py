@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from trainctl.config.compose import GROUPS
+from trainctl.config.schemas.models import norm_conflict
 from trainctl.config.schemas.run import TrainConfig
 from trainctl.errors import UserError
 from trainctl.metrics import known_metrics, unknown_metrics
@@ -63,7 +64,7 @@ def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
             bad = [v for v in value if isinstance(v, (int, float)) and not ok(v, meta[each])]
             if bad:
                 problems.append(f"{key}={list(value)} has {bad}: every item must be {sign} {meta[each]}")
-    if "choices" in meta and value not in meta["choices"]:
+    if "choices" in meta and value is not None and value not in meta["choices"]:  # None: an Optional's "unset"
         problems.append(f"{key}={value!r} is not allowed: choose one of {', '.join(meta['choices'])}")
     if isinstance(value, (list, tuple)):
         if "length" in meta and len(value) != meta["length"]:
@@ -180,6 +181,9 @@ def config_problems(cfg: DictConfig) -> list[str]:
     known = known_metrics()
     for key, value in unknown_metrics(lambda key: OmegaConf.select(cfg, key), known):
         problems.append(f"{key}={value!r} is not a metric trainctl computes: choose one of {', '.join(known)}")
+    model = cfg.get("model")
+    if isinstance(model, DictConfig) and "_target_" not in model:
+        problems += [p for p in [norm_conflict(model)] if p is not None]
     opt = cfg.get("optimizer")
     if opt is not None and opt.get("name") == "sgd" and opt.get("nesterov") and not opt.get("momentum"):
         problems.append("optimizer.nesterov=true needs optimizer.momentum > 0")

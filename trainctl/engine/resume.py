@@ -11,13 +11,14 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from trainctl.config.overrides import quote_value, unquote_value
+from trainctl.config.schemas.models import ADDED_KEYS
 from trainctl.config.trust import check_stored_targets, replayed_targets
 from trainctl.errors import UserError
 
 COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
 # Keys older checkpoints lack, with the value that means what they did.
 NEWER_KEYS = {"model.freeze": [], "dataset.train_size": None, "dataset.train_per_class": None,
-              "dataset.train_transforms": [], "dataset.eval_transforms": []}
+              "dataset.train_transforms": [], "dataset.eval_transforms": [], **ADDED_KEYS}
 
 
 def checkpoint_path(resume: str) -> Path:

@@ -2,39 +2,119 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from omegaconf import DictConfig, OmegaConf
+
 from trainctl.config.schemas.fields import spec
+from trainctl.errors import UserError
 
 
-# ---- models -------------------------------------------------------------------------------------------------
+# ---- fields several models share (one help text each) -------------------------------------------------------
 def freeze_field() -> Any:
     """`model.freeze`, a key of every model (the schemas share no base class); `trainctl.engine.finetune`
     applies it."""
     return spec([], help="module-name prefixes whose parameters are not trained, e.g. [layer1,layer2] or [0,3]")
 
 
-ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu"]
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu", "elu", "leaky_relu", "silu"]
+MLP_NORMS = ["none", "batch", "layer"]
+CONV_NORMS = ["none", "batch", "layer", "group", "instance"]
+POOLS = ["max", "avg"]
 
 
+def activation_field(where: str) -> Any:
+    return spec("relu", help=f"activation {where} (leaky_relu: slope 0.01)", choices=ACTIVATIONS)
+
+
+def norm_field(conv: bool) -> Any:
+    if not conv:
+        return spec(None, help="normalisation after each hidden linear layer: batch (BatchNorm1d) or layer "
+                               "(LayerNorm); null: model.batch_norm decides", choices=MLP_NORMS)
+    return spec(None, help="normalisation after each conv: batch (BatchNorm2d), layer (GroupNorm(1, C): one mean "
+                           "and variance over all channels and positions, the usual layer norm for conv maps), "
+                           "group (GroupNorm(model.norm_groups, C)), instance (InstanceNorm2d with a learned scale "
+                           "and shift); null: model.batch_norm decides", choices=CONV_NORMS)
+
+
+def batch_norm_field(default: bool, layer: str) -> Any:
+    return spec(default, help=f"{layer} after each {'hidden linear layer' if layer == 'BatchNorm1d' else 'conv'}; "
+                              "the older spelling of model.norm=batch, so true goes only with model.norm null or "
+                              "batch")
+
+
+def norm_groups_field() -> Any:
+    return spec(None, help="groups of model.norm=group, dividing every conv's channels; null: per conv, the most "
+                           "groups (up to 32) that keep at least 4 channels in each", ge=1)
+
+
+def pool_field(what: str) -> Any:
+    return spec("max", help=f"kind of {what}: max or avg (average)", choices=POOLS)
+
+
+def dropout2d_field() -> Any:
+    return spec(0.0, help="Dropout2d after each conv's activation: drops whole channels (feature maps), which "
+                          "suits conv features whose neighbouring pixels are alike", ge=0.0, lt=1.0)
+
+
+def norm_conflict(model: DictConfig) -> str | None:
+    """`model.batch_norm=true` is the older spelling of `model.norm=batch`: with another norm it is a
+    contradiction, refused rather than resolved by a rule the user would have to remember."""
+    norm = model.get("norm")
+    if not model.get("batch_norm") or norm in (None, "batch"):
+        return None
+    schema = OmegaConf.get_type(model)
+    by_default = dataclasses.is_dataclass(schema) and any(
+        f.name == "batch_norm" and f.default is True for f in dataclasses.fields(schema))
+    why = f" ({model.get('name')} turns it on by default)" if by_default else ""
+    return (f"model.norm={norm} contradicts model.batch_norm=true{why}, which means norm=batch. Fix: set "
+            f"model.batch_norm=false to use {norm} norm, or drop model.norm")
+
+
+def chosen_norm(model: DictConfig) -> str:
+    """The normalisation a model config asks for: `norm` when set, else batch when `batch_norm`, else none."""
+    conflict = norm_conflict(model)
+    if conflict is not None:
+        raise UserError(conflict)
+    norm = model.get("norm")
+    return norm if norm is not None else ("batch" if model.get("batch_norm") else "none")
+
+
+# Keys added after release 0.1 (issue 12), with the value that builds what configs without them built: a
+# checkpoint's stored config compares (on resume) as if it held these. Each is its schema's default.
+ADDED_KEYS = {"model.activation": "relu", "model.dropout": 0.0, "model.dropout2d": 0.0, "model.norm": None,
+              "model.norm_groups": None, "model.pool": "max", "model.bias": True, "model.nonlinearity": "tanh"}
+
+
+# ---- models -------------------------------------------------------------------------------------------------
 @dataclass
 class MLPConfig:
     name: str = "mlp"
     freeze: list[str] = freeze_field()
     hidden: list[int] = spec([512, 512], help="hidden layer widths", each_ge=1)
-    activation: str = spec("relu", help="activation between layers", choices=ACTIVATIONS)
+    activation: str = activation_field("after each hidden layer")
     dropout: float = spec(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
-    batch_norm: bool = spec(False, help="BatchNorm1d after each hidden linear layer")
+    batch_norm: bool = batch_norm_field(False, "BatchNorm1d")
+    norm: Optional[str] = norm_field(conv=False)
 
 
 @dataclass
 class CNNConfig:
     name: str = "cnn"
     freeze: list[str] = freeze_field()
-    channels: list[int] = spec([16, 32], help="output channels of the two conv layers", each_ge=1, length=2)
+    channels: list[int] = spec([16, 32], help="output channels of the conv blocks, one block (conv, norm, "
+                                              "activation, pool) per item; the first conv has stride 2 and the "
+                                              "last block no pool", each_ge=1, min_items=1)
     kernel_size: int = spec(5, help="conv kernel size (odd keeps the spatial size)", ge=1)
-    batch_norm: bool = spec(False, help="BatchNorm2d after each conv (faster convergence on short runs)")
+    batch_norm: bool = batch_norm_field(False, "BatchNorm2d")
+    activation: str = activation_field("after each conv")
+    norm: Optional[str] = norm_field(conv=True)
+    norm_groups: Optional[int] = norm_groups_field()
+    pool: str = pool_field("the 2x2 pool after each block but the last")
+    dropout2d: float = dropout2d_field()
+    dropout: float = spec(0.0, help="dropout before the linear classifier", ge=0.0, lt=1.0)
 
 
 VGG_PRESETS = {
@@ -50,10 +130,16 @@ class VGGConfig:
     name: str = "vgg"
     freeze: list[str] = freeze_field()
     preset: str = spec("vgg11", help="layer pattern used when `layers` is null", choices=list(VGG_PRESETS))
-    layers: Optional[list[Any]] = spec(None, help="conv channels and 'M' (2x2 max-pool); overrides preset")
-    batch_norm: bool = spec(True, help="BatchNorm2d after each conv")
+    layers: Optional[list[Any]] = spec(None, help="conv channels and 'M' (2x2 pool, see model.pool); overrides "
+                                                  "preset")
+    batch_norm: bool = batch_norm_field(True, "BatchNorm2d")
     dropout: float = spec(0.5, help="dropout in the classifier", ge=0.0, lt=1.0)
     hidden: int = spec(256, help="width of the classifier's hidden layer", ge=1)
+    activation: str = activation_field("after each conv and in the classifier")
+    norm: Optional[str] = norm_field(conv=True)
+    norm_groups: Optional[int] = norm_groups_field()
+    pool: str = pool_field("the 'M' pools")
+    dropout2d: float = dropout2d_field()
 
 
 @dataclass
@@ -76,17 +162,31 @@ class TorchvisionConfig:
 
 @dataclass
 class RNNConfig:
+    """lstm and gru; `ElmanRNNConfig` adds the plain RNN's nonlinearity."""
+
     name: str = "lstm"
     freeze: list[str] = freeze_field()
     hidden_size: int = spec(128, help="hidden units per direction", ge=1)
     num_layers: int = spec(1, help="stacked recurrent layers", ge=1)
     bidirectional: bool = spec(False, help="read sequences both ways")
     dropout: float = spec(0.0, help="dropout between stacked layers", ge=0.0, lt=1.0)
+    bias: bool = spec(True, help="bias terms (b_ih, b_hh) in the recurrent layers; the output layer keeps its own")
+
+
+@dataclass
+class ElmanRNNConfig(RNNConfig):
+    name: str = "rnn"
+    nonlinearity: str = spec("tanh", help="the recurrent layers' activation", choices=["tanh", "relu"])
 
 
 @dataclass
 class LeNetConfig:
     name: str = "lenet"
     freeze: list[str] = freeze_field()
-    activation: str = spec("relu", help="activation after conv and fc layers", choices=ACTIVATIONS)
-    batch_norm: bool = spec(False, help="BatchNorm2d after each conv")
+    activation: str = activation_field("after conv and fc layers")
+    batch_norm: bool = batch_norm_field(False, "BatchNorm2d")
+    norm: Optional[str] = norm_field(conv=True)
+    norm_groups: Optional[int] = norm_groups_field()
+    pool: str = pool_field("the two 2x2 pools")
+    dropout2d: float = dropout2d_field()
+    dropout: float = spec(0.0, help="dropout after each hidden fc layer (120 and 84 wide)", ge=0.0, lt=1.0)
