@@ -114,6 +114,12 @@ def typed_config(saved: dict[str, Any]) -> DictConfig:
     return cfg
 
 
+def raw_overrides(node: Any) -> list[str]:
+    """Hydra's recorded overrides (`hydra.overrides.task`) as the user typed them: read without resolution, since
+    `seed=${seed}` in that list is itself a string omegaconf would try to resolve."""
+    return [str(o) for o in OmegaConf.to_container(node, resolve=False)]
+
+
 def job_output_dir() -> Path:
     """The Hydra job's output directory, read without interpolation: it is an absolute path, and a working
     directory whose path holds `${` would otherwise be read as an interpolation."""
