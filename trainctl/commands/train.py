@@ -50,6 +50,7 @@ class Preflight(Callback):
     """Runs `preflight` on the composed config before Hydra makes the run or sweep directory."""
 
     def _check(self, config: DictConfig, multirun: bool = False) -> None:
+        from trainctl.config.aliases import old_name_notices
         from trainctl.sweep.grid_check import check_grid
 
         try:
@@ -63,12 +64,19 @@ class Preflight(Callback):
         except OmegaConfBaseException as e:  # Hydra would only warn about a callback's error and go on
             report_user_error(UserError(unresolvable_message(e, raw_overrides(config.hydra.overrides.task))))
             sys.exit(EXIT_USER_ERROR)
+        for notice in old_name_notices(task_cfg):
+            logging.getLogger("trainctl").warning(notice)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _sweep_dir
+        from hydra_plugins.trainctl_optuna.config import adopt_sweeper_target
+
+        notice = adopt_sweeper_target(config.hydra.sweeper)  # before Hydra instantiates the sweeper it names
+        if notice:
+            logging.getLogger("trainctl").warning(notice)
         self._check(config, multirun=True)
         _sweep_dir = Path(config.hydra.sweep.dir)  # the same value Hydra uses: the run-name token is cached
 
