@@ -25,7 +25,7 @@ def assert_complete_run(run):
 def test_help_is_fast_and_does_not_import_torch():
     code = "import sys; from trainctl.cli import main; main(['--help']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "train [overrides]" in out and "list [GROUP]" in out and "doctor" in out
+    assert "train [overrides]" in out and "list [GROUP [OPT]]" in out and "doctor" in out
     assert out.strip().endswith("False"), "trainctl --help imported torch"
 
 

@@ -34,7 +34,7 @@ def test_torchvision_model_takes_grey_images():
 
 def test_unknown_torchvision_arch_suggests_a_name():
     cfg = compose(["model=torchvision", "model.arch=resnet19"]).model
-    with pytest.raises(UserError, match="unknown torchvision model 'resnet19'; did you mean 'resnet18'"):
+    with pytest.raises(UserError, match="model.arch=resnet19: unknown torchvision model; did you mean 'resnet18'"):
         build_model(cfg, DataSpec((3, 32, 32), 10))
 
 

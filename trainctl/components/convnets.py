@@ -105,7 +105,8 @@ def _torchvision_model(arch: str, weights: str | None, num_classes: int) -> nn.M
                                 "classifier: set model.arch to a classifier, e.g. resnet18 or mobilenet_v3_small")
         from trainctl.registry import did_you_mean
 
-        raise UserError(f"unknown torchvision model '{arch}'{did_you_mean(arch, names)}")
+        raise UserError(f"model.arch={arch}: unknown torchvision model{did_you_mean(arch, names)} (any "
+                        "classifier of torchvision.models.list_models(); `trainctl list model torchvision`)")
     builder = torchvision.models.get_model_builder(arch)
     if weights is None:
         return builder(num_classes=num_classes)

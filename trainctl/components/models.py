@@ -177,9 +177,31 @@ def _too_large(name: str, what: str) -> UserError:
     return UserError(f"model '{name}' does not fit in memory: {what}. Fix: lower {keys}.")
 
 
-def check_fits(name: str, build: Callable[[], nn.Module], available: int | None = None) -> None:
+def activation_elements(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
+    """Elements of every layer's output for one sample: what a forward pass keeps for the backward pass. Run on
+    the meta device (shapes only); None when an op has no meta kernel."""
+    total = [0]
+
+    def count(_module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            total[0] += output.numel()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
+    try:
+        model(torch.empty((1, *input_shape), device="meta"))
+    except (NotImplementedError, RuntimeError, TypeError, ValueError):
+        return None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total[0]
+
+
+def check_fits(name: str, build: Callable[[], nn.Module], available: int | None = None,
+               input_shape: tuple[int, ...] | None = None, batch_size: int | None = None) -> None:
     """Build the model on the meta device (shapes only: no memory, no random numbers drawn) and refuse it when
-    training it would need more memory than is free."""
+    training it would need more memory than is free: its weights, gradients and optimizer state, and, given the
+    input shape and batch size, the layer outputs a batch keeps for the backward pass (and their gradients)."""
     available = available_bytes() if available is None else available
     if available is None:
         return
@@ -193,6 +215,15 @@ def check_fits(name: str, build: Callable[[], nn.Module], available: int | None 
     if size * TRAINING_COPIES > available:
         raise _too_large(name, f"its {params:,} parameters take {format_bytes(size)}, training needs about "
                                f"{TRAINING_COPIES}x that, and {format_bytes(available)} is free")
+    per_sample = activation_elements(sized, input_shape) if input_shape and batch_size else None
+    if per_sample is not None:
+        batch_bytes = per_sample * 4 * 2 * batch_size  # float32 outputs, kept and then their gradients
+        if size * TRAINING_COPIES + batch_bytes > available:
+            raise UserError(
+                f"model '{name}' does not fit in memory at trainer.batch_size={batch_size}: its layer outputs take "
+                f"about {format_bytes(batch_bytes)} per batch on top of {format_bytes(size * TRAINING_COPIES)} for "
+                f"its weights and optimizer state, and {format_bytes(available)} is free. Fix: lower "
+                f"trainer.batch_size or {SIZE_KEYS.get(name, 'the model size settings')}.")
 
 
 def with_defaults(cfg: DictConfig) -> DictConfig:
@@ -207,7 +238,7 @@ def with_defaults(cfg: DictConfig) -> DictConfig:
     return OmegaConf.merge(cfg, missing) if missing else cfg
 
 
-def build_model(cfg: DictConfig, spec: DataSpec) -> nn.Module:
+def build_model(cfg: DictConfig, spec: DataSpec, batch_size: int | None = None) -> nn.Module:
     if has_target(cfg):
         model = instantiate_target(cfg, input_shape=spec.input_shape, num_classes=spec.num_classes, spec=spec)
         if not isinstance(model, nn.Module):
@@ -220,7 +251,7 @@ def build_model(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     cfg = with_defaults(cfg)
     try:
         if cfg.get("weights") is None:  # pretrained archs have a known size; sizing would load the weights twice
-            check_fits(cfg.name, lambda: builder(cfg, spec))
+            check_fits(cfg.name, lambda: builder(cfg, spec), input_shape=spec.input_shape, batch_size=batch_size)
         return builder(cfg, spec)
     except (MemoryError, RuntimeError, ValueError) as e:
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -85,6 +85,9 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
                     "replaced whole), in a sweep config, or on the command line: trainer.epochs='int(interval(1,5))'")
         if isinstance(omega, ConfigKeyError) or "not in" in str(omega).splitlines()[0]:
             text = _unknown_key(key, getattr(omega, "object_type", None), given.get(key))
+            parent = key.rpartition(".")[0]
+            if parent and given.get(parent):  # name the option chosen: `model.hidden ... of model=cnn`
+                text = text.replace(f"is not a setting of {parent}", f"is not a setting of {parent}={given[parent]}", 1)
             presets = [o for o in overrides if o.split("=", 1)[0].lstrip("+") in ("experiment", "debug", "sweep")]
             typed = any(key == k or key.startswith(k + ".") for k in given)
             if presets and not typed and not key.startswith("hydra."):  # the user never typed it: say where from

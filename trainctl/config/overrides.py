@@ -95,9 +95,43 @@ def check_sweeps_expand(args: list[str]) -> None:
                                 f"e.g. {key}=0.1,0.01 or {key}=choice(0.1,0.01)")
             if not value.filter(options):
                 raise UserError(f"{override.input_line} matches no option of {key} (options: {', '.join(options)})")
-        elif override.is_discrete_sweep() and next(iter(override.sweep_string_iterator()), None) is None:
-            raise UserError(f"{override.input_line} expands to no value, so the sweep would run no job: "
-                            "make the range's end lie beyond its start (the end is excluded)")
+        elif override.is_discrete_sweep():
+            try:
+                empty = next(iter(override.sweep_string_iterator()), None) is None
+            except ValueError as e:  # range(1,3,0)
+                raise UserError(f"{override.input_line}: {e}; give range(start, stop, step) a step that is "
+                                "not 0") from None
+            if empty:
+                raise UserError(f"{override.input_line} expands to no value, so the sweep would run no job: "
+                                "make the range's end lie beyond its start (the end is excluded)")
+    if not _optuna_search(args):
+        _check_grid_size(_sweep_overrides(args))
+
+
+MAX_GRID_JOBS = 10_000  # a grid larger than this is a typo (range(0,100000000)) or wants the optuna sweeper
+
+
+def _optuna_search(args: list[str]) -> bool:
+    """Whether the command asks for the optuna sweeper, whose range() is a distribution (any size), not a list."""
+    return any(a.lstrip("+").split("=", 1)[0] in ("hydra/sweeper", "sweep", "hparams_search") for a in args)
+
+
+def _check_grid_size(sweeps: list[object]) -> None:
+    import math
+
+    from hydra.core.override_parser.types import RangeSweep
+
+    sizes = []
+    for override in sweeps:
+        value = override.value()
+        if isinstance(value, RangeSweep) and value.step:
+            sizes.append(max(0, math.ceil((value.stop - value.start) / value.step)))
+        elif override.is_discrete_sweep():
+            sizes.append(sum(1 for _ in override.sweep_string_iterator()))
+    jobs = math.prod(sizes) if sizes else 0
+    if jobs > MAX_GRID_JOBS:
+        raise UserError(f"this grid multirun would launch {jobs:,} jobs (more than {MAX_GRID_JOBS:,}): list fewer "
+                        "values, or search the space with hydra/sweeper=optuna and hydra.sweeper.n_trials=N")
 
 
 def check_keys(args: list[str]) -> None:
@@ -107,9 +141,12 @@ def check_keys(args: list[str]) -> None:
         if skip_next or arg.startswith("-"):
             skip_next = arg in FLAGS_WITH_VALUE
             continue
-        key, sep, _ = arg.partition("=")
+        key, sep, value = arg.partition("=")
         if not key.lstrip("+~").strip() and (sep or key):
             raise UserError(f"the override '{arg}' names no key: write key=value, e.g. trainer.epochs=3")
+        if key.lstrip("+") in ("hydra.run.dir", "hydra.sweep.dir") and sep and not value.strip().strip("'\"").strip():
+            raise UserError(f"{arg}: an empty output directory would put the run's files in the working directory; "
+                            f"give a path, e.g. {key.lstrip('+')}=runs/mine, or leave it out")
         if key.startswith("~") and key.lstrip("~") not in CHECKED_GROUPS and not key.startswith("~hydra"):
             # `~seed`, `~trainer.epochs`: every setting of the typed config is read by the run; removing one
             # fails deep inside composition. A group (`~callbacks`) may be removed: validation names the gap.

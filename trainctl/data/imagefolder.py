@@ -151,6 +151,20 @@ def scan_folders(root: Path, num_workers: int) -> dict[str, SplitFiles]:
     return splits
 
 
+def check_decoded_fits(cfg: DictConfig, needed: float) -> None:
+    """Refuse before decoding when the images (all of them in memory, or one streamed batch of float pixels)
+    would not fit in the free memory: `dataset.image_size=[100000,100000]` would otherwise swap or be killed."""
+    from trainctl.data.memory import available_bytes, format_bytes
+
+    available = available_bytes()
+    if available is not None and needed > available:
+        streamed = cfg.in_memory is False
+        what = "in one streamed batch" if streamed else "decoded into memory"
+        raise UserError(f"dataset.image_size={list(cfg.image_size)}: the images {what} would take "
+                        f"{format_bytes(needed)} and {format_bytes(available)} is free. Fix: a smaller "
+                        f"dataset.image_size{'' if streamed else ', or dataset.in_memory=false to stream them'}.")
+
+
 @DATASETS.register("imagefolder")
 def build_imagefolder(cfg: DictConfig, seed: int) -> DataBundle:
     """Your images: <root>/train/<class>/*.png (and test/, optional val/); streamed when too big for memory."""
@@ -173,6 +187,7 @@ def build_imagefolder(cfg: DictConfig, seed: int) -> DataBundle:
     channels = 1 if cfg.grayscale else 3
     decoded_mb = (len(train_all) + len(test)) * channels * size[0] * size[1] / 2**20
     in_memory = cfg.in_memory if cfg.in_memory is not None else decoded_mb <= cfg.memory_limit_mb
+    check_decoded_fits(cfg, decoded_mb * 2**20 if in_memory else channels * size[0] * size[1] * 4 * 256)
     splits_out = [_decode_all(s, cfg.num_workers, root) if in_memory else StreamSplit(s, cfg.num_workers)
                   for s in (train, val, test)]
     spec = DataSpec((channels, *size), len(classes), "classification", classes)

@@ -36,7 +36,7 @@ class ModelParts:
 
 
 def build_model_parts(cfg: DictConfig, data: DataBundle, device: torch.device) -> ModelParts:
-    model = build_model(cfg.model, data.spec).to(device)
+    model = build_model(cfg.model, data.spec, batch_size=cfg.trainer.batch_size).to(device)
     if cfg.trainer.channels_last:
         model = model.to(memory_format=torch.channels_last)
     labels = getattr(data.train, "y", None)  # in-memory splits only: counted for loss.weight=balanced

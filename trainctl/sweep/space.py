@@ -55,6 +55,9 @@ def _interval_distribution(key: str, sweep: IntervalSweep) -> BaseDistribution:
     text = f"{key}={'tag(log, ' if log else ''}interval({sweep.start},{sweep.end}){')' if log else ''}"
     if sweep.start > sweep.end:
         raise UserError(f"{text}: the start is above the end: write interval({sweep.end},{sweep.start})")
+    if sweep.start == sweep.end:
+        raise UserError(f"{text}: the interval holds one value, so there is nothing to search: give a wider "
+                        f"interval, or set {key}={sweep.start} without a sweep")
     if log and sweep.start <= 0:
         raise UserError(f"{text}: a log interval needs a start > 0, not {sweep.start}")
     if isinstance(sweep.start, int) and isinstance(sweep.end, int):
@@ -79,8 +82,22 @@ def _check_finite(key: str, sweep: RangeSweep | IntervalSweep) -> None:
         raise UserError(f"{key}={kind}({','.join(str(v) for v in ends)}): every bound must be a finite number")
 
 
+def _check_tags(key: str, sweep: Any) -> None:
+    """`tag(log, ...)` is the one tag the sweeper reads, and only on interval(): any other tag would be
+    silently ignored, and the search would not be the one asked for."""
+    tags = set(getattr(sweep, "tags", None) or ())
+    unknown = sorted(tags - {"log"})
+    if unknown:
+        raise UserError(f"{key}: unknown tag(s) {', '.join(unknown)}: the optuna sweeper reads only "
+                        "tag(log, interval(a,b)) (a log-uniform search)")
+    if tags and not isinstance(sweep, IntervalSweep):
+        raise UserError(f"{key}: tag(log, ...) applies to interval(a,b) only; choice() and range() list their "
+                        "values as given")
+
+
 def to_distribution(key: str, sweep: Any) -> BaseDistribution:
     """One sweep expression as an Optuna distribution."""
+    _check_tags(key, sweep)
     if isinstance(sweep, (RangeSweep, IntervalSweep)):
         _check_finite(key, sweep)
     if isinstance(sweep, ChoiceSweep):

@@ -25,7 +25,7 @@ DEFAULT_OBJECTIVE = "${trainctl_first_set:${optimized_metric},${oc.select:datase
 
 @dataclass
 class TrainerConfig:
-    epochs: int = spec(5, help="passes over the training split", ge=1)
+    epochs: int = spec(5, help="passes over the training split", ge=1, le=100_000)  # more is a typo, not a plan
     batch_size: int = spec(64, help="training batch size", ge=1)
     eval_batch_size: int = spec(1024, help="batch size for validation and test", ge=1)
     log_every_n_steps: int = spec(50, help="steps between progress/loss reads (each read is a host sync)", ge=1)
