@@ -6,6 +6,8 @@ import json
 
 import optuna
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2
 
 from conftest import hparams_session, hparams_tab, run_cli
@@ -46,6 +48,11 @@ def test_each_trial_is_one_run_with_one_event_directory(sweeps):
         for trial in study.trials:
             run = root / name / str(trial.number)
             assert event_dirs(run) == {run}, trial.number  # no hparams/ or steps/ runs beside it
+    events = EventAccumulator(str(root / "preset" / "0"), size_guidance={"tensors": 0})
+    events.Reload()
+    [written] = events.Tensors("custom_scalars__config__")
+    layout = layout_pb2.Layout.FromString(written.tensor_proto.string_val[0])
+    assert [c.title for c in layout.category] == ["train vs val"]  # no empty per-step charts
 
 
 def test_each_trials_status_matches_its_optuna_state(sweeps):

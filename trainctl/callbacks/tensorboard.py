@@ -60,7 +60,7 @@ class TensorBoardLogger(Callback):
 
     def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None:
         if not self.layout_written:
-            self.writer.add_custom_scalars(train_val_layout(end.metrics))
+            self.writer.add_custom_scalars(train_val_layout(end.metrics, per_step=self.step_writer is not None))
             self.layout_written = True
         for name, value in {**end.metrics, "throughput/train_images_per_s": end.samples_per_s}.items():
             self.writer.add_scalar(name, value, end.epoch)
@@ -92,12 +92,14 @@ class TensorBoardLogger(Callback):
         self.writer = self.step_writer = None
 
 
-def train_val_layout(metrics: dict[str, float]) -> dict[str, Any]:
+def train_val_layout(metrics: dict[str, float], per_step: bool = True) -> dict[str, Any]:
     """TensorBoard's custom-scalars layout: one chart per metric with its train and val curves overlaid, and
-    the per-step loss beside them (tab CUSTOM SCALARS)."""
+    the per-step loss beside them when the run logs it (tab CUSTOM SCALARS)."""
     names = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("train/")}
                    & {k.split("/", 1)[1] for k in metrics if k.startswith("val/")})
     charts = {name: ["Multiline", [f"^train/{name}$", f"^val/{name}$"]] for name in names}
+    if not per_step:
+        return {"train vs val": charts}
     return {"train vs val": charts,
             "per step": {"training loss": ["Multiline", ["^step/train_loss$"]],
                          "learning rate": ["Multiline", ["^step/lr$"]]}}
