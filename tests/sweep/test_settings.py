@@ -9,7 +9,8 @@ from hydra_plugins.trainctl_optuna.config import TrainctlOptunaSweeperConf
 from trainctl.errors import UserError
 from trainctl.sweep.settings import RULES, check_settings
 
-DEFAULTS = {k: v for k, v in asdict(TrainctlOptunaSweeperConf()).items() if k != "_target_"} | {"seed": 0}
+DEFAULTS = {k: v for k, v in asdict(TrainctlOptunaSweeperConf()).items()
+            if k not in ("_target_", "_recursive_")} | {"seed": 0}
 
 BAD = [
     ("n_trials", 0, "an integer >= 1"),
@@ -18,8 +19,10 @@ BAD = [
     ("n_jobs", 0, "an integer >= 1"),
     ("max_failure_rate", 2, r"a number in \[0, 1\]"),
     ("max_failure_rate", -0.1, r"a number in \[0, 1\]"),
-    ("sampler", "tpf", "one of tpe, random, cmaes, grid, qmc, nsgaii; did you mean 'tpe'"),
+    ("sampler", "tpf", "one of tpe, random, cmaes, grid, qmc, nsgaii, or a mapping .*; did you mean 'tpe'"),
+    ("sampler", {"seed": 1}, r"one of tpe, .*, or a mapping \{_target_: optuna\.samplers\.<Class>, <argument>"),
     ("pruner", "bar", "one of median, hyperband, successive_halving, none"),
+    ("pruner", {"_target_": ""}, r"one of median, .*, or a mapping \{_target_: optuna\.pruners\.<Class>"),
     ("pruner_startup_trials", -1, "an integer >= 0"),
     ("pruner_warmup_epochs", -1, "an integer >= 0"),
     ("seed", -1, "an integer >= 0, or null"),
@@ -27,6 +30,11 @@ BAD = [
     ("study_name", " ", "a name, or null"),
     ("sweep_dir", "", "a directory, or null"),
     ("dry_run", "yes", "true or false"),
+    ("timeout", 0, "a number of seconds > 0"),
+    ("timeout", float("inf"), "a number of seconds > 0"),
+    ("timeout", "1h", "a number of seconds > 0"),
+    ("enqueue_trials", {"optimizer.lr": 0.1}, "a list of mappings of search-space keys to values"),
+    ("enqueue_trials", [{}], "a list of mappings of search-space keys to values"),
     ("params", {"optimizer.lr": None}, "a mapping of config keys to sweep expressions"),
     ("params", ["optimizer.lr=interval(0,1)"], "a mapping of config keys to sweep expressions"),
 ]
@@ -34,6 +42,16 @@ BAD = [
 
 def test_the_defaults_pass():
     check_settings(DEFAULTS)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("sampler", {"_target_": "optuna.samplers.TPESampler", "n_startup_trials": 10}),
+    ("pruner", {"_target_": "optuna.pruners.MedianPruner"}),
+    ("timeout", 30), ("timeout", 0.5),
+    ("enqueue_trials", [{"optimizer.lr": 0.01, "model.hidden": [64]}]),
+])
+def test_good_values_pass(key, value):
+    check_settings({**DEFAULTS, key: value})
 
 
 @pytest.mark.parametrize(("key", "value", "expected"), BAD, ids=[f"{k}={v}" for k, v, _ in BAD])

@@ -30,11 +30,13 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
     overrides: list[str] = []
     from hydra.core.hydra_config import HydraConfig
 
+    from trainctl.config.compose import raw_overrides
+
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
         chosen = {g: c for g, c in hydra.runtime.choices.items()
                   if c is not None and g in (*HPARAM_GROUPS, "experiment", "sweep", "debug")}
-        overrides = list(hydra.overrides.task)
+        overrides = raw_overrides(hydra.overrides.task)
     else:  # a run started from Python: the groups' names are all there is
         from trainctl.config.targets import component_name
 

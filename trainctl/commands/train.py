@@ -19,8 +19,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from trainctl.config.compose import config_dir, job_output_dir, register_schemas
+from trainctl.config.compose import config_dir, job_output_dir, raw_overrides, register_schemas
 from trainctl.errors import EXIT_NON_FINITE, EXIT_USER_ERROR, UserError, report_user_error
 
 
@@ -37,26 +38,45 @@ def preflight(cfg: DictConfig, overrides: list[str] = ()) -> None:
         config_device(cfg.device)
 
 
+def unresolvable_message(error: Exception, overrides: list[str]) -> str:
+    """A value that cannot be resolved (`seed=${seed}`, `${oc.env:UNSET}`), named by its key when omegaconf does
+    not say: the override that holds a reference."""
+    key = next((o.split("=", 1)[0].lstrip("+~") for o in overrides if "${" in o.partition("=")[2]), "a value")
+    return (f"{key} cannot be resolved: {str(error).strip().splitlines()[0]}. Give it a plain value or a reference "
+            "to another key that resolves (e.g. ${trainer.epochs}).")
+
+
 class Preflight(Callback):
     """Runs `preflight` on the composed config before Hydra makes the run or sweep directory."""
 
     def _check(self, config: DictConfig, multirun: bool = False) -> None:
+        from trainctl.config.aliases import old_name_notices
         from trainctl.sweep.grid_check import check_grid
 
-        task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
         try:
-            preflight(task_cfg, list(config.hydra.overrides.task))
+            task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
+            preflight(task_cfg, raw_overrides(config.hydra.overrides.task))
             if multirun:  # each job of a grid, before the sweep directory exists (train() checks again)
                 check_grid(config, preflight)
         except UserError as e:
             report_user_error(e)
             sys.exit(EXIT_USER_ERROR)
+        except OmegaConfBaseException as e:  # Hydra would only warn about a callback's error and go on
+            report_user_error(UserError(unresolvable_message(e, raw_overrides(config.hydra.overrides.task))))
+            sys.exit(EXIT_USER_ERROR)
+        for notice in old_name_notices(task_cfg):
+            logging.getLogger("trainctl").warning(notice)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _sweep_dir
+        from hydra_plugins.trainctl_optuna.config import adopt_sweeper_target
+
+        notice = adopt_sweeper_target(config.hydra.sweeper)  # before Hydra instantiates the sweeper it names
+        if notice:
+            logging.getLogger("trainctl").warning(notice)
         self._check(config, multirun=True)
         _sweep_dir = Path(config.hydra.sweep.dir)  # the same value Hydra uses: the run-name token is cached
 
@@ -92,11 +112,16 @@ def _task(cfg: DictConfig) -> Any:
     from trainctl.engine.step import NonFiniteLoss
     from trainctl.sweep.trial_link import in_sweep
 
+    from omegaconf.errors import InterpolationResolutionError
+
     from trainctl.config.validate import validate_overrides
 
     run_dir = job_output_dir()
     try:
-        validate_overrides(cfg, list(HydraConfig.get().overrides.task))  # each job's own values; train() does the rest
+        try:
+            validate_overrides(cfg, raw_overrides(HydraConfig.get().overrides.task))  # each job's own values; train() does the rest
+        except InterpolationResolutionError as e:  # `seed=${seed}`: a reference that cannot be resolved
+            raise UserError(unresolvable_message(e, raw_overrides(HydraConfig.get().overrides.task))) from None
         result = train(cfg, run_dir=run_dir)
     except UserError as e:
         if in_sweep():  # one bad trial is recorded FAIL by the optuna sweeper; the sweep goes on

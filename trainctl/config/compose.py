@@ -34,6 +34,9 @@ def register_schemas() -> None:
     for group, options in SCHEMAS.items():
         for name, schema in options.items():
             store.store(group=f"schema/{group}", name=name, node=schema)
+    for preset in sorted(p.stem for p in (config_dir() / "sweep").glob("*.yaml")):
+        # `hparams_search=X` (lightning-hydra-template's group name) selects the preset `sweep=X`
+        store.store(group="hparams_search", name=preset, node={"defaults": [f"/sweep/{preset}"]}, package="_global_")
     if not OmegaConf.has_resolver("trainctl_token"):
         OmegaConf.register_new_resolver("trainctl_token", token, use_cache=True)  # cached: one value per run
     if not OmegaConf.has_resolver("trainctl_log_file"):
@@ -112,6 +115,12 @@ def typed_config(saved: dict[str, Any]) -> DictConfig:
     except Exception as e:  # omegaconf's validation errors name the key
         raise UserError(f"the stored config does not fit this trainctl's schema: {e}") from None
     return cfg
+
+
+def raw_overrides(node: Any) -> list[str]:
+    """Hydra's recorded overrides (`hydra.overrides.task`) as the user typed them: read without resolution, since
+    `seed=${seed}` in that list is itself a string omegaconf would try to resolve."""
+    return [str(o) for o in OmegaConf.to_container(node, resolve=False)]
 
 
 def job_output_dir() -> Path:

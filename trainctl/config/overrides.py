@@ -110,6 +110,12 @@ def check_keys(args: list[str]) -> None:
         key, sep, _ = arg.partition("=")
         if not key.lstrip("+~").strip() and (sep or key):
             raise UserError(f"the override '{arg}' names no key: write key=value, e.g. trainer.epochs=3")
+        if key.startswith("~") and key.lstrip("~") not in CHECKED_GROUPS and not key.startswith("~hydra"):
+            # `~seed`, `~trainer.epochs`: every setting of the typed config is read by the run; removing one
+            # fails deep inside composition. A group (`~callbacks`) may be removed: validation names the gap.
+            name = key.lstrip("~")
+            raise UserError(f"{arg}: trainctl's settings can be changed but not removed; set {name}=<value> "
+                            f"instead (`trainctl train --cfg job` shows the current values; null where allowed).")
 
 
 def expand_device_index(args: list[str]) -> list[str]:

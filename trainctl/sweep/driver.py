@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,15 @@ from optuna.trial import TrialState
 from trainctl.errors import UserError
 from trainctl.files import atomic_write_bytes
 from trainctl.sweep import results
+from trainctl.sweep.algorithms import make_pruner, make_sampler, setting_line
+from trainctl.sweep.enqueue import check_points, enqueue
 from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_values, parse_search_space, quoted,
                                   trial_overrides)
 from trainctl.sweep.settings import check_settings
 from trainctl.sweep.space_check import check_space
 from trainctl.sweep.storage import check_storage, storage_files, storage_spec
-from trainctl.sweep.study import (LOCK_FILE, fail_stale_trials, make_pruner, make_sampler, make_sweep_dir, name_metrics,
-                                  open_study, owner, removed_on_error, study_lock)
+from trainctl.sweep.study import (LOCK_FILE, fail_stale_trials, make_sweep_dir, name_metrics, open_study, owner,
+                                  removed_on_error, study_lock)
 from trainctl.sweep.trial_link import (ENV_STORAGE, ENV_STUDY, ENV_TRIAL_NUMBER, forget_in_process,
                                        register_in_process)
 from trainctl.metrics import direction as metric_direction
@@ -57,7 +60,7 @@ def default_study_name(config: DictConfig, arguments: list[str], settings: dict[
     """
     choices = config.hydra.runtime.choices
     lines = sorted(arguments) + sorted(f"{k}={v}" for k, v in settings["params"].items())
-    lines += [f"{k}={settings[k]}" for k in IDENTITY]
+    lines += [f"{k}={setting_line(settings[k])}" for k in IDENTITY]
     text = "\n".join(lines)
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]
     return f"{choices.get('model', 'model')}-{choices.get('dataset', 'data')}-{digest}".replace("/", "_")
@@ -88,10 +91,8 @@ class SweepDriver:
         return names, directions
 
     def _sampler(self, space: SearchSpace, joined: int) -> optuna.samplers.BaseSampler:
-        seed = self.s["seed"]
-        if seed is not None:  # each process that joins the study draws its own sequence, even if they start together
-            seed = (seed + joined) % 2**32
-        return make_sampler(self.s["sampler"], seed, space)
+        # each process that joins the study draws its own sequence, even if they start together
+        return make_sampler(self.s["sampler"], self.s["seed"], space, joined)
 
     def _pruner(self) -> optuna.pruners.BasePruner:
         return make_pruner(self.s["pruner"], self.s["pruner_startup_trials"], self.s["pruner_warmup_epochs"],
@@ -107,6 +108,8 @@ class SweepDriver:
         log.info("study %s in %s: %d of %d trials exist; storage %s", self.study_name, self.sweep_dir,
                  len(study.trials), self.n_trials, self.spec)
         self.study, self.space = study, space
+        timeout = self.s["timeout"]
+        self.deadline = time.monotonic() + timeout if timeout is not None else math.inf
         self._link_jobs()
         if self.s["n_jobs"] == 1:
             self._worker()
@@ -154,6 +157,7 @@ class SweepDriver:
         if self.s["sampler"] == "grid":
             self.n_trials = min(self.n_trials, math.prod(len(v) for v in grid_values(space).values()))
         self._sampler(space, 0), self._pruner()  # they refuse what they cannot work with
+        self.points = check_points(self.s["enqueue_trials"], space)
         context = getattr(self.launcher, "hydra_context", None)
         if context is not None:  # every trial's values composed and validated now, not trial by trial
             check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides))
@@ -171,14 +175,19 @@ class SweepDriver:
                 joined = int(study.user_attrs.get("sweep_processes", 0))
                 study.set_user_attr("sweep_processes", joined + 1)
                 stale = fail_stale_trials(study)
+                enqueued = enqueue(study, self.points, self.n_trials)
             with read_write(self.config.hydra), open_dict(self.config.hydra):
                 self.config.hydra.sweep.dir = str(self.sweep_dir)  # where the launcher writes
             yaml_text = OmegaConf.to_yaml(self.config)
             atomic_write_bytes(self.sweep_dir / "multirun.yaml", lambda f: f.write(yaml_text.encode()))
         if stale:
             log.warning("marked FAIL trials %s left RUNNING by a sweep that was killed", stale)
+        if enqueued:
+            log.info("enqueued %d of hydra.sweeper.enqueue_trials; they run first", enqueued)
         study.sampler = self._sampler(space, joined)
         study.pruner = self._pruner()
+        for kind, built in (("sampler", study.sampler), ("pruner", study.pruner)):  # how the study was searched
+            study.set_user_attr(kind, {"class": type(built).__name__, "setting": self.s[kind]})
         return study
 
     def _link_jobs(self) -> None:
@@ -195,6 +204,11 @@ class SweepDriver:
     def _ask(self) -> optuna.trial.Trial | None:
         with self.lock, study_lock(self.sweep_dir):
             if self.stop.is_set() or len(self.study.get_trials(deepcopy=False)) >= self.n_trials:
+                return None
+            if time.monotonic() > self.deadline:  # trials still running finish; none starts
+                self.stop.set()
+                log.info("hydra.sweeper.timeout=%s s reached: no new trials (%d of %d exist; the same command "
+                         "continues the study)", self.s["timeout"], len(self.study.trials), self.n_trials)
                 return None
             trial = self.study.ask(self.space.distributions)
             trial.set_user_attr("owner", owner())
@@ -259,13 +273,15 @@ class SweepDriver:
         from rich.markup import escape
 
         console = Console(emoji=False)
+        sampler, pruner = (escape(setting_line(self.s[k])) for k in ("sampler", "pruner"))
         console.print(f"[bold]dry run[/] of study {escape(self.study_name)}: {self.n_trials} trials, sampler "
-                      f"{self.s['sampler']}, pruner {self.s['pruner']}, directions {directions}, in {self.sweep_dir}")
+                      f"{sampler}, pruner {pruner}, directions {directions}, in {self.sweep_dir}")
         for key, dist in space.distributions.items():
             console.print(f"  {escape(key)}: {escape(describe(dist))}")
         for line in space.fixed:
             console.print(f"  fixed: {escape(line)}")
         study = optuna.create_study(directions=directions, sampler=self._sampler(space, 0))
+        enqueue(study, self.points, self.n_trials)
         for number in range(min(self.n_trials, 5)):
             trial = study.ask(space.distributions)
             overrides = [*space.fixed, *trial_overrides(trial.params, space.verbatim)]

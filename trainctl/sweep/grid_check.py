@@ -10,6 +10,7 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from trainctl.config.compose import raw_overrides
 from trainctl.errors import UserError
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -25,7 +26,7 @@ def _jobs(config: DictConfig, loader: object) -> list[list[str]]:
     params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     try:
         overrides = OverridesParser.create(config_loader=loader).parse_overrides(
-            [*params, *config.hydra.overrides.task])
+            [*params, *raw_overrides(config.hydra.overrides.task)])
         [jobs] = BasicSweeper.split_arguments(overrides, None)
     except HydraException as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]

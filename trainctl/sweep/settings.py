@@ -7,11 +7,12 @@ the names Hydra cannot check, and the types again for callers that do not come t
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
-from trainctl.sweep.study import PRUNERS, SAMPLERS
+from trainctl.sweep.algorithms import PRUNERS, SAMPLERS, is_target
 
 PREFIX = "hydra.sweeper"
 
@@ -28,18 +29,27 @@ def _number_in(low: float, high: float) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
 
 
+def _named_or_target(names: tuple[str, ...]) -> Callable[[Any], bool]:
+    return lambda v: v in names or is_target(v)
+
+
+def _trial_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(t, dict) and t and all(isinstance(k, str) for k in t) for t in v)
+
+
 def _params(v: Any) -> bool:
     return isinstance(v, dict) and all(isinstance(k, str) and k and isinstance(e, (str, int, float, bool))
                                        for k, e in v.items())
 
 
+TARGET_FORM = ", or a mapping {{_target_: optuna.{kind}s.<Class>, <argument>: <value>, ...}}"
 # setting → (rule, what the setting may be). `direction` depends on `objective`: see SweepDriver._objectives.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "n_trials": (_integer(1), "an integer >= 1 (the study's total number of trials)"),
     "n_jobs": (_integer(1), "an integer >= 1 (trials at once)"),
-    "sampler": (lambda v: v in SAMPLERS, "one of " + ", ".join(SAMPLERS)),
+    "sampler": (_named_or_target(SAMPLERS), "one of " + ", ".join(SAMPLERS) + TARGET_FORM.format(kind="sampler")),
     "seed": (lambda v: v is None or _integer(0)(v), "an integer >= 0, or null for an unseeded sampler"),
-    "pruner": (lambda v: v in PRUNERS, "one of " + ", ".join(PRUNERS)),
+    "pruner": (_named_or_target(PRUNERS), "one of " + ", ".join(PRUNERS) + TARGET_FORM.format(kind="pruner")),
     "pruner_startup_trials": (_integer(0), "an integer >= 0 (trials that finish before the median pruner prunes)"),
     "pruner_warmup_epochs": (_integer(0), "an integer >= 0 (epochs a trial runs before it can be pruned)"),
     "storage": (_optional_text, "null (SQLite in the sweep directory), memory, journal, journal:PATH or a "
@@ -47,6 +57,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "study_name": (_optional_text, "a name, or null for <model>-<dataset>-<hash of the command>"),
     "sweep_dir": (_optional_text, "a directory, or null for runs/optuna/<study_name>"),
     "max_failure_rate": (_number_in(0, 1), "a number in [0, 1] (the share of n_trials that may fail)"),
+    "timeout": (lambda v: v is None or _number_in(0, math.inf)(v) and 0 < v < math.inf,
+                "a number of seconds > 0 after which no new trial starts, or null for no limit"),
+    "enqueue_trials": (_trial_list, "a list of mappings of search-space keys to values, e.g. "
+                                    "[{optimizer.lr: 0.01, trainer.batch_size: 64}]"),
     "dry_run": (lambda v: isinstance(v, bool), "true or false"),
     "params": (_params, "a mapping of config keys to sweep expressions, e.g. {optimizer.lr: 'interval(1e-4,1e-1)'}"),
 }

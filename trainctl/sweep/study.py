@@ -1,4 +1,4 @@
-"""Optuna study plumbing: samplers, pruners, the sweep directory and its cross-process lock, opening the study,
+"""Optuna study plumbing: the sweep directory and its cross-process lock, opening the study,
 stale-trial clean-up."""
 
 from __future__ import annotations
@@ -14,49 +14,9 @@ import optuna
 from optuna.trial import TrialState
 
 from trainctl.errors import UserError
-from trainctl.registry import did_you_mean
-from trainctl.sweep.space import SearchSpace, grid_values
 from trainctl.sweep.storage import open_storage, setting_text
 
-SAMPLERS = ("tpe", "random", "cmaes", "grid", "qmc", "nsgaii")
-PRUNERS = ("median", "hyperband", "successive_halving", "none")
 LOCK_FILE = ".study.lock"
-
-
-class AskTellGridSampler(optuna.samplers.GridSampler):
-    """GridSampler calls `study.stop()` once the grid is done, which only works inside `study.optimize`; the
-    sweep driver asks and tells instead, and stops by capping n_trials at the grid's size."""
-
-    def after_trial(self, study, trial, state, values) -> None:  # type: ignore[no-untyped-def]
-        pass
-
-
-def make_sampler(name: str, seed: int | None, space: SearchSpace) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "grid":
-        return AskTellGridSampler(grid_values(space), seed=seed)
-    if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-    if name == "nsgaii":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    raise UserError(f"unknown sampler '{name}'{did_you_mean(name, list(SAMPLERS))} (valid: {', '.join(SAMPLERS)})")
-
-
-def make_pruner(name: str, startup_trials: int, warmup_epochs: int, max_epochs: int) -> optuna.pruners.BasePruner:
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=warmup_epochs)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
-    if name == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise UserError(f"unknown pruner '{name}'{did_you_mean(name, list(PRUNERS))} (valid: {', '.join(PRUNERS)})")
 
 
 @contextlib.contextmanager

@@ -6,9 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from trainctl.config.schemas.fields import spec
+
+
+def _first_set(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+# Registered where the default that uses it lives: whatever loads a TrainConfig (a job process unpickling one
+# included) imports this module first.
+if not OmegaConf.has_resolver("trainctl_first_set"):
+    OmegaConf.register_new_resolver("trainctl_first_set", _first_set)
+# `objective` unless set: the old name `optimized_metric` (lightning-hydra-template's), else the dataset's own
+DEFAULT_OBJECTIVE = "${trainctl_first_set:${optimized_metric},${oc.select:dataset.default_objective,val/acc}}"
 
 
 @dataclass
@@ -80,8 +92,10 @@ class CheckpointConfig:
 @dataclass
 class TrainConfig:
     seed: int = spec(0, help="seeds weights, split and shuffle", ge=0, le=2**63 - 1)
-    objective: Any = spec("${oc.select:dataset.default_objective,val/acc}",
+    objective: Any = spec(DEFAULT_OBJECTIVE,
                           help="metric(s) a sweep optimises (a list for multi-objective); default val/acc, val/loss for regression")
+    optimized_metric: Optional[str] = spec(None, help="lightning-hydra-template's name for objective, accepted "
+                                                      "with a notice: write objective")
     resume: Optional[str] = spec(None, help="run directory or checkpoint to continue")
     resume_allow_changes: bool = spec(False, help="allow a resumed run's model/dataset config to differ")
     init_from: Optional[str] = spec(None, help="a new run starting from this checkpoint's (or run dir's best.pt) "
