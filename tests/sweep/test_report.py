@@ -36,6 +36,10 @@ def make_study(folder, name="s", n_trials=12, directions=("maximize",), report=T
     return study
 
 
+def plot_files(folder):
+    return {p.stem.removeprefix("report_"): p.read_bytes() for p in folder.glob("report_*.png")}
+
+
 def embedded_images(html):
     return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
 
@@ -44,7 +48,7 @@ def test_a_full_report_has_every_plot_as_a_file_and_inside_the_page(tmp_path):
     study = make_study(tmp_path)
     page, sections = write_report(study, tmp_path, ["val/acc"])
     html = page.read_text()
-    files = {p.stem: p.read_bytes() for p in (tmp_path / "report").glob("*.png")}
+    files = plot_files(tmp_path)
     assert sorted(files) == sorted(PLOTS)
     assert sorted(embedded_images(html)) == sorted(files.values())  # the page needs none of the files
     assert "<script" not in html and "http" not in html  # opens offline
@@ -62,20 +66,20 @@ def test_a_single_trial_gets_notes_instead_of_plots_it_cannot_draw(tmp_path):
     assert drawn == {"history"}
     html = page.read_text()
     assert "needs at least 2 complete trials" in html and "no trial reported intermediate values" in html
-    assert sorted(p.stem for p in (tmp_path / "report").glob("*.png")) == ["history"]
+    assert sorted(plot_files(tmp_path)) == ["history"]
 
 
 def test_plots_not_drawn_again_lose_their_old_files(tmp_path):
     write_report(make_study(tmp_path, "full"), tmp_path, ["val/acc"])
     write_report(make_study(tmp_path, "one", n_trials=1, report=False), tmp_path, ["val/acc"])
-    assert sorted(p.stem for p in (tmp_path / "report").glob("*.png")) == ["history"]
+    assert sorted(plot_files(tmp_path)) == ["history"]
 
 
 def test_a_multi_objective_report_has_a_section_per_objective(tmp_path):
     study = make_study(tmp_path, directions=("maximize", "minimize"), report=False)
     page, sections = write_report(study, tmp_path, ["val/acc", "val/loss"])
     assert [s.objective.name for s in sections] == ["val/acc", "val/loss"]
-    stems = {p.stem for p in (tmp_path / "report").glob("*.png")}
+    stems = set(plot_files(tmp_path))
     assert {"history-0", "history-1", "parallel-0", "slice-1"} <= stems
     assert "multi-objective study reports no intermediate values" in page.read_text()
 

@@ -100,10 +100,12 @@ def test_the_studies_name_their_metric(sweeps):
 
 
 def test_every_sweep_writes_its_report(sweeps):
-    _, root, _ = sweeps
+    _, root, studies = sweeps
     for name in ("preset", "mixed"):
+        folders = sorted(int(p.name) for p in (root / name).iterdir() if p.is_dir())
+        assert folders == [t.number for t in studies[name].trials]  # the report adds files, no folder
         html = (root / name / "report.html").read_text()
-        pngs = sorted(p.stem for p in (root / name / "report").glob("*.png"))
+        pngs = sorted(p.stem.removeprefix("report_") for p in (root / name).glob("report_*.png"))
         assert html.count("data:image/png;base64,") == len(pngs) and "<script" not in html
         assert {"history", "parallel", "slice", "intermediate"} <= set(pngs)
 

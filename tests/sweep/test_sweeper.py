@@ -37,7 +37,7 @@ def test_random_sweep_writes_consistent_results(tmp_path):
     proc = sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "trainer.batch_size=choice(16,32)",
                  "hydra.sweeper.n_trials=4", "hydra.sweeper.sampler=random", "hydra.sweeper.study_name=s1")
     sweep_dir = tmp_path / "runs" / "optuna" / "s1"
-    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2", "3", "report"]
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
     for n in range(4):
         assert (sweep_dir / str(n) / "metrics.json").is_file()
         params, status = hparams_session(sweep_dir / str(n))  # each trial is a row of the HParams tab

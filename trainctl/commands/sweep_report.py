@@ -10,7 +10,7 @@ from trainctl.errors import UserError
 USAGE = """usage: trainctl sweep-report TARGET [study=NAME] [out=DIR]
 
 The report of an Optuna sweep: best trials, parameter importances and plots (optimisation history, parallel
-coordinates, slices, importances, intermediate values) as report.html (opens offline) and report/*.png.
+coordinates, slices, importances, intermediate values) as report.html (opens offline) and report_*.png.
 TARGET is a sweep directory (runs/optuna/<study>), its optuna.db or optuna.journal, or a storage URL
 (sqlite:///PATH, journal:PATH, postgresql://...). study= picks a study when the storage holds several;
 out= is where the report goes (default: the sweep directory)."""
@@ -54,6 +54,5 @@ def run_sweep_report(args: list[str]) -> int:
         raise UserError(f"out={out}: cannot write the report there ({e.strerror or e}): give a writable "
                         "directory") from None
     print_importances(sections)
-    Console(emoji=False).print(f"report: {escape(str(page))} (plots in {escape(str(page.parent / 'report'))})",
-                               soft_wrap=True)
+    Console(emoji=False).print(f"report: {escape(str(page))} (plots beside it: report_*.png)", soft_wrap=True)
     return 0

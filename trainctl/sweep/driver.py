@@ -125,7 +125,7 @@ class SweepDriver:
         return []
 
     def _report(self, study: optuna.Study) -> None:
-        """The sweep's report (report.html, report/*.png) and its importance table; a report that cannot be
+        """The sweep's report (report.html, report_*.png) and its importance table; a report that cannot be
         written costs the sweep nothing: its results are saved, and `trainctl sweep-report` writes it later."""
         from trainctl.sweep.report import print_importances, write_report
 

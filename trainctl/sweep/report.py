@@ -1,5 +1,6 @@
 """The sweep report: the best trials, parameter importances and Optuna's plots, as `report.html` (one page that
-opens offline) and `report/*.png` in the sweep directory, plus the importance table on the console.
+opens offline) and `report_<plot>.png` beside it in the sweep directory (files, not a folder: the sweep
+directory's folders are its trials), plus the importance table on the console.
 
 Written at the end of every sweep and by `trainctl sweep-report`. Importances are Optuna's default evaluator,
 PED-ANOVA: it needs no extra package (fANOVA needs scikit-learn) and is deterministic.
@@ -21,7 +22,7 @@ from trainctl.sweep.report_html import render
 from trainctl.sweep.report_plots import Objective, Plot, draw_plots, study_objectives
 
 REPORT_HTML = "report.html"
-PLOTS_DIR = "report"
+PLOT_PREFIX = "report_"  # report_history.png, report_slice.png, ...
 TOP = 10
 
 
@@ -92,13 +93,12 @@ def build_sections(study: optuna.Study, names: list[str]) -> list[Section]:
 
 
 def write_report(study: optuna.Study, out_dir: Path, names: list[str]) -> tuple[Path, list[Section]]:
-    """report.html and report/<plot>.png in `out_dir`; a plot not drawn this time loses its old file."""
+    """report.html and report_<plot>.png in `out_dir`; a plot not drawn this time loses its old file."""
     sections = build_sections(study, names)
-    plots_dir = out_dir / PLOTS_DIR
-    plots_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for section in sections:
         for plot in section.plots:
-            path = plots_dir / f"{plot.key}.png"
+            path = out_dir / f"{PLOT_PREFIX}{plot.key}.png"
             if plot.png is None:
                 path.unlink(missing_ok=True)
             else:
