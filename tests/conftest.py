@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -157,16 +158,40 @@ def fake_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_image_folder(tmp_path_factory.mktemp("images"))
 
 
-def hparams_session(run_dir: Path) -> tuple[dict[str, object], list[str]]:
-    """The HParams session in `run_dir`'s own event file: (hyperparameters, metric tags), as TensorBoard reads
-    them."""
+def hparams_session(run_dir: Path) -> tuple[dict[str, object], str]:
+    """The HParams session in `run_dir`'s own event file: (hyperparameters, status name such as
+    "STATUS_SUCCESS"), as TensorBoard reads them."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import api_pb2
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
     events = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
     events.Reload()
     content = events.PluginTagToContent("hparams")
     start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
-    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    end = HParamsPluginData.FromString(content["_hparams_/session_end_info"]).session_end_info
     params = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
-    return params, [m.name.tag for m in experiment.metric_infos]
+    return params, api_pb2.Status.Name(end.status)
+
+
+def hparams_tab(logdir: Path, metrics: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
+    """What TensorBoard's HParams tab gets for `tensorboard --logdir logdir`, computed by its own hparams plugin:
+    (the experiment: its hparam and metric columns; each session group by run name, with `metrics`' values)."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment, list_session_groups
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    backend = backend_context.Context(base_plugin.TBContext(logdir=str(logdir), data_provider=provider,
+                                                            multiplexer=multiplexer))
+    request = context.RequestContext()
+    experiment = get_experiment.Handler(request, backend, "", api_pb2.GetExperimentRequest()).run()
+    columns = [api_pb2.ColParams(metric=api_pb2.MetricName(tag=m), include_in_result=True) for m in metrics]
+    listing = api_pb2.ListSessionGroupsRequest(allowed_statuses=list(api_pb2.Status.values()), col_params=columns,
+                                               start_index=0, slice_size=1000)
+    groups = list_session_groups.Handler(request, backend, "", listing).run().session_groups
+    return experiment, {g.name: g for g in groups}

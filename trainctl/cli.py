@@ -34,6 +34,8 @@ commands:
                         trainctl lr-find model=cnn lr_find.steps=200
   explain ckpt=PATH   what a trained image model looks at: Grad-CAM, saliency, feature maps, kernels
                         trainctl explain ckpt=runs/<run> method=gradcam n=16
+  sweep-report DIR    an Optuna sweep's report: best trials, parameter importances, plots (HTML + PNGs)
+                        trainctl sweep-report runs/optuna/<study>
 
 run `trainctl <command> --help` for a command's options.
 """
@@ -113,9 +115,16 @@ def _export(args: list[str]) -> int:
     return run_export(args)
 
 
+def _sweep_report(args: list[str]) -> int:
+    from trainctl.commands.sweep_report import run_sweep_report
+
+    return run_sweep_report(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eval, "list": _list, "doctor": _doctor,
                                                    "summary": _summary, "lr-find": _lr_find, "explain": _explain,
-                                                   "predict": _predict, "export": _export}
+                                                   "predict": _predict, "export": _export,
+                                                   "sweep-report": _sweep_report}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 
-from conftest import hparams_session, run_cli, run_dirs
+from conftest import hparams_session, hparams_tab, run_cli, run_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +59,21 @@ def test_train_and_validation_share_a_chart(single_run):
 
 def test_a_single_run_is_a_row_of_the_hparams_tab_with_its_real_metrics(single_run):
     run, _ = single_run
-    params, metric_tags = hparams_session(run)
-    assert params["optimizer.lr"] == pytest.approx(0.02) and params["trainer.progress"] == "true"
+    params, status = hparams_session(run)
+    assert params["optimizer.lr"] == pytest.approx(0.02) and params["trainer.progress"] is True
+    assert params["trainer.epochs"] == "2" and params["seed"] == "0"  # integers as written, not 2.000
     assert params["model"] == "mlp" and params["dataset"] == "blobs" and params["experiment"] == "smoke"
-    assert params["status"] == "completed"
+    assert params["status"] == "completed" and status == "STATUS_SUCCESS"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert sorted(metric_tags) == sorted(f"hparams/{k}" for k in ("val/loss", "val/acc", "test/loss", "test/acc"))
-    for tag in metric_tags:  # the values are metrics.json's, not a placeholder
-        [point] = scalars(run, tag)
-        assert point.value == pytest.approx(metrics[tag.removeprefix("hparams/")], rel=1e-6)
+    experiment, groups = hparams_tab(run.parent, ("val/acc", "test/acc"))
+    tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"val/loss", "val/acc", "test/loss", "test/acc"} <= tags  # the curves' own tags: "show metrics" draws them
+    assert not any(t.startswith("hparams/") for t in tags)
+    [group] = groups.values()
+    # The HParams tab reads the test metrics (one point each) and the last validation point of the curves.
+    values = {m.name.tag: m.value for m in group.metric_values}
+    assert values["val/acc"] == pytest.approx(metrics["history"][-1]["val/acc"], rel=1e-6)
+    assert values["test/acc"] == pytest.approx(metrics["test/acc"], rel=1e-6)
 
 
 def test_without_a_terminal_progress_is_a_log_line_per_log_interval(single_run):

@@ -40,9 +40,9 @@ def test_random_sweep_writes_consistent_results(tmp_path):
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
     for n in range(4):
         assert (sweep_dir / str(n) / "metrics.json").is_file()
-        params, metrics = hparams_session(sweep_dir / str(n))  # each trial is a row of the HParams tab
+        params, status = hparams_session(sweep_dir / str(n))  # each trial is a row of the HParams tab
         assert {"optimizer.lr", "trainer.batch_size", "model", "dataset", "status"} <= params.keys()
-        assert "hparams/val/acc" in metrics and "hparams/test/acc" in metrics
+        assert status == "STATUS_SUCCESS"
     study = load_study(sweep_dir, "s1")
     rows = read_trials(sweep_dir)
     assert [int(r["number"]) for r in rows] == [t.number for t in study.trials] == [0, 1, 2, 3]

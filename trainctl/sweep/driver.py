@@ -31,8 +31,8 @@ from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_valu
 from trainctl.sweep.settings import check_settings
 from trainctl.sweep.space_check import check_space
 from trainctl.sweep.storage import check_storage, storage_files, storage_spec
-from trainctl.sweep.study import (LOCK_FILE, fail_stale_trials, make_sweep_dir, open_study, owner, removed_on_error,
-                                  study_lock)
+from trainctl.sweep.study import (LOCK_FILE, fail_stale_trials, make_sweep_dir, name_metrics, open_study, owner,
+                                  removed_on_error, study_lock)
 from trainctl.sweep.trial_link import (ENV_STORAGE, ENV_STUDY, ENV_TRIAL_NUMBER, forget_in_process,
                                        register_in_process)
 from trainctl.metrics import direction as metric_direction
@@ -104,6 +104,7 @@ class SweepDriver:
         if self.s["dry_run"]:
             return self._dry_run(space, directions)
         study = self._open_study(space, directions)
+        name_metrics(study, self.names)
         log.info("study %s in %s: %d of %d trials exist; storage %s", self.study_name, self.sweep_dir,
                  len(study.trials), self.n_trials, self.spec)
         self.study, self.space = study, space
@@ -118,9 +119,23 @@ class SweepDriver:
                     future.result()
         results.write_all(study, self.sweep_dir, self.names, self.spec)
         results.print_top(study, self.names)
+        self._report(study)
         if self.failure:
             raise UserError(self.failure)
         return []
+
+    def _report(self, study: optuna.Study) -> None:
+        """The sweep's report (report.html, report_*.png) and its importance table; a report that cannot be
+        written costs the sweep nothing: its results are saved, and `trainctl sweep-report` writes it later."""
+        from trainctl.sweep.report import print_importances, write_report
+
+        try:
+            page, sections = write_report(study, self.sweep_dir, self.names)
+        except OSError as e:
+            log.warning("could not write the sweep report (%s): run trainctl sweep-report %s", e, self.sweep_dir)
+            return
+        print_importances(sections)
+        log.info("report: %s", page)
 
     def _validate(self, arguments: list[str]) -> tuple[SearchSpace, list[str]]:
         """Every check the command can fail, done before anything is written: settings, search space,

@@ -111,3 +111,14 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
             study.tell(trial.number, state=TrialState.FAIL)
             stale.append(trial.number)
     return stale
+
+
+def name_metrics(study: optuna.Study, names: list[str]) -> None:
+    """Name the study's values after the objective (`val/acc`), so Optuna's plots and optuna-dashboard say what
+    they show rather than 'Objective Value'."""
+    import warnings
+
+    if study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
