@@ -84,7 +84,12 @@ WRITTEN_CASES = [
     (["dataset.std=[inf]"], "dataset.std"),
     (["dataset.std=[${oc.env:HOME}]"], "dataset.std"),
     (["dataset.mean=${oc.env:NO_SUCH_VARIABLE_HERE}"], "dataset.mean"),
-    (["model.activation=elu"], "model.activation"),
+    (["model.activation=swish"], "model.activation"),
+    (["model=cnn", "model.norm=layer", "model.batch_norm=true"], "model.norm=layer contradicts model.batch_norm"),
+    (["model=cnn", "model.norm=banana"], "model.norm"),
+    (["trainer.epochs=100001"], "trainer.epochs=100001 is out of range"),
+    (["device.index=-1"], "device.index"),
+    (["dataset.train_per_class=0"], "dataset.train_per_class"),
     (["trainer.precision=fp8"], "trainer.precision"),
     (["objective=val/accuracy"], "objective"),
     (["checkpoint.monitor=val/f1"], "checkpoint.monitor"),
@@ -144,7 +149,31 @@ CLI_CASES = [
     (["train", "optimizer.lr=inf"], "optimizer.lr"),
     (["train", "model.batch_norm=2"], "model.batch_norm"),
     (["train", "~model"], "model"),
-    (["train", "model.activation=elu"], "model.activation"),
+    (["train", "model.activation=swish"], "model.activation"),
+    (["train", "experiment=smoke", "seed=${seed}"], "seed cannot be resolved"),
+    (["train", "experiment=smoke", "model.hidden=${trainer.batch_size}"], "model.hidden=32 is not a list"),
+    (["train", "experiment=smoke", "+trainer._target_=os.system"], "trainer._target_: trainer is trainctl's own"),
+    (["train", "-m", "hydra/sweeper=optuna", "experiment=smoke", "optimizer.lr=interval(0.01,0.1)",
+      "+hydra.sweeper.bogus=1"], "hydra.sweeper.bogus is not a setting of hydra.sweeper"),
+    (["train", "-m", "hydra/sweeper=optuna", "experiment=smoke", "optimizer.lr=interval(0.01,0.1)",
+      "hydra.sweeper.study_name=a/../../b"], "hydra.sweeper.study_name=a/../../b is not valid"),
+    (["lr-find", "experiment=smoke", "lr_find.steps=100000000"], "lr_find.steps=100000000 is more than"),
+    (["eval", "ckpt=a.pt", "ckpt=b.pt"], "ckpt= is given twice"),
+    ([], "usage: trainctl <command>"),
+    (["train", "experiment=smoke", "trainer.epochs=${oc.env:TRAINCTL_NO_SUCH_VARIABLE}"],
+     "trainer.epochs cannot be resolved"),
+    (["train", "experiment=smoke", "~seed"], "~seed: trainctl's settings can be changed but not removed"),
+    (["train", "experiment=smoke", "hydra.run.dir="], "hydra.run.dir=: an empty output directory"),
+    (["train", "experiment=smoke", "model.hidden=[1000000000]"], "model.hidden"),
+    (["train", "experiment=smoke", "model=cnn"], "model.hidden is not a setting of model=cnn"),
+    (["train", "-m", "experiment=smoke", "seed=range(0,100000000)"], "would launch 100,000,000 jobs"),
+    (["train", "-m", "experiment=smoke", "trainer.epochs=range(1,3,0)"], "trainer.epochs=range(1,3,0)"),
+    (["train", "-m", "hydra/sweeper=optuna", "experiment=smoke", "optimizer.lr=interval(0.1,0.1)"],
+     "the interval holds one value"),
+    (["train", "-m", "hydra/sweeper=optuna", "experiment=smoke", "optimizer.lr=tag(bogus,interval(0.1,1))"],
+     "unknown tag(s) bogus"),
+    (["train", "-m", "hydra/sweeper=optuna", "experiment=smoke", "optimizer.lr=tag(log,choice(0.1,0.2))"],
+     "applies to interval(a,b) only"),
     (["train", "dataset.root=/nowhere", NO_SYSTEM_DATA], "/nowhere"),
     (["train", "device=tpu"], "tpu"),
     (["train", "-m", "model=mlp,cnn", "experiment=smoke"], "model.hidden"),
@@ -249,3 +278,28 @@ def test_idx_images_of_another_type_or_size_are_refused_naming_the_file(tmp_path
     cfg = compose(["dataset=fashionmnist", f"dataset.root={root}", NO_SYSTEM_DATA])
     with pytest.raises(UserError, match=culprit):
         DATASETS.get("fashionmnist")(cfg.dataset, 0)
+
+
+@pytest.mark.slow
+def test_outputs_never_replace_a_special_file_or_fail_with_a_traceback(tmp_path):
+    """`out=` pointing at a device node must not replace it with a file; a folder that is a file is named."""
+    import os
+
+    (tmp_path / "notes.txt").write_text("x")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    from trainctl.files import write_json
+
+    with pytest.raises(UserError, match=f"cannot write {fifo}: it exists and is not a regular file"):
+        write_json(fifo, {"a": 1})
+    assert fifo.is_fifo()
+    with pytest.raises(UserError, match="could not write .*notes.txt/x.json"):
+        write_json(tmp_path / "notes.txt" / "x.json", {"a": 1})
+
+
+@pytest.mark.slow
+def test_a_broken_user_yaml_names_its_file_and_line(tmp_path):
+    (tmp_path / "conf" / "model").mkdir(parents=True)
+    (tmp_path / "conf" / "model" / "bad.yaml").write_text("hidden: [1, 2\nfoo: bar\n")
+    proc = run_cli(["train", "-cd", "conf", "model=bad", "dataset=blobs"], tmp_path)
+    assert proc.returncode == 2 and "bad.yaml, line 2" in proc.stderr and "Traceback" not in proc.stderr

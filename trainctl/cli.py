@@ -129,7 +129,10 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eva
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args:  # no command is a usage error (as git and pip treat it): the usage, on stderr, exit 2
+        print(USAGE, end="", file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0
     if args[0] in ("--version", "-V"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -36,6 +37,9 @@ def atomic_write_bytes(path: Path, write: Callable[[Any], Any],
     A crash at any moment leaves either the old file or the new one, never a torn one. `before_replace` runs
     between the fsync and the rename (tests kill the process there).
     """
+    if path.exists() and not path.is_file():  # a directory, or a device such as /dev/full: never replaced
+        raise UserError(f"cannot write {path}: it exists and is not a regular file. Give a file path "
+                        "(out=results/metrics.json) in a writable directory.")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,9 +51,10 @@ def atomic_write_bytes(path: Path, write: Callable[[Any], Any],
             before_replace()
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"could not write {path.name} in {path.parent}: {e.strerror or e}. Choose a directory "
-                        "that exists, is writable and has free space; any previous file there is intact.") from None
+        with contextlib.suppress(OSError):  # the folder may not exist, or be a file (out=notes.txt/x.json)
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"could not write {path}: {e.strerror or e}. Choose a directory that exists, is writable "
+                        "and has free space; any previous file there is intact.") from None
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -12,6 +12,19 @@ from omegaconf import DictConfig
 from hydra_plugins.trainctl_optuna.config import TrainctlOptunaSweeperConf  # noqa: F401  (registers the config)
 
 
+def check_known_settings(settings: dict[str, Any]) -> None:
+    """`+hydra.sweeper.bogus=1` reaches the sweeper as a setting nothing reads: refuse it, naming the real ones."""
+    import dataclasses
+
+    from trainctl.config.hydra_errors import unknown_key_message
+    from trainctl.errors import UserError
+
+    known = [f.name for f in dataclasses.fields(TrainctlOptunaSweeperConf) if not f.name.startswith("_")]
+    unknown = [k for k in settings if k not in known and not k.startswith("_")]
+    if unknown:
+        raise UserError(unknown_key_message(f"hydra.sweeper.{unknown[0]}", known))
+
+
 class TrainctlOptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         self.settings = settings
@@ -28,6 +41,7 @@ class TrainctlOptunaSweeper(Sweeper):
         from trainctl.sweep.driver import SweepDriver
 
         try:
+            check_known_settings(self.settings)
             return SweepDriver(self.settings, self.config, self.launcher).run(arguments)
         except UserError as e:
             report_user_error(e)

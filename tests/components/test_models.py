@@ -183,3 +183,14 @@ def test_the_cli_refuses_a_model_its_images_cannot_feed(tmp_path, fake_fashion):
     assert proc.returncode == 2 and "Traceback" not in proc.stdout + proc.stderr
     assert "error: model.kernel_size=99 is larger than the 28x28 input" in " ".join(proc.stderr.split())
     assert run_dirs(tmp_path) == []
+
+
+def test_layer_outputs_of_a_batch_count_towards_the_memory_a_model_needs():
+    from trainctl.components.models import activation_elements, check_fits
+
+    build = lambda: torch.nn.Sequential(torch.nn.Linear(2, 1000), torch.nn.ReLU(), torch.nn.Linear(1000, 2))  # noqa: E731
+    with torch.device("meta"):
+        assert activation_elements(build(), (2,)) == 1000 + 1000 + 2
+    check_fits("mlp", build, available=10**9, input_shape=(2,), batch_size=32)  # about 0.3 MB per batch: fits
+    with pytest.raises(UserError, match="does not fit in memory at trainer.batch_size=100000: its layer outputs"):
+        check_fits("mlp", build, available=10**9, input_shape=(2,), batch_size=100_000)  # about 1.6 GB per batch

@@ -181,3 +181,11 @@ def test_cli_single_class_exits_2_and_bad_files_are_warned_about(tmp_path):
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 0, out
     assert f"skipped 3 unreadable file(s) of 15 under {two}: train/a/broken.png (not an image)" in out
+
+
+@pytest.mark.parametrize(("in_memory", "said"), [("true", "decoded into memory"), ("false", "in one streamed batch")])
+def test_an_image_size_that_cannot_fit_in_memory_is_refused_before_decoding(fake_images, in_memory, said):
+    cfg = compose(["dataset=imagefolder", f"dataset.root={fake_images}", "dataset.image_size=[100000,100000]",
+                   f"dataset.in_memory={in_memory}"])
+    with pytest.raises(UserError, match=f"dataset.image_size=\\[100000, 100000\\]: the images {said} would take"):
+        build_dataset(cfg.dataset, 0)

@@ -31,6 +31,8 @@ def parse_options(args: list[str], options: tuple[str, ...], usage: str) -> tupl
         if not sep:
             raise UserError(f"'{arg}' is not KEY=VALUE. {usage}")
         if key in options:
+            if key in found and found[key] != value:  # which one was meant? never guess
+                raise UserError(f"{key}= is given twice ({key}={found[key]} and {key}={value}): give it once")
             found[key] = value
         else:
             config_overrides.append(arg)

@@ -74,7 +74,11 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
             return (f"cannot create or read{where}: {e.strerror or e}. Check the path (hydra.run.dir, "
                     "hydra.sweep.dir, -cd/--config-dir) exists or can be created and is writable.")
         if type(e).__name__ in ("SearchPathException", "ParserError", "ScannerError", "ConstructorError"):
-            return f"{str(e).strip().splitlines()[0]} (check -cd/--config-dir and the YAML files in it)"
+            mark = getattr(e, "problem_mark", None)  # YAML errors know the file and the line
+            where = f" in {mark.name}, line {mark.line + 1}" if mark is not None and mark.name else ""
+            problem = f": {e.problem}" if getattr(e, "problem", None) else ""
+            return (f"{str(e).strip().splitlines()[0]}{where}{problem} (check -cd/--config-dir and the YAML files "
+                    "in it)")
     given = dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
     omega = next((e for e in chain if isinstance(e, OmegaConfBaseException)), None)
     if omega is not None and getattr(omega, "full_key", None):

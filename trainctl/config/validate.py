@@ -83,8 +83,14 @@ def _unknown_keys(node: DictConfig, prefix: str, schema: type) -> list[str]:
             if key not in fields and key != "_target_"]
 
 
+TARGET_GROUPS = ("model", "dataset", "optimizer", "scheduler", "loss", "callbacks")  # where `_target_` is a component
+
+
 def _walk(node: DictConfig, prefix: str, schema: type | None = None) -> list[str]:
     schema = schema or OmegaConf.get_type(node)
+    if "_target_" in node and prefix.split(".")[0] not in TARGET_GROUPS:
+        return [f"{prefix}_target_: {prefix.rstrip('.')} is trainctl's own setting, not a component you can replace; "
+                f"_target_ works on {', '.join(TARGET_GROUPS)} (remove the +{prefix}_target_ override)"]
     if not dataclasses.is_dataclass(schema) or "_target_" in node:
         return []  # user components (`_target_`) carry no schema: their constructor validates them
     problems = _unknown_keys(node, prefix, schema)
@@ -96,8 +102,17 @@ def _walk(node: DictConfig, prefix: str, schema: type | None = None) -> list[str
             continue
         if isinstance(value, ListConfig):
             value = OmegaConf.to_container(value, resolve=True)
+        elif value is not None and _takes_list(f.type) and not isinstance(value, (list, tuple)):
+            # an interpolation (`model.hidden=${trainer.batch_size}`) is not type-checked by omegaconf
+            problems.append(f"{key}={value!r} is not a list: {key} takes a list, e.g. {key}=[{value}]")
+            continue
         problems += _limit_problems(key, value, dict(f.metadata))
     return problems
+
+
+def _takes_list(annotation: object) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return text.replace("Optional[", "").startswith(("list[", "List[", "typing.List["))
 
 
 def _resolution_problems(cfg: DictConfig) -> list[str]:

@@ -97,6 +97,10 @@ def _idx_bundle(cfg: DictConfig, seed: int, class_names: tuple[str, ...]) -> Dat
                 f"{files[f'{split}_images']} and {files[f'{split}_labels']} do not match "
                 f"(images {tuple(images.shape)}, labels {tuple(labels.shape)}): fetch the dataset again."
             )
+        if images.shape[0] < (2 if split == "train" else 1):  # training also holds validation out
+            raise UserError(f"{files[f'{split}_images']} holds {images.shape[0]} image(s): too few to "
+                            f"{'train and validate on' if split == 'train' else 'test on'}. The file is "
+                            "truncated or a placeholder: fetch the dataset again.")
         if images.dtype != torch.uint8:
             raise UserError(f"{files[f'{split}_images']} holds {images.dtype} pixels, not bytes (uint8) as "
                             f"{cfg.name}'s images are: the file is corrupt or from another dataset. "

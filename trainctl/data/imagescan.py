@@ -87,6 +87,8 @@ def probe(path: str) -> str:
     """Why `path` is not a readable image ('' when it is): a header check, no decoding."""
     from PIL import Image, UnidentifiedImageError
 
+    if not os.path.isfile(path):  # a FIFO or device named .png: opening it would block or read forever
+        return "not a regular file"
     try:
         with Image.open(path) as image:
             image.size  # noqa: B018  (opening parses the header; the size must be there)

@@ -21,6 +21,7 @@ from torch import nn
 
 from trainctl.deploy.inputs import Chunk
 from trainctl.engine.step import StepSettings
+from trainctl.errors import UserError
 from trainctl.files import atomic_write_bytes
 
 TABLE_ROWS = 10
@@ -49,6 +50,11 @@ def predict(model: nn.Module, preprocess: nn.Module, chunks: Iterable[Chunk], se
     outputs: list[torch.Tensor] = []
     with torch.inference_mode():
         for chunk in chunks:
+            if chunk.x.is_floating_point() and not bool(torch.isfinite(chunk.x).all()):
+                bad = [n for n, row in zip(chunk.names, chunk.x.flatten(1)) if not bool(torch.isfinite(row).all())]
+                more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+                raise UserError(f"input {bad[0]}{more} holds non-finite values (nan or inf): the model's answer "
+                                "would be meaningless. Fix or drop those inputs.")
             x = preprocess(chunk.x.to(settings.device, non_blocking=True))
             with settings.autocast():
                 outputs.append(model(settings.prepare(x)).float())

@@ -44,6 +44,9 @@ class RangeOptions:
         if self.steps < 10:
             raise UserError(f"lr_find.steps={self.steps} is too few to draw a curve: use at least 10 "
                             "(the default is 200)")
+        if self.steps > 100_000:
+            raise UserError(f"lr_find.steps={self.steps} is more than a range test needs (at most 100000; the "
+                            "default 200 draws a full curve)")
         if self.diverge <= 1:
             raise UserError(f"lr_find.diverge={self.diverge:g} must be above 1: the test stops when the smoothed "
                             "loss exceeds that multiple of its minimum")

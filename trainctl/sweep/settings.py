@@ -25,6 +25,11 @@ def _optional_text(v: Any) -> bool:
     return v is None or isinstance(v, str) and v.strip() != ""
 
 
+def _study_name(v: Any) -> bool:
+    """A study name is also a folder name: `a/../../b` would write outside runs/optuna."""
+    return v is None or _optional_text(v) and not any(c in v for c in "/\\") and v not in (".", "..")
+
+
 def _number_in(low: float, high: float) -> Callable[[Any], bool]:
     return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and low <= v <= high
 
@@ -54,7 +59,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "pruner_warmup_epochs": (_integer(0), "an integer >= 0 (epochs a trial runs before it can be pruned)"),
     "storage": (_optional_text, "null (SQLite in the sweep directory), memory, journal, journal:PATH or a "
                                 "database URL"),
-    "study_name": (_optional_text, "a name, or null for <model>-<dataset>-<hash of the command>"),
+    "study_name": (_study_name, "a name without / (it names a folder under runs/optuna), or null for "
+                   "<model>-<dataset>-<hash of the command>"),
     "sweep_dir": (_optional_text, "a directory, or null for runs/optuna/<study_name>"),
     "max_failure_rate": (_number_in(0, 1), "a number in [0, 1] (the share of n_trials that may fail)"),
     "timeout": (lambda v: v is None or _number_in(0, math.inf)(v) and 0 < v < math.inf,
