@@ -160,6 +160,8 @@ CLI_CASES = [
     (["lr-find", "experiment=smoke", "lr_find.steps=100000000"], "lr_find.steps=100000000 is more than"),
     (["eval", "ckpt=a.pt", "ckpt=b.pt"], "ckpt= is given twice"),
     ([], "usage: trainctl <command>"),
+    (["train", "experiment=smoke", "hydra.searchpath=[file:///no/such/confdir]"], "/no/such/confdir"),
+    (["train", "-cd", "no_such_confdir", "experiment=smoke"], "no_such_confdir"),
     (["train", "experiment=smoke", "trainer.epochs=${oc.env:TRAINCTL_NO_SUCH_VARIABLE}"],
      "trainer.epochs cannot be resolved"),
     (["train", "experiment=smoke", "~seed"], "~seed: trainctl's settings can be changed but not removed"),

@@ -130,8 +130,10 @@ def _check_grid_size(sweeps: list[object]) -> None:
             sizes.append(sum(1 for _ in override.sweep_string_iterator()))
     jobs = math.prod(sizes) if sizes else 0
     if jobs > MAX_GRID_JOBS:
-        raise UserError(f"this grid multirun would launch {jobs:,} jobs (more than {MAX_GRID_JOBS:,}): list fewer "
-                        "values, or search the space with hydra/sweeper=optuna and hydra.sweeper.n_trials=N")
+        largest = max(zip(sizes, (o.input_line for o in sweeps)))[1]
+        raise UserError(f"this grid multirun would launch {jobs:,} jobs (more than {MAX_GRID_JOBS:,}; the largest "
+                        f"list is {largest}): list fewer values, or search the space with hydra/sweeper=optuna and "
+                        "hydra.sweeper.n_trials=N")
 
 
 def check_keys(args: list[str]) -> None:
@@ -174,8 +176,18 @@ def expand_device_index(args: list[str]) -> list[str]:
     return expanded
 
 
+def check_config_dirs(args: list[str]) -> None:
+    """A config dir (`-cd`, `hydra.searchpath`) that does not exist would only draw a warning from Hydra, and the
+    options the user meant to add would then be missing."""
+    for folder in _user_config_dirs(args)[0]:
+        if not folder.expanduser().is_dir():
+            raise UserError(f"the config directory {folder} (from -cd/--config-dir or hydra.searchpath) does not "
+                            "exist or is not a folder: check the path")
+
+
 def check_group_choices(args: list[str]) -> None:
     check_keys(args)
+    check_config_dirs(args)
     check_sweeps_expand(args)
     pairs = _choices(args)
     if not pairs:
