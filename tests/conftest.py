@@ -33,6 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
     global TEST_DEVICE
     TEST_DEVICE = config.getoption("--device")
     os.environ["TRAINCTL_TEST_DEVICE"] = TEST_DEVICE  # xdist workers and subprocesses see the same choice
+    # One CPU thread per process: the suite runs two workers, each starting CLI subprocesses, on CI's two cores;
+    # torch's default of one thread per core would oversubscribe them and spend the time switching.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     if TEST_DEVICE == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError("--device cuda: torch sees no CUDA device on this machine")
 
