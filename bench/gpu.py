@@ -43,7 +43,7 @@ from trainctl.data.catalog import build_dataset
 from trainctl.data.splits import DataBundle, DataSpec, Split
 from trainctl.data.transforms import image_transforms
 from trainctl.engine.build import build_trainer, deterministic_mode
-from trainctl.engine.step import Trainer, train_one_epoch
+from trainctl.engine.step import train_one_epoch
 
 CUDA = torch.device("cuda")
 
@@ -152,15 +152,7 @@ def loop_section(root: Path, rounds: int, epochs: int, scratch: Path) -> dict[st
             return images / seconds_of(lambda: lightning_fit(fresh_model(), batches, steps))
 
         def trainctl() -> float:
-            run = Path(tempfile.mkdtemp(dir=scratch))
-            with deterministic_mode(False):
-                t = build_trainer(cfg, data, CUDA, run, all_callbacks(cfg))
-                t.events.emit("on_fit_start", t)
-                t.events.emit("on_epoch_start", t, 1)
-                train_one_epoch(t, 0)  # warm-up epoch
-                seconds = seconds_of(lambda: trainctl_epochs(t, epochs))
-                t.events.emit("on_exception", t, KeyboardInterrupt())  # closes the event files
-            return images / seconds
+            return images / seconds_of_trainctl(cfg, data, scratch, epochs)
 
         print(f"loop: seed cnn, batch {batch}, {epochs} epochs of {len(y):,} images per measurement", flush=True)
         median = median_rates({"trainctl": trainctl, "minimal": minimal, "lightning": lightning}, rounds,
@@ -170,10 +162,27 @@ def loop_section(root: Path, rounds: int, epochs: int, scratch: Path) -> dict[st
     return results
 
 
-def trainctl_epochs(t: Trainer, epochs: int) -> None:
-    for epoch in range(1, epochs + 1):
-        t.events.emit("on_epoch_start", t, epoch + 1)
-        train_one_epoch(t, epoch)
+def seconds_of_trainctl(cfg: Any, data: DataBundle, scratch: Path, epochs: int,
+                        warmup_batches: int | None = None) -> float:
+    """Seconds trainctl's own loop (with its default callbacks listening) takes for `epochs` epochs, after a
+    warm-up epoch (cut to `warmup_batches` when given) that compiles kernels and fills caches."""
+    with deterministic_mode(False):
+        t = build_trainer(cfg, data, CUDA, Path(tempfile.mkdtemp(dir=scratch)), all_callbacks(cfg))
+        t.events.emit("on_fit_start", t)
+        t.events.emit("on_epoch_start", t, 1)
+        full = t.batches
+        t.batches = warmup_batches or full
+        train_one_epoch(t, 0)
+        t.batches = full
+
+        def timed() -> None:
+            for epoch in range(1, epochs + 1):
+                t.events.emit("on_epoch_start", t, epoch + 1)
+                train_one_epoch(t, epoch)
+
+        seconds = seconds_of(timed)
+        t.events.emit("on_exception", t, KeyboardInterrupt())  # closes the event files
+    return seconds
 
 
 # ------------------------------------------------------------------------------------------------ airbench
@@ -241,17 +250,7 @@ def airbench_section(rounds: int, epochs: int, scratch: Path) -> dict[str, Any]:
                       DataSpec((3, 32, 32), 10), train_tf, eval_tf)
 
     def trainctl() -> float:
-        run = Path(tempfile.mkdtemp(dir=scratch))
-        with deterministic_mode(False):
-            t = build_trainer(cfg, data, CUDA, run, all_callbacks(cfg))
-            t.events.emit("on_fit_start", t)
-            t.events.emit("on_epoch_start", t, 1)
-            t.batches = 10
-            train_one_epoch(t, 0)  # warm-up
-            t.batches = math.ceil(len(train_y) / batch)
-            seconds = seconds_of(lambda: trainctl_epochs(t, epochs))
-            t.events.emit("on_exception", t, KeyboardInterrupt())
-        return epochs * len(train_y) / seconds
+        return epochs * len(train_y) / seconds_of_trainctl(cfg, data, scratch, epochs, warmup_batches=10)
 
     print(f"airbench: airbench94's network, batch {batch}, {epochs} epochs of {len(train_y):,} CIFAR-shaped "
           "images per measurement", flush=True)

@@ -8,6 +8,8 @@ from trainctl.components.schedulers import build_scheduler
 from trainctl.config.compose import compose
 from trainctl.errors import UserError
 
+from test_schedules import lrs as schedule_lrs
+
 TORCH = "torch.optim.lr_scheduler"
 
 
@@ -18,17 +20,7 @@ def target(cls, **settings):
 
 def lrs(overrides, metric=lambda epoch: 1.0, epochs=4, steps=3):
     """The lr at every optimizer step, feeding `metric(epoch)` as val/loss after each epoch."""
-    cfg = compose(["optimizer=sgd", "optimizer.lr=1.0", *overrides])
-    optimizer = build_optimizer(cfg.optimizer, nn.Linear(2, 2))
-    schedule = build_scheduler(cfg.scheduler, optimizer, epochs, steps)
-    used = []
-    for epoch in range(epochs):
-        for _ in range(steps):
-            used.append(optimizer.param_groups[0]["lr"])
-            optimizer.step()
-            schedule.step_batch()
-        schedule.step_epoch({"val/loss": metric(epoch), "val/acc": 0.5})
-    return used
+    return schedule_lrs(overrides, epochs, steps, metrics=lambda epoch: {"val/loss": metric(epoch), "val/acc": 0.5})
 
 
 def test_a_target_plateau_reads_its_monitor_after_each_epoch_and_decays_when_it_stalls():

@@ -15,20 +15,20 @@ from conftest import run_cli, run_dirs
 
 
 
-def lrs(overrides, epochs=4, steps=5):
-    """The lr used at every optimizer step of a run."""
+def lrs(overrides, epochs=4, steps=5, metrics=lambda epoch: {"val/loss": 1.0}):
+    """The lr used at every optimizer step of a run, feeding `metrics(epoch)` to the schedule after each epoch."""
     chosen = any(o.startswith("optimizer=") for o in overrides)
     cfg = compose([*([] if chosen else ["optimizer=sgd"]), "optimizer.lr=1.0", *overrides])
     model = nn.Linear(2, 2)
     optimizer = build_optimizer(cfg.optimizer, model)
     schedule = build_scheduler(cfg.scheduler, optimizer, epochs, steps)
     used = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
         for _ in range(steps):
             used.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
             schedule.step_batch()
-        schedule.step_epoch({"val/loss": 1.0})
+        schedule.step_epoch(metrics(epoch))
     return used
 
 

@@ -42,11 +42,10 @@ def _build_one(node: Any, key: str) -> Callable[[torch.Tensor], torch.Tensor]:
                         f"{{_target_: torchvision.transforms.v2.RandomErasing, p: 0.25}}; got {node!r}")
     settings = OmegaConf.masked_copy(node, [k for k in node.keys() if k not in OWN_KEYS])
     per_sample = bool(node.get("per_sample", False))
-    from hydra.utils import get_object
+    if _is_function(settings._target_):  # a function: bound to its settings, called per batch (or sample)
+        from hydra.utils import get_object
 
-    target = get_object(settings._target_) if _is_function_path(settings._target_) else None
-    if target is not None:  # a function: bound to its settings, called per batch (or sample)
-        _check_transform(settings._target_, target, key)
+        target = get_object(settings._target_)
         kwargs = {k: v for k, v in OmegaConf.to_container(settings, resolve=True).items() if k != "_target_"}
         fn: Callable = functools.partial(target, **kwargs)
     else:
@@ -57,7 +56,9 @@ def _build_one(node: Any, key: str) -> Callable[[torch.Tensor], torch.Tensor]:
     return _per_sample(fn, key) if per_sample else fn
 
 
-def _is_function_path(path: str) -> bool:
+def _is_function(path: str) -> bool:
+    """Whether `path` names a Python function (builtins such as `os.system` are not: they go to the class path,
+    whose check refuses them)."""
     from hydra.utils import get_object
 
     try:
