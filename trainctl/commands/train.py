@@ -112,16 +112,12 @@ def _task(cfg: DictConfig) -> Any:
     from trainctl.engine.step import NonFiniteLoss
     from trainctl.sweep.trial_link import in_sweep
 
-    from omegaconf.errors import InterpolationResolutionError
-
     from trainctl.config.validate import validate_overrides
 
     run_dir = job_output_dir()
     try:
-        try:
-            validate_overrides(cfg, raw_overrides(HydraConfig.get().overrides.task))  # each job's own values; train() does the rest
-        except InterpolationResolutionError as e:  # `seed=${seed}`: a reference that cannot be resolved
-            raise UserError(unresolvable_message(e, raw_overrides(HydraConfig.get().overrides.task))) from None
+        # each job's own values; train() does the rest
+        validate_overrides(cfg, raw_overrides(HydraConfig.get().overrides.task))
         result = train(cfg, run_dir=run_dir)
     except UserError as e:
         if in_sweep():  # one bad trial is recorded FAIL by the optuna sweeper; the sweep goes on
