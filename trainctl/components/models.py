@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from trainctl.components.layers import activation, dropout, linear_norm
+from trainctl.components.shapes import conv_pool_size, pair, stack_shapes
 from trainctl.config.targets import has_target, instantiate_target
 from trainctl.config.schemas import SCHEMAS
 from trainctl.config.schemas.models import chosen_norm
@@ -25,7 +26,11 @@ MODELS: Registry = Registry("model")
 
 
 def flat_size(features: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Size of `features`' output for one sample, found by a dry run (no hand-computed conv arithmetic)."""
+    """Size of `features`' output for one sample: by torch's shape formulas for a plain stack (no forward pass,
+    so no compiler import when building on the meta device), else by a dry run."""
+    shapes = stack_shapes(features, input_shape)
+    if shapes:
+        return math.prod(shapes[-1])
     with torch.no_grad():
         return int(features(torch.zeros(1, *input_shape)).numel())
 
@@ -43,38 +48,12 @@ SPATIAL_END = (nn.Flatten, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # sizes 
 MAX_SIDE = 1 << 20
 
 
-def _pair(value: int | Sequence[int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
-def _output_length(layer: nn.Module, length: int, dim: int) -> int:
-    """Output length along spatial `dim` (0: height, 1: width) of a conv or pool (torch's formula, so no
-    forward pass and no allocation: the check also runs for models far too big to build); other layers keep it."""
-    if isinstance(layer, nn.Conv2d):
-        if layer.padding == "same":
-            return length
-        padding = (0, 0) if layer.padding == "valid" else _pair(layer.padding)
-        kernel, stride, dilation = _pair(layer.kernel_size), _pair(layer.stride), _pair(layer.dilation)
-        ceil_mode = False
-    elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
-        kernel, padding = _pair(layer.kernel_size), _pair(layer.padding)
-        stride, dilation = _pair(layer.stride or layer.kernel_size), _pair(getattr(layer, "dilation", 1))
-        ceil_mode = layer.ceil_mode
-    else:
-        return length
-    room = length + 2 * padding[dim] - dilation[dim] * (kernel[dim] - 1) - 1
-    out = (-(-room // stride[dim]) if ceil_mode else room // stride[dim]) + 1
-    if ceil_mode and room >= 0 and (out - 1) * stride[dim] >= length + padding[dim]:
-        out -= 1  # torch's rule: the last window must start inside the input or the left padding
-    return out
-
-
 def _walk(layers: Sequence[nn.Module], size: tuple[int, int]) -> Iterator[tuple[int, nn.Module, tuple, tuple]]:
     """(index, layer, input size, output size) for each layer up to the first that ends the spatial part."""
     for index, layer in enumerate(layers):
         if isinstance(layer, SPATIAL_END):
             return
-        out = (_output_length(layer, size[0], 0), _output_length(layer, size[1], 1))
+        out = conv_pool_size(layer, size) or size  # other layers keep the size
         yield index, layer, size, out
         size = out
 
@@ -85,7 +64,7 @@ def _first_problem(layers: Sequence[nn.Module], size: tuple[int, int], kernel_fi
         if min(size_out) < 1:
             return index, layer, size_in, size_out, "vanishes"
         if kernel_fits and isinstance(layer, nn.Conv2d) and any(
-                k > n for k, n in zip(_pair(layer.kernel_size), size_in)):
+                k > n for k, n in zip(pair(layer.kernel_size), size_in)):
             return index, layer, size_in, size_out, "kernel"
     return None
 
@@ -107,7 +86,7 @@ def smallest_input(layers: Sequence[nn.Module], kernel_fits: bool = False) -> in
 
 def _describe(layer: nn.Module) -> str:
     kernel = getattr(layer, "kernel_size", None)
-    return f"{type(layer).__name__} {'x'.join(map(str, _pair(kernel)))}" if kernel is not None else type(layer).__name__
+    return f"{type(layer).__name__} {'x'.join(map(str, pair(kernel)))}" if kernel is not None else type(layer).__name__
 
 
 def check_input_size(name: str, layers: Sequence[nn.Module], input_shape: tuple[int, ...], fix: str,
@@ -125,7 +104,7 @@ def check_input_size(name: str, layers: Sequence[nn.Module], input_shape: tuple[
     larger = "" if side is None else (f" The smallest input it takes is {side}x{side} "
                                       f"(dataset.image_size=[{side},{side}] for an image folder).")
     if kind == "kernel":
-        raise UserError(f"{kernel_key}={max(_pair(layer.kernel_size))} is larger than the {h}x{w} input that {where} "
+        raise UserError(f"{kernel_key}={max(pair(layer.kernel_size))} is larger than the {h}x{w} input that {where} "
                         f"of model '{name}' sees on {shape} inputs: lower {kernel_key} to at most {min(h, w)}, "
                         f"or use larger images.{larger}")
     raise UserError(f"model '{name}' cannot take {shape} inputs: {where} shrinks its {h}x{w} input to {oh}x{ow}. "
@@ -179,7 +158,11 @@ def _too_large(name: str, what: str) -> UserError:
 
 def activation_elements(model: nn.Module, input_shape: tuple[int, ...]) -> int | None:
     """Elements of every layer's output for one sample: what a forward pass keeps for the backward pass. Run on
-    the meta device (shapes only); None when an op has no meta kernel."""
+    the meta device (shapes only); None when an op has no meta kernel. A plain stack of known layers is sized by
+    formula instead (see components/shapes.py for why)."""
+    shapes = stack_shapes(model, input_shape)
+    if shapes is not None:
+        return sum(math.prod(shape) for shape in shapes)
     total = [0]
 
     def count(_module: nn.Module, _inputs: object, output: object) -> None:
