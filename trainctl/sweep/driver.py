@@ -117,6 +117,9 @@ class SweepDriver:
         log.info("study %s in %s: %d of %d trials exist; storage %s", self.study_name, self.sweep_dir,
                  len(study.trials), self.n_trials, self.spec)
         self.study, self.space = study, space
+        if self.gpus is not None:
+            log.info("%d trials at once on %d GPU(s), %d per GPU: each running trial is lent one (device.index)",
+                     self.s["n_jobs"], len(self.gpus.running), self.gpus.per_gpu)
         timeout = self.s["timeout"]
         self.deadline = time.monotonic() + timeout if timeout is not None else math.inf
         self._link_jobs()
@@ -172,8 +175,9 @@ class SweepDriver:
             check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides))
         self.spec = storage_spec(self.s["storage"], self.sweep_dir)
         check_storage(self.s["storage"], self.spec)
-        self.gpus = plan_pool(self.config.device, list(space.distributions), self.s["n_jobs"],
-                              self.s["gpus_per_trial"], _cuda_count)
+        if type(self.launcher).__name__ == "JoblibLauncher":  # its jobs run on this machine, on its GPUs
+            self.gpus = plan_pool(self.config.device, list(space.distributions), self.s["n_jobs"],
+                                  self.s["gpus_per_trial"], _cuda_count)
         return space, directions
 
     def _open_study(self, space: SearchSpace, directions: list[str]) -> optuna.Study:

@@ -21,15 +21,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
 
+from trainctl.errors import UserError
 from trainctl.sweep.storage import storage_files
 
+log = logging.getLogger("trainctl.sweep")
 StudyLock = Callable[[], ContextManager[None]]
 LOCK_FILE = ".study.lock"  # the sweep directory's lock
 LOCK_NAME = "trainctl-sweep"  # the database servers' advisory lock
 SERVER_DIALECTS = ("postgresql", "mysql", "mariadb")
+LOCK_WAIT_S = 600  # MySQL's GET_LOCK needs a time-out; a count and an ask take well under a second
 
 
 @contextlib.contextmanager
@@ -70,14 +74,16 @@ def _journal_lock(journal: Path) -> StudyLock:
     return held
 
 
-def advisory_statements(dialect: str) -> tuple[str, str, dict[str, Any]]:
+def advisory_statements(dialect: str, database: str | None) -> tuple[str, str, dict[str, Any]]:
     """(lock, unlock, parameters): SQL that takes and releases the server's advisory lock for trainctl's sweeps.
     One lock for the whole database: it is held for a count and an ask, and also covers creating Optuna's
-    tables in an empty database."""
+    tables in an empty database. PostgreSQL's locks belong to a database, MySQL's to the server (hence the
+    database's name in it, cut to MySQL's 64 characters)."""
     if dialect == "postgresql":
         key = int.from_bytes(hashlib.sha1(LOCK_NAME.encode()).digest()[:8], "big", signed=True)
         return "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", {"key": key}
-    return "SELECT GET_LOCK(:name, -1)", "SELECT RELEASE_LOCK(:name)", {"name": LOCK_NAME}
+    name = f"{LOCK_NAME}:{database or ''}"[:64]
+    return f"SELECT GET_LOCK(:name, {LOCK_WAIT_S})", "SELECT RELEASE_LOCK(:name)", {"name": name}
 
 
 def _server_lock(spec: str) -> StudyLock:
@@ -85,12 +91,14 @@ def _server_lock(spec: str) -> StudyLock:
     from sqlalchemy.pool import NullPool
 
     engine = create_engine(spec, poolclass=NullPool)  # a lock's connection closes with it: nothing left held
-    lock, unlock, parameters = advisory_statements(engine.dialect.name)
+    lock, unlock, parameters = advisory_statements(engine.dialect.name, engine.url.database)
 
     @contextlib.contextmanager
     def held() -> Iterator[None]:
         with engine.connect() as connection:
-            connection.execute(text(lock), parameters)
+            if connection.execute(text(lock), parameters).scalar() == 0:  # GET_LOCK's time-out (MySQL)
+                raise UserError(f"the sweep lock in {engine.url.render_as_string()} was not released in "
+                                f"{LOCK_WAIT_S} s: a sweep holding it may hang; stop it and run this command again")
             try:
                 yield
             finally:
@@ -113,4 +121,8 @@ def make_study_lock(spec: str, sweep_dir: Path) -> StudyLock:
         return lambda: flocked(path)
     if crosses_machines(spec):
         return _server_lock(spec)
+    if spec != "memory" and not spec.startswith("sqlite"):
+        log.warning("trainctl takes the study lock of %s databases in the sweep directory: sweeps that share "
+                    "this study stop at exactly n_trials only if they share %s too (PostgreSQL, MySQL and "
+                    "journal or SQLite files lock beside the study)", spec.split(":", 1)[0], sweep_dir)
     return lambda: study_lock(sweep_dir)
