@@ -54,12 +54,6 @@ RESUME_IN_MULTIRUN = ("resume= continues one run and cannot be part of a multiru
 IDENTITY = ("sampler", "pruner", "direction", "seed", "pruner_startup_trials", "pruner_warmup_epochs")
 
 
-def _cuda_count() -> int:
-    from trainctl.device import device_count  # torch is loaded only when a sweep may lend GPUs
-
-    return device_count("cuda")
-
-
 def default_study_name(config: DictConfig, arguments: list[str], settings: dict[str, Any]) -> str:
     """<model>-<dataset>-<hash>: the same command names the same study, so running it again resumes it.
 
@@ -117,9 +111,6 @@ class SweepDriver:
         log.info("study %s in %s: %d of %d trials exist; storage %s", self.study_name, self.sweep_dir,
                  len(study.trials), self.n_trials, self.spec)
         self.study, self.space = study, space
-        if self.gpus is not None:
-            log.info("%d trials at once on %d GPU(s), %d per GPU: each running trial is lent one (device.index)",
-                     self.s["n_jobs"], len(self.gpus.running), self.gpus.per_gpu)
         timeout = self.s["timeout"]
         self.deadline = time.monotonic() + timeout if timeout is not None else math.inf
         self._link_jobs()
@@ -177,13 +168,13 @@ class SweepDriver:
         check_storage(self.s["storage"], self.spec)
         if type(self.launcher).__name__ == "JoblibLauncher":  # its jobs run on this machine, on its GPUs
             self.gpus = plan_pool(self.config.device, list(space.distributions), self.s["n_jobs"],
-                                  self.s["gpus_per_trial"], _cuda_count)
+                                  self.s["gpus_per_trial"])
         return space, directions
 
     def _open_study(self, space: SearchSpace, directions: list[str]) -> optuna.Study:
         """Create the sweep directory, the study and multirun.yaml; if any of it fails, remove what was made."""
-        made = [self.sweep_dir / LOCK_FILE, self.sweep_dir / "multirun.yaml", *storage_files(self.spec)]
-        made += [path for path in [lock_path(self.spec)] if path is not None]
+        made = [self.sweep_dir / LOCK_FILE, self.sweep_dir / "multirun.yaml", *storage_files(self.spec),
+                *filter(None, [lock_path(self.spec)])]
         with removed_on_error(made):
             make_sweep_dir(self.sweep_dir, self.s["sweep_dir"])
             self.study_lock = make_study_lock(self.spec, self.sweep_dir)
@@ -220,10 +211,8 @@ class SweepDriver:
             self.config.hydra.overrides.hydra += [f"++hydra.job.env_set.{k}={v}" for k, v in env.items()]
 
     def _ask(self) -> tuple[optuna.trial.Trial, int | None] | None:
-        """The next trial and the GPU lent to it, or None when the study has its n_trials (or time is up).
-
-        The GPU is taken under the same lock as the ask, and given back under the same lock as the tell, so
-        trials that Optuna shows running at the same time held their GPUs at the same time."""
+        """The next trial and the GPU lent to it (taken under the ask's lock and given back under the tell's, so
+        trials that Optuna shows running at once held their GPUs at once); None once the study is complete."""
         with self.lock, self.study_lock():
             if self.stop.is_set() or len(self.study.get_trials(deepcopy=False)) >= self.n_trials:
                 return None
@@ -235,9 +224,7 @@ class SweepDriver:
             trial = self.study.ask(self.space.distributions)
             trial.set_user_attr("owner", owner())
             trial.set_user_attr("run_dir", str(self.sweep_dir / str(trial.number)))
-            gpu = self.gpus.acquire() if self.gpus is not None else None
-            if gpu is not None:
-                trial.set_user_attr("device", f"cuda:{gpu}")
+            gpu = self.gpus.lend(trial) if self.gpus is not None else None
             return trial, gpu
 
     def _worker(self) -> None:

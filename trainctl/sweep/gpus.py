@@ -11,6 +11,7 @@ where the trial ran.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from typing import Any, Callable
@@ -18,6 +19,13 @@ from typing import Any, Callable
 from trainctl.errors import UserError
 
 SETTING = "hydra.sweeper.gpus_per_trial"
+log = logging.getLogger("trainctl.sweep")
+
+
+def cuda_count() -> int:
+    from trainctl.device import device_count  # torch is loaded only when a sweep may lend GPUs
+
+    return device_count("cuda")
 
 
 def trials_per_gpu(gpus_per_trial: float) -> int:
@@ -44,6 +52,12 @@ class GpuPool:
             self.running[index] += 1
             return index
 
+    def lend(self, trial: Any) -> int:
+        """A GPU for `trial`, named in its `device` attribute."""
+        index = self.acquire()
+        trial.set_user_attr("device", f"cuda:{index}")
+        return index
+
     def release(self, index: int) -> None:
         with self.lock:
             self.running[index] -= 1
@@ -55,7 +69,7 @@ def overrides_for(index: int) -> list[str]:
 
 
 def plan_pool(device: Any, swept: list[str], n_jobs: int, gpus_per_trial: float,
-              gpu_count: Callable[[], int]) -> GpuPool | None:
+              gpu_count: Callable[[], int] = cuda_count) -> GpuPool | None:
     """The pool the sweep lends GPUs from, or None when trials run where `device` says.
 
     None when one trial runs at a time, when the search space sweeps the device itself, for `device=cpu` or
@@ -77,4 +91,6 @@ def plan_pool(device: Any, swept: list[str], n_jobs: int, gpus_per_trial: float,
             f"({', '.join(f'cuda:{i}' for i in range(count))}), each taking {per_gpu} trial(s) at a time with "
             f"{SETTING}={gpus_per_trial:g}. Lower hydra.sweeper.n_jobs to {count * per_gpu}, or let trials share "
             f"a GPU with {SETTING}={share:.3g} ({math.ceil(n_jobs / count)} trials per GPU), or use device=cpu")
+    log.info("%d trials at once on %d GPU(s), %d per GPU: each running trial is lent one (device.index)", n_jobs,
+             count, per_gpu)
     return GpuPool(count, per_gpu)
