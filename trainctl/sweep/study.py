@@ -63,8 +63,8 @@ def open_study(name: str, spec: str, setting: str | None, directions: list[str],
         # database creates its tables when opened, which only one process may do at a time.
         storage = open_storage(spec) if spec.startswith("journal:") else None
         with (lock or make_study_lock(spec, sweep_dir))():
-            study = optuna.create_study(study_name=name, storage=storage or open_storage(spec),
-                                        directions=directions, load_if_exists=True)
+            study = optuna.create_study(study_name=name, directions=directions, load_if_exists=True,
+                                        storage=storage if storage is not None else open_storage(spec))
     except Exception as e:  # a path or database that cannot be written or reached
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UserError(f"hydra.sweeper.storage={setting_text(setting)}: cannot open the study's storage "
