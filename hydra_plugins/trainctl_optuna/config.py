@@ -27,6 +27,8 @@ class TrainctlOptunaSweeperConf:
     direction: Any = None
     n_trials: int = 20  # the study's total: running the same command again continues up to this number
     n_jobs: int = 1  # trials at once; > 1 needs a parallel launcher (hydra/launcher=joblib)
+    # with n_jobs > 1 on GPUs: the share of a GPU each trial takes; 1: a GPU of its own, 0.5: two trials per GPU
+    gpus_per_trial: float = 1.0
     # tpe | random | cmaes | grid | qmc | nsgaii, or {_target_: optuna.samplers.TPESampler, n_startup_trials: 10, ...}
     sampler: Any = "tpe"
     seed: Optional[int] = "${seed}"  # type: ignore[assignment]

@@ -17,6 +17,10 @@ BAD = [
     ("n_trials", "abc", "an integer >= 1"),
     ("n_trials", True, "an integer >= 1"),
     ("n_jobs", 0, "an integer >= 1"),
+    ("gpus_per_trial", 0, r"a number in \(0, 1\]: the share of a GPU one trial takes"),
+    ("gpus_per_trial", 1.5, r"a number in \(0, 1\]"),
+    ("gpus_per_trial", "half", r"a number in \(0, 1\]"),
+    ("gpus_per_trial", True, r"a number in \(0, 1\]"),
     ("max_failure_rate", 2, r"a number in \[0, 1\]"),
     ("max_failure_rate", -0.1, r"a number in \[0, 1\]"),
     ("sampler", "tpf", "one of tpe, random, cmaes, grid, qmc, nsgaii, or a mapping .*; did you mean 'tpe'"),
@@ -48,7 +52,7 @@ def test_the_defaults_pass():
 @pytest.mark.parametrize(("key", "value"), [
     ("sampler", {"_target_": "optuna.samplers.TPESampler", "n_startup_trials": 10}),
     ("pruner", {"_target_": "optuna.pruners.MedianPruner"}),
-    ("timeout", 30), ("timeout", 0.5),
+    ("timeout", 30), ("timeout", 0.5), ("gpus_per_trial", 0.5), ("gpus_per_trial", 1),
     ("enqueue_trials", [{"optimizer.lr": 0.01, "model.hidden": [64]}]),
 ])
 def test_good_values_pass(key, value):

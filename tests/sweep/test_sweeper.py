@@ -4,6 +4,7 @@ import csv
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -18,8 +19,15 @@ BLOBS = ["experiment=smoke", "dataset.n_train=256", "dataset.n_test=64", "hydra/
          "hydra.sweeper.pruner=none"]
 
 
-def sweep(tmp_path, *args, expect=0):
-    proc = run_cli(["train", "-m", *BLOBS, *args], tmp_path)
+# Hydra callbacks for the tests (fixtures/fake_gpus/fake_gpus.py): GPUs this machine may not have, a slow ask
+FAKES = {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent / "fixtures" / "fake_gpus"),
+                                                      os.environ.get("PYTHONPATH")]))}
+TWO_FAKE_GPUS = ["device=auto", "+hydra.callbacks.fake_gpus._target_=fake_gpus.FakeGpus",
+                 "+hydra.callbacks.fake_gpus.count=2"]
+
+
+def sweep(tmp_path, *args, expect=0, **env):
+    proc = run_cli(["train", "-m", *BLOBS, *args], tmp_path, **env)
     assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
@@ -119,30 +127,65 @@ def test_a_crashing_trial_logs_its_error_in_its_own_directory(tmp_path):
     assert "batch of one sample" in (sweep_dir / rows["204"]["number"] / "train.log").read_text()
 
 
-def test_two_processes_share_one_journal_study(tmp_path):
-    cmd = [sys.executable, "-m", "trainctl", "train", "-m", *BLOBS, "optimizer.lr=tag(log,interval(1e-3,1e-1))",
-           "hydra.sweeper.n_trials=6", "hydra.sweeper.storage=journal", "hydra.sweeper.study_name=shared"]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+def test_processes_with_their_own_sweep_directories_share_one_journal_study(tmp_path):
+    """Two sweeps as on two machines: one journal, a sweep directory each. The last trial's ask waits 3 s after
+    the count (longer than a trial), so a sweep that counted without the other's lock would find room too."""
+    journal = tmp_path / "shared" / "study.journal"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "trainctl", "train", "-m", *BLOBS, "optimizer.lr=tag(log,interval(1e-3,1e-1))",
+         "trainer.epochs=1", "hydra.sweeper.n_trials=4", f"hydra.sweeper.storage=journal:{journal}",
+         "hydra.sweeper.study_name=shared", f"hydra.sweeper.sweep_dir=machine{i}",
+         "+hydra.callbacks.slow._target_=fake_gpus.SlowAskForTheLast"],
+        cwd=tmp_path, env={**os.environ, **FAKES}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    sweep_dir = tmp_path / "runs" / "optuna" / "shared"
-    storage = JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.journal")))
-    trials = optuna.load_study(study_name="shared", storage=storage).trials
-    assert [t.number for t in trials] == list(range(6))
-    assert all(t.state.name == "COMPLETE" for t in trials)
-    assert sorted(int(p.name) for p in sweep_dir.iterdir() if p.is_dir()) == list(range(6))
-    assert len({t.params["optimizer.lr"] for t in trials}) == 6
+    study = optuna.load_study(study_name="shared", storage=JournalStorage(JournalFileBackend(str(journal))))
+    trials = study.trials
+    assert [t.number for t in trials] == list(range(4))
+    assert all(t.state.name == "COMPLETE" for t in trials), [t.state for t in trials]
+    ran = [int(p.name) for i in range(2) for p in (tmp_path / f"machine{i}").iterdir() if p.is_dir()]
+    assert sorted(ran) == list(range(4))  # each trial's run directory in the sweep directory of the one that ran it
+    assert all(ran.count(n) == 1 for n in ran)
+    assert study.user_attrs["sweep_processes"] == 2  # numbered 0 and 1: their samplers are seeded apart
+    assert len({t.params["optimizer.lr"] for t in trials}) == 4
 
 
-def test_parallel_trials_with_the_joblib_launcher(tmp_path):
-    sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2",
-          "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.study_name=j")
-    rows = read_trials(tmp_path / "runs" / "optuna" / "j")
-    assert [r["state"] for r in rows] == ["COMPLETE"] * 4, rows
+def test_parallel_trials_with_the_joblib_launcher_get_a_gpu_each(tmp_path):
+    """Two joblib workers on a machine with two (simulated) GPUs: trials that run at the same time run on
+    different GPUs, lent from a pool as each starts and given back as it ends."""
+    sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "trainer.epochs=1", "hydra.sweeper.n_trials=3",
+          "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.study_name=j",
+          *TWO_FAKE_GPUS, **FAKES)
+    sweep_dir = tmp_path / "runs" / "optuna" / "j"
+    rows = read_trials(sweep_dir)
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3, rows
+    trials = load_study(sweep_dir, "j").trials
+    devices = {}
+    for t in trials:
+        config = yaml.safe_load((sweep_dir / str(t.number) / ".hydra" / "config.yaml").read_text())
+        asked = (sweep_dir / str(t.number) / "fake_gpu.txt").read_text()  # what the job asked trainctl for
+        assert asked == f"cuda:{config['device']['index']}" == t.user_attrs["device"]
+        devices[t.number] = asked
+    assert set(devices.values()) == {"cuda:0", "cuda:1"}
+    together = [(a, b) for a in trials for b in trials if a.number < b.number
+                and a.datetime_start < b.datetime_complete and b.datetime_start < a.datetime_complete]
+    assert together  # two workers: trials overlapped
+    assert all(devices[a.number] != devices[b.number] for a, b in together), (devices, together)
+    command = (sweep_dir / "best_command.txt").read_text()
+    assert "device=auto" in command and "device." not in command  # the lent GPU is no part of the command
+
+
+def test_more_trials_at_once_than_gpus_is_refused_before_anything_is_written(tmp_path):
+    proc = sweep(tmp_path, "optimizer.lr=0.1,0.2", "hydra.sweeper.n_jobs=3", "hydra/launcher=joblib", *TWO_FAKE_GPUS,
+                 expect=2, **FAKES)
+    assert ("hydra.sweeper.n_jobs=3 trials at once need more GPUs than this machine has: 2 (cuda:0, cuda:1)"
+            in " ".join(proc.stderr.split())), proc.stderr
+    assert "hydra.sweeper.gpus_per_trial=0.5" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_dry_run_prints_the_space_and_trains_nothing(tmp_path):
@@ -186,6 +229,8 @@ REFUSED = [  # (arguments, what stderr says): each refused before anything is wr
     ([LR, "hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0 is not valid: it must be an integer >= 1"),
     ([LR, "hydra.sweeper.n_jobs=2"], "n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib"),
     ([LR, "hydra.sweeper.max_failure_rate=2"], "hydra.sweeper.max_failure_rate=2.0 is not valid"),
+    ([LR, "hydra.sweeper.gpus_per_trial=0"], "hydra.sweeper.gpus_per_trial=0.0 is not valid: it must be a number in "
+                                             "(0, 1]"),
     ([LR, "hydra.sweeper.direction=up"], "hydra.sweeper.direction has ['up']: use maximize or minimize"),
     (["trainer.epochs=1"], "the search space is empty"),
     (["optimizer.lr=interval(1,0)"], "optimizer.lr=interval(1.0,0.0): the start is above the end"),

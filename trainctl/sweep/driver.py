@@ -1,8 +1,9 @@
 """The sweep: ask Optuna for a trial, launch it as one Hydra job, tell Optuna how it ended; repeat to n_trials.
 
 Trials are launched one job at a time so that, with `n_jobs > 1` workers on a parallel launcher, a new trial
-starts as soon as any one finishes rather than when a whole batch does. The count-then-ask step holds a file
-lock in the sweep directory, so several sweep processes sharing one study stop at exactly `n_trials`.
+starts as soon as any one finishes rather than when a whole batch does. The count-then-ask step holds the study
+lock, which lives with the storage (`storage_lock`), so several sweep processes sharing one study, on one machine
+or many, stop at exactly `n_trials`. On a machine with GPUs each running trial is lent one (`gpus`).
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ from trainctl.files import atomic_write_bytes
 from trainctl.sweep import results
 from trainctl.sweep.algorithms import make_pruner, make_sampler, setting_line
 from trainctl.sweep.enqueue import check_points, enqueue
+from trainctl.sweep.gpus import GpuPool, overrides_for, plan_pool
 from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_values, parse_search_space, quoted,
                                   trial_overrides)
 from trainctl.sweep.settings import check_settings
 from trainctl.sweep.space_check import check_space
 from trainctl.sweep.storage import check_storage, storage_files, storage_spec
-from trainctl.sweep.study import (LOCK_FILE, fail_stale_trials, make_sweep_dir, name_metrics, open_study, owner,
-                                  removed_on_error, study_lock)
+from trainctl.sweep.storage_lock import LOCK_FILE, lock_path, make_study_lock
+from trainctl.sweep.study import fail_stale_trials, make_sweep_dir, name_metrics, open_study, owner, removed_on_error
 from trainctl.sweep.trial_link import (ENV_STORAGE, ENV_STUDY, ENV_TRIAL_NUMBER, forget_in_process,
                                        register_in_process)
 from trainctl.metrics import direction as metric_direction
@@ -73,6 +75,7 @@ class SweepDriver:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.failure: str | None = None
+        self.gpus: GpuPool | None = None  # the GPUs lent to running trials, when there are several (gpus.py)
 
     # ---- setup -----------------------------------------------------------------------------------------------
     def _objectives(self) -> tuple[list[str], list[str]]:
@@ -163,15 +166,21 @@ class SweepDriver:
             check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides))
         self.spec = storage_spec(self.s["storage"], self.sweep_dir)
         check_storage(self.s["storage"], self.spec)
+        if type(self.launcher).__name__ == "JoblibLauncher":  # its jobs run on this machine, on its GPUs
+            self.gpus = plan_pool(self.config.device, list(space.distributions), self.s["n_jobs"],
+                                  self.s["gpus_per_trial"])
         return space, directions
 
     def _open_study(self, space: SearchSpace, directions: list[str]) -> optuna.Study:
         """Create the sweep directory, the study and multirun.yaml; if any of it fails, remove what was made."""
-        made = [self.sweep_dir / LOCK_FILE, self.sweep_dir / "multirun.yaml", *storage_files(self.spec)]
+        made = [self.sweep_dir / LOCK_FILE, self.sweep_dir / "multirun.yaml", *storage_files(self.spec),
+                *filter(None, [lock_path(self.spec)])]
         with removed_on_error(made):
             make_sweep_dir(self.sweep_dir, self.s["sweep_dir"])
-            study = open_study(self.study_name, self.spec, self.s["storage"], directions, self.sweep_dir)
-            with study_lock(self.sweep_dir):  # number the sweep processes that have joined this study: 0, 1, ...
+            self.study_lock = make_study_lock(self.spec, self.sweep_dir)
+            study = open_study(self.study_name, self.spec, self.s["storage"], directions, self.sweep_dir,
+                               self.study_lock)
+            with self.study_lock():  # number the sweep processes that have joined this study: 0, 1, ...
                 joined = int(study.user_attrs.get("sweep_processes", 0))
                 study.set_user_attr("sweep_processes", joined + 1)
                 stale = fail_stale_trials(study)
@@ -201,8 +210,10 @@ class SweepDriver:
         with read_write(self.config.hydra), open_dict(self.config.hydra):
             self.config.hydra.overrides.hydra += [f"++hydra.job.env_set.{k}={v}" for k, v in env.items()]
 
-    def _ask(self) -> optuna.trial.Trial | None:
-        with self.lock, study_lock(self.sweep_dir):
+    def _ask(self) -> tuple[optuna.trial.Trial, int | None] | None:
+        """The next trial and the GPU lent to it (taken under the ask's lock and given back under the tell's, so
+        trials that Optuna shows running at once held their GPUs at once); None once the study is complete."""
+        with self.lock, self.study_lock():
             if self.stop.is_set() or len(self.study.get_trials(deepcopy=False)) >= self.n_trials:
                 return None
             if time.monotonic() > self.deadline:  # trials still running finish; none starts
@@ -213,20 +224,22 @@ class SweepDriver:
             trial = self.study.ask(self.space.distributions)
             trial.set_user_attr("owner", owner())
             trial.set_user_attr("run_dir", str(self.sweep_dir / str(trial.number)))
-            return trial
+            gpu = self.gpus.lend(trial) if self.gpus is not None else None
+            return trial, gpu
 
     def _worker(self) -> None:
-        while (trial := self._ask()) is not None:
-            self._run_trial(trial)
+        while (asked := self._ask()) is not None:
+            self._run_trial(*asked)
 
-    def _overrides(self, trial: optuna.trial.Trial) -> list[str]:
-        return [*self.space.fixed, *trial_overrides(trial.params, self.space.verbatim),
+    def _overrides(self, trial: optuna.trial.Trial, gpu: int | None) -> list[str]:
+        lent = overrides_for(gpu) if gpu is not None else []
+        return [*self.space.fixed, *trial_overrides(trial.params, self.space.verbatim), *lent,
                 f"hydra.sweep.dir={format_value(str(self.sweep_dir))}"]
 
-    def _run_trial(self, trial: optuna.trial.Trial) -> None:
+    def _run_trial(self, trial: optuna.trial.Trial, gpu: int | None) -> None:
         register_in_process(trial)
         try:
-            [ret] = self.launcher.launch([self._overrides(trial)], initial_job_idx=trial.number)
+            [ret] = self.launcher.launch([self._overrides(trial, gpu)], initial_job_idx=trial.number)
         except Exception as e:  # the launcher itself broke: record it and go on
             ret = None
             error: BaseException | None = e
@@ -242,7 +255,10 @@ class SweepDriver:
                 self.study.tell(trial, values)
             else:
                 self.study.tell(trial, state=state)
-            log.info("trial %d %s%s", trial.number, state.name, f": {reason}" if reason else f" {values}")
+            if gpu is not None:
+                self.gpus.release(gpu)
+            where = f" on cuda:{gpu}" if gpu is not None else ""
+            log.info("trial %d%s %s%s", trial.number, where, state.name, f": {reason}" if reason else f" {values}")
             self._check_failures()
 
     def _outcome(self, ret: Any, error: BaseException | None) -> tuple[TrialState, Any, str | None]:

@@ -12,6 +12,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from trainctl.files import atomic_write_bytes
+from trainctl.sweep.gpus import overrides_for
 
 
 def _values(trial: FrozenTrial) -> list[float] | None:
@@ -50,8 +51,16 @@ def write_all(study: optuna.Study, sweep_dir: Path, objectives: list[str], stora
             _write_text(sweep_dir / "best_config.yaml", config.read_text())  # atomic: sweeps may share the dir
             overrides = (config.parent / "overrides.yaml")
             if overrides.is_file():
-                lines = [o for o in yaml.safe_load(overrides.read_text()) if not o.startswith(("hydra.", "++hydra."))]
+                lent = lent_overrides(best[0])  # the GPU the trial was lent is no part of the command
+                lines = [o for o in yaml.safe_load(overrides.read_text())
+                         if not o.startswith(("hydra.", "++hydra.")) and o not in lent]
                 _write_text(sweep_dir / "best_command.txt", "trainctl train " + " ".join(lines) + "\n")
+
+
+def lent_overrides(trial: FrozenTrial) -> list[str]:
+    """The overrides the sweep added to lend `trial` a GPU (none if it lent none)."""
+    device = trial.user_attrs.get("device")
+    return overrides_for(int(device.split(":")[1])) if device else []
 
 
 def trials_csv(trials: list[FrozenTrial], objectives: list[str]) -> str:

@@ -62,6 +62,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "study_name": (_study_name, "a name without / (it names a folder under runs/optuna), or null for "
                    "<model>-<dataset>-<hash of the command>"),
     "sweep_dir": (_optional_text, "a directory, or null for runs/optuna/<study_name>"),
+    "gpus_per_trial": (lambda v: _number_in(0, 1)(v) and v > 0,
+                       "a number in (0, 1]: the share of a GPU one trial takes (1: a GPU of its own; 0.5: two "
+                       "trials per GPU)"),
     "max_failure_rate": (_number_in(0, 1), "a number in [0, 1] (the share of n_trials that may fail)"),
     "timeout": (lambda v: v is None or _number_in(0, math.inf)(v) and 0 < v < math.inf,
                 "a number of seconds > 0 after which no new trial starts, or null for no limit"),

@@ -1,10 +1,8 @@
-"""Optuna study plumbing: the sweep directory and its cross-process lock, opening the study,
-stale-trial clean-up."""
+"""Optuna study plumbing: the sweep directory, opening the study under the study lock, stale-trial clean-up."""
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 from pathlib import Path
@@ -14,22 +12,8 @@ import optuna
 from optuna.trial import TrialState
 
 from trainctl.errors import UserError
-from trainctl.sweep.storage import open_storage, setting_text
-
-LOCK_FILE = ".study.lock"
-
-
-@contextlib.contextmanager
-def study_lock(sweep_dir: Path) -> Iterator[None]:
-    """Serialises 'count the trials, then ask for one' (and creating the study) across processes sharing the
-    sweep directory, so concurrent sweeps stop at exactly n_trials."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    with open(sweep_dir / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+from trainctl.sweep.storage import open_storage, setting_text, storage_files
+from trainctl.sweep.storage_lock import LOCK_FILE, StudyLock, make_study_lock
 
 
 @contextlib.contextmanager
@@ -68,24 +52,30 @@ def make_sweep_dir(sweep_dir: Path, setting: str | None) -> None:
                         "writable directory") from None
 
 
-def open_study(name: str, spec: str, setting: str | None, directions: list[str], sweep_dir: Path) -> optuna.Study:
-    """Create or load the study, under the sweep directory's lock: processes started together would otherwise
-    race to create the same database tables (a UNIQUE constraint fails) or the same study."""
-    with study_lock(sweep_dir):
-        try:
-            study = optuna.create_study(study_name=name, storage=open_storage(spec), directions=directions,
-                                        load_if_exists=True)
-        except Exception as e:  # a path or database that cannot be written or reached
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise UserError(f"hydra.sweeper.storage={setting_text(setting)}: cannot open the study's storage "
-                            f"{spec} ({type(e).__name__}: {first}): give a writable path or a reachable database, "
-                            "or use storage=memory") from None
-        have = [d.name.lower() for d in study.directions]
-        if have != directions:
-            raise UserError(f"study {name} in {spec} optimises {have}, but this sweep's objective and "
-                            f"hydra.sweeper.direction ask for {directions}: give a new hydra.sweeper.study_name, "
-                            "or the objective the study was started with")
-        return study
+def open_study(name: str, spec: str, setting: str | None, directions: list[str], sweep_dir: Path,
+               lock: StudyLock | None = None) -> optuna.Study:
+    """Create or load the study, under the study lock: processes started together would otherwise race to create
+    the same database tables (a UNIQUE constraint fails) or the same study."""
+    try:
+        for path in storage_files(spec):  # the lock file of a journal or SQLite file lives beside it
+            path.parent.mkdir(parents=True, exist_ok=True)
+        # A journal is read (replayed) outside the lock, which other sweeps then wait for only briefly; a
+        # database creates its tables when opened, which only one process may do at a time.
+        storage = open_storage(spec) if spec.startswith("journal:") else None
+        with (lock or make_study_lock(spec, sweep_dir))():
+            study = optuna.create_study(study_name=name, directions=directions, load_if_exists=True,
+                                        storage=storage if storage is not None else open_storage(spec))
+    except Exception as e:  # a path or database that cannot be written or reached
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UserError(f"hydra.sweeper.storage={setting_text(setting)}: cannot open the study's storage "
+                        f"{spec} ({type(e).__name__}: {first}): give a writable path or a reachable database, "
+                        "or use storage=memory") from None
+    have = [d.name.lower() for d in study.directions]
+    if have != directions:
+        raise UserError(f"study {name} in {spec} optimises {have}, but this sweep's objective and "
+                        f"hydra.sweeper.direction ask for {directions}: give a new hydra.sweeper.study_name, "
+                        "or the objective the study was started with")
+    return study
 
 
 def owner() -> dict[str, Any]:
