@@ -221,9 +221,8 @@ def test_a_working_directory_with_an_interpolation_in_its_path_is_refused_clearl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["with space", "with'quote", "été"])
-def test_a_resume_path_with_unusual_characters_works(tmp_path, name):
-    cwd = tmp_path / name
+def test_a_resume_path_with_unusual_characters_works(tmp_path):
+    cwd = tmp_path / "with space, 'quote and été"  # what shells and override parsers trip on, all in one path
     cwd.mkdir()
     proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1"], cwd)
     assert proc.returncode == 0, proc.stderr
