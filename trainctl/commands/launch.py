@@ -86,7 +86,8 @@ def launch(args: list[str], n: int) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    logging.getLogger("torch.distributed").setLevel(logging.ERROR)  # its rendezvous chatter
+    # torchrun's own log (rendezvous, each worker's exit) would repeat what the processes and `failure_code` say
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
     log.info("starting %d processes (torchrun --standalone --nproc-per-node=%d)", n, n)
     try:
@@ -99,14 +100,17 @@ def launch(args: list[str], n: int) -> int:
 
 
 def failure_code(failures: dict) -> int:
-    """The processes' exit code when they agree (130/143 after a signal, 2 for bad input, ...); a process killed by
-    a signal is named, since it could not say so itself."""
-    killed = {rank: f for rank, f in failures.items() if f.exitcode < 0}
+    """The processes' exit code when they agree (130/143 after a signal, 2 for bad input, ...). A process killed
+    by a signal is named, since it could not say so itself; SIGTERM is torchrun's own way of stopping the
+    processes still running once one has ended, so it names no culprit."""
+    killed = {rank: f for rank, f in failures.items() if f.exitcode < 0 and -f.exitcode != signal.SIGTERM}
     for rank, failure in sorted(killed.items()):
         name = signal.Signals(-failure.exitcode).name
         log.error("the process of rank %d (pid %d) was killed by %s; the others stopped. The run directory keeps its "
                   "last checkpoint: continue with trainctl train resume=<run dir>", rank, failure.pid, name)
     if killed:
         return 128 - min(f.exitcode for f in killed.values())
-    codes = {f.exitcode for f in failures.values()}
+    codes = {f.exitcode for f in failures.values() if f.exitcode > 0}
+    if not codes:
+        return 128 + signal.SIGTERM
     return codes.pop() if len(codes) == 1 else 1

@@ -14,6 +14,7 @@ import datetime
 import logging
 import os
 import random
+import re
 from typing import Any, Sequence
 
 import torch
@@ -254,6 +255,7 @@ def is_peer_failure(error: BaseException) -> bool:
 
 def peer_failure(error: BaseException, group: Single, run_dir: Any) -> DistributedFailure:
     first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    first = re.sub(r"^\[[^\]]*\] ", "", first).split(". This is typically", 1)[0]  # gloo's source position
     return DistributedFailure(
         f"process {group.rank} of {group.world} lost contact with the others ({first[:200]}): another process "
         f"died, was killed, or did not answer within trainer.dist_timeout_s. This one stopped too; {run_dir} "
