@@ -87,7 +87,8 @@ def launch(args: list[str], n: int) -> int:
     from torch.distributed.run import parse_args, run
 
     # torchrun's own log (rendezvous, each worker's exit) would repeat what the processes and `failure_code` say
-    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # torch's elastic loggers set their own levels
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
     log.info("starting %d processes (torchrun --standalone --nproc-per-node=%d)", n, n)
     try:

@@ -32,13 +32,21 @@ def preflight(cfg: DictConfig, overrides: list[str] = ()) -> None:
 
     validate(cfg, list(overrides))
     check_available(cfg.dataset)
-    from trainctl.commands.launch import processes
-
-    processes(cfg)  # trainer.devices against the GPUs present (loads torch only when devices is set)
     if cfg.device.name not in ("auto", "cpu") or cfg.device.get("index") is not None:
         from trainctl.device import config_device  # auto and cpu always exist: no need to load torch to ask
 
         config_device(cfg.device)
+    from trainctl.commands.launch import processes
+
+    processes(cfg)  # trainer.devices against the GPUs present (loads torch only when devices is set)
+
+
+def multirun_preflight(cfg: DictConfig, overrides: list[str] = ()) -> None:
+    """`preflight` for one job of a multirun, which also runs in one process."""
+    from trainctl.commands.launch import refuse_in_multirun
+
+    refuse_in_multirun(cfg)
+    preflight(cfg, overrides)
 
 
 def unresolvable_message(error: Exception, overrides: list[str]) -> str:
@@ -63,7 +71,7 @@ class Preflight(Callback):
                 refuse_in_multirun(task_cfg)
             preflight(task_cfg, raw_overrides(config.hydra.overrides.task))
             if multirun:  # each job of a grid, before the sweep directory exists (train() checks again)
-                check_grid(config, preflight)
+                check_grid(config, multirun_preflight)
         except UserError as e:
             report_user_error(e)
             sys.exit(EXIT_USER_ERROR)
