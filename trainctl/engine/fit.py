@@ -69,8 +69,10 @@ def fit(cfg: DictConfig, run_dir: Path, device: torch.device, callbacks: Sequenc
 
 
 def check_single_sample_batches(t: Trainer) -> None:
-    """Batch norm cannot train on a batch of one sample (torch raises mid-epoch): say so before training."""
-    n, size = len(t.data.train), t.cfg.trainer.batch_size
+    """Batch norm cannot train on a batch of one sample (torch raises mid-epoch): say so before training. In a
+    data-parallel run, on one process's part of each batch (without trainer.sync_batchnorm)."""
+    world = 1 if t.cfg.trainer.sync_batchnorm else t.dist.world
+    n, size = ceil_div(len(t.data.train), world), t.cfg.trainer.batch_size // world
     last = n - (ceil_div(n, size) - 1) * size  # samples in the epoch's last batch
     reaches_last = t.batches >= ceil_div(n, size) and not t.cfg.trainer.overfit_batches
     norms = [m for m in t.raw_model.modules() if isinstance(m, torch.nn.BatchNorm1d)]  # one value per channel
