@@ -137,3 +137,12 @@ def test_auto_is_every_gpu_or_one_process_and_sweeps_refuse_several():
     assert processes(auto) == max(torch.cuda.device_count(), 1)
     with pytest.raises(UserError, match=r"cannot be part of a multirun \(-m\): sweep with trainer.devices=1"):
         multirun_preflight(compose(["experiment=smoke", "trainer.devices=2"]))
+
+
+def test_the_settings_are_listed_with_their_help():
+    from trainctl.commands.list import section_rows
+
+    rows = {key: (default, about) for key, default, about in section_rows("trainer")}
+    assert rows["trainer.devices"][0] == "1" and "the global batch" in rows["trainer.devices"][1]
+    assert rows["trainer.sync_batchnorm"] == ("false", rows["trainer.sync_batchnorm"][1])
+    assert "SyncBatchNorm" in rows["trainer.sync_batchnorm"][1] and "(>= 1)" in rows["trainer.dist_timeout_s"][1]

@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from trainctl.errors import UserError
 
 log = logging.getLogger("trainctl")
+SCRATCH_ENV = "TRAINCTL_LAUNCH_SCRATCH"  # where the processes of rank > 0 put Hydra's output
 
 
 def world() -> tuple[int, int]:
@@ -61,7 +62,9 @@ def scratch_overrides(overrides: list[str]) -> list[str]:
     rank, size = world()
     if size <= 1 or rank == 0:
         return overrides
-    scratch = tempfile.mkdtemp(prefix=f"trainctl-rank{rank}-")
+    # Inside the launcher's own scratch folder when trainctl started the processes: it removes that folder even
+    # when a process was killed before it could clean up.
+    scratch = tempfile.mkdtemp(prefix=f"trainctl-rank{rank}-", dir=os.environ.get(SCRATCH_ENV))
     kept = [o for o in overrides if not o.startswith(("hydra.run.dir=", "hydra.output_subdir="))]
     return [*kept, f"hydra.run.dir={quote_value(scratch)}", "hydra.output_subdir=null"]
 
@@ -91,12 +94,15 @@ def launch(args: list[str], n: int) -> int:
         logging.getLogger(name).setLevel(logging.CRITICAL)  # torch's elastic loggers set their own levels
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
     log.info("starting %d processes (torchrun --standalone --nproc-per-node=%d)", n, n)
+    os.environ[SCRATCH_ENV] = tempfile.mkdtemp(prefix="trainctl-launch-")
     try:
         run(parse_args(["--standalone", f"--nproc-per-node={n}", "--module", "trainctl", "train", *args]))
     except SignalException as stop:  # forwarded to the processes, which saved and exited
         return 128 + int(stop.sigval)
     except ChildFailedError as failed:
         return failure_code(failed.failures)
+    finally:
+        shutil.rmtree(os.environ.pop(SCRATCH_ENV), ignore_errors=True)
     return 0
 
 

@@ -118,8 +118,6 @@ class Single:
     def gather(self, value: Any) -> list[Any]:
         return [value]
 
-    def barrier(self) -> None: ...
-
     def seed_process(self, seed: int) -> None: ...
 
     def wrap(self, model: nn.Module) -> nn.Module:
@@ -174,9 +172,6 @@ class Group(Single):
         out: list[Any] = [None] * self.world
         torch.distributed.all_gather_object(out, value)
         return out
-
-    def barrier(self) -> None:
-        torch.distributed.barrier()
 
     def seed_process(self, seed: int) -> None:
         """Each process its own dropout masks (the weights were initialised alike, from `seed`, before this)."""

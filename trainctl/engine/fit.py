@@ -124,8 +124,10 @@ def _finish(t: Trainer) -> dict[str, Any]:
     """Evaluate the best checkpoint on the test split (used only here), judge the curves (the verdict, logged
     and kept under `diagnosis`) and write metrics.json."""
     cfg, s = t.cfg, t.state
-    t.dist.barrier()  # rank 0 has written best.pt
-    best = t.checkpoints.load("best", map_location=t.device)
+    where = "cpu" if t.dist.enabled else t.device  # sent as pickled tensors: never to another process's GPU
+    best = t.checkpoints.load("best", map_location=where) if t.dist.is_main else None
+    # Rank 0's best weights for every process: other machines of a multi-node run may not see its disk.
+    best = t.dist.broadcast(best and {"model": best["model"], "ema": best.get("ema")})
     model = t.raw_model
     model.load_state_dict(best["model"])
     if t.ema is not None:
