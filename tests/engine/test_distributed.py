@@ -31,7 +31,7 @@ from conftest import run_cli, run_dirs
 # two draw nothing at random but the (seed, epoch) order both share, and their metrics can be compared.
 RUN = ["model=mlp", "model.hidden=[32]", "dataset=blobs", "dataset.n_train=640", "dataset.n_test=128",
        "trainer.epochs=3", "trainer.batch_size=32", "trainer.progress=false", "device=cpu",
-       "checkpoint.every_n_steps=5"]
+       "checkpoint.every_n_steps=5", "tensorboard.images=false", "tensorboard.figures=false"]  # no matplotlib
 TOLERANCE = dict(rel=1e-5, abs=1e-6)  # metrics of 1 and 2 processes: float32 sums in another order
 
 

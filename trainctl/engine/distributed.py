@@ -210,6 +210,10 @@ class AgreedStop(GracefulStop):
         self.calls += 1
         return self.calls % STOP_CHECK_EVERY == 0 and self.settled()
 
+    def __exit__(self, *exc: Any) -> None:
+        """The handlers stay: when one process has ended, torchrun sends SIGTERM to the others, which may still
+        be finishing what they must (rank 0 writing its checkpoint, metrics.json, its last message)."""
+
     def settled(self) -> bool:
         self.flag.fill_(self.signum or 0)
         torch.distributed.all_reduce(self.flag, op=torch.distributed.ReduceOp.MAX)
