@@ -14,13 +14,15 @@ from trainctl.metrics import improved, metric_mode, monitored
 
 
 def _save(trainer: Trainer, *names: str) -> None:
+    # Every process of a data-parallel run gets here at once (its RNG state is gathered); rank 0 writes.
     state = capture(trainer)
     for name in names:
-        path = trainer.checkpoints.save(name, state)
+        path = trainer.checkpoints.save(name, state) if trainer.dist.is_main else trainer.checkpoints.path(name)
         trainer.events.emit("on_checkpoint_saved", trainer, path)
 
 
 class ModelCheckpoint(Callback):
+    all_ranks = True  # saving is a collective operation in a data-parallel run
     def __init__(self, cfg: DictConfig) -> None:
         self.monitor = monitored(cfg.checkpoint.monitor, cfg.objective)
         self.mode = metric_mode(self.monitor, cfg.checkpoint.mode)
@@ -44,6 +46,8 @@ class ModelCheckpoint(Callback):
 
 class MidEpochCheckpoint(Callback):
     """`last.pt` every n optimizer steps inside an epoch, with the position and running sums (exact resume)."""
+
+    all_ranks = True
 
     def __init__(self, every_n_steps: int) -> None:
         self.every = every_n_steps

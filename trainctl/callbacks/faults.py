@@ -5,6 +5,7 @@
     TRAINCTL_FAULTS="kill_in_save=3"        SIGKILL during the 3rd checkpoint save, before its rename
     TRAINCTL_FAULTS="kill_after_save=2"     SIGKILL right after the 2nd checkpoint save
     TRAINCTL_FAULTS="nan_at_batch=5"        make the loss of training batch 5 (counted over the run) NaN
+    TRAINCTL_FAULTS="...,fault_rank=1"      only in the process of rank 1 of a data-parallel run (default: all)
 
 Several faults combine with commas. The tests of exact resume and graceful stops drive the real CLI with it.
 """
@@ -52,6 +53,8 @@ class NaNAtBatch(nn.Module):
 class StepFaults(Callback):
     """Kills or signals this process after a given optimizer step."""
 
+    all_ranks = True  # a data-parallel run's faults are chosen by `fault_rank`
+
     def __init__(self, faults: dict[str, str]) -> None:
         self.kill_at = faults.get("kill_at_step")
         at, _, name = faults.get("signal_at_step", "").partition(":")
@@ -67,6 +70,8 @@ class StepFaults(Callback):
 
 class SaveFaults(Callback):
     """Kills this process inside or right after the n-th checkpoint save, and poisons a chosen batch's loss."""
+
+    all_ranks = True
 
     def __init__(self, faults: dict[str, str]) -> None:
         self.faults = faults
@@ -91,7 +96,7 @@ class SaveFaults(Callback):
 
 def fault_callbacks() -> list[Callback]:
     faults = requested_faults()
-    if not faults:
+    if not faults or faults.get("fault_rank", os.environ.get("RANK", "0")) != os.environ.get("RANK", "0"):
         return []
     step_faults = {"kill_at_step", "signal_at_step"} & set(faults)
     return [SaveFaults(faults), *([StepFaults(faults)] if step_faults else [])]

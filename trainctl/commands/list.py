@@ -87,6 +87,35 @@ def key_rows(group: str, name: str) -> list[tuple[str, str, str]]:
     return result
 
 
+SECTIONS = ("trainer", "checkpoint", "early_stopping", "cv", "tensorboard")  # top-level keys with settings of their own
+
+
+def section_rows(section: str) -> list[tuple[str, str, str]]:
+    """(key, default, help and accepted values) for each setting of a top-level section (`trainctl list trainer`)."""
+    import dataclasses
+
+    from trainctl.config.schemas.run import TrainConfig
+
+    schema = next(f for f in dataclasses.fields(TrainConfig) if f.name == section).default_factory()
+    result = []
+    for field in dataclasses.fields(schema):
+        meta, value = dict(field.metadata), getattr(schema, field.name)
+        accepts = _accepts(meta, value)
+        about = " ".join(part for part in (str(meta.get("help", "")), f"({accepts})" if accepts else "") if part)
+        result.append((f"{section}.{field.name}", _override_text(value), about))
+    return result
+
+
+def _print_section(console: Console, section: str) -> None:
+    table = Table(title=f"{section}: settings of the run (override as key=value)", title_justify="left")
+    table.add_column("key", style="bold cyan", no_wrap=True)
+    table.add_column("default", style="dim")
+    table.add_column("what it sets")
+    for key, default, about in section_rows(section):
+        table.add_row(escape(key), escape(default), escape(about))
+    console.print(table)
+
+
 def _print_keys(console: Console, group: str, name: str) -> None:
     table = Table(title=f"{group}={name}: {option_description(group, name)}", title_justify="left")
     table.add_column("key (override as key=value)", style="bold cyan", no_wrap=True)
@@ -101,7 +130,11 @@ def run_list(args: list[str]) -> int:
     groups = [*GROUPS, *PRESET_GROUPS]
     if args and args[0] in ("-h", "--help"):
         print("usage: trainctl list [GROUP [OPTION]]\n\nGROUP is one of: " + ", ".join(groups)
-              + "\nWith an OPTION (trainctl list model cnn): each of its keys, default and what it sets.")
+              + "\nWith an OPTION (trainctl list model cnn): each of its keys, default and what it sets."
+              + "\nOr a section of the run's settings: " + ", ".join(SECTIONS) + " (trainctl list trainer).")
+        return 0
+    if len(args) == 1 and args[0] in SECTIONS:
+        _print_section(Console(emoji=False), args[0])
         return 0
     if len(args) > 2 or (len(args) == 2 and args[0] in PRESET_GROUPS):
         raise UserError(f"trainctl list takes a group and, for {', '.join(GROUPS)}, an option, not "

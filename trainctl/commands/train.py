@@ -36,6 +36,17 @@ def preflight(cfg: DictConfig, overrides: list[str] = ()) -> None:
         from trainctl.device import config_device  # auto and cpu always exist: no need to load torch to ask
 
         config_device(cfg.device)
+    from trainctl.commands.launch import processes
+
+    processes(cfg)  # trainer.devices against the GPUs present (loads torch only when devices is set)
+
+
+def multirun_preflight(cfg: DictConfig, overrides: list[str] = ()) -> None:
+    """`preflight` for one job of a multirun, which also runs in one process."""
+    from trainctl.commands.launch import refuse_in_multirun
+
+    refuse_in_multirun(cfg)
+    preflight(cfg, overrides)
 
 
 def unresolvable_message(error: Exception, overrides: list[str]) -> str:
@@ -49,15 +60,18 @@ def unresolvable_message(error: Exception, overrides: list[str]) -> str:
 class Preflight(Callback):
     """Runs `preflight` on the composed config before Hydra makes the run or sweep directory."""
 
-    def _check(self, config: DictConfig, multirun: bool = False) -> None:
+    def _check(self, config: DictConfig, multirun: bool = False) -> DictConfig:
+        from trainctl.commands.launch import refuse_in_multirun
         from trainctl.config.aliases import old_name_notices
         from trainctl.sweep.grid_check import check_grid
 
         try:
             task_cfg = OmegaConf.masked_copy(config, [k for k in config.keys() if k != "hydra"])
+            if multirun:
+                refuse_in_multirun(task_cfg)
             preflight(task_cfg, raw_overrides(config.hydra.overrides.task))
             if multirun:  # each job of a grid, before the sweep directory exists (train() checks again)
-                check_grid(config, preflight)
+                check_grid(config, multirun_preflight)
         except UserError as e:
             report_user_error(e)
             sys.exit(EXIT_USER_ERROR)
@@ -66,9 +80,14 @@ class Preflight(Callback):
             sys.exit(EXIT_USER_ERROR)
         for notice in old_name_notices(task_cfg):
             logging.getLogger("trainctl").warning(notice)
+        return task_cfg
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config)
+        from trainctl.commands.launch import launch, processes
+
+        n = processes(self._check(config))
+        if n > 1:  # trainer.devices=N: torchrun runs this command line N times; this process only waits
+            sys.exit(launch(_user_args, n))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _sweep_dir
@@ -82,6 +101,7 @@ class Preflight(Callback):
 
 
 _sweep_dir: Path | None = None  # the multirun's directory, once Hydra has chosen it
+_user_args: list[str] = []  # `trainctl train`'s arguments as typed: what each process of trainer.devices=N runs
 def remove_untouched_outputs() -> None:
     """After a config error found while Hydra composed a multirun's job: remove the multirun's directory when
     it holds only `multirun.yaml` (and the jobs' empty folders)."""
@@ -107,7 +127,11 @@ def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
 
 def _task(cfg: DictConfig) -> Any:
     """Train; return the objective (a list for multi-objective) for sweepers."""
+    from hydra.types import RunMode
+
     from trainctl.api import train
+    from trainctl.commands.launch import quiet_other_ranks, refuse_in_multirun, remove_scratch, world
+    from trainctl.engine.distributed import DistributedFailure
     from trainctl.engine.signals import Interrupted
     from trainctl.engine.step import NonFiniteLoss
     from trainctl.sweep.trial_link import in_sweep
@@ -115,7 +139,11 @@ def _task(cfg: DictConfig) -> Any:
     from trainctl.config.validate import validate_overrides
 
     run_dir = job_output_dir()
+    first = world()[0] == 0  # rank 0, or the only process: it speaks for the run
+    quiet_other_ranks()
     try:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            refuse_in_multirun(cfg)
         # each job's own values; train() does the rest
         validate_overrides(cfg, raw_overrides(HydraConfig.get().overrides.task))
         result = train(cfg, run_dir=run_dir)
@@ -123,11 +151,18 @@ def _task(cfg: DictConfig) -> Any:
         if in_sweep():  # one bad trial is recorded FAIL by the optuna sweeper; the sweep goes on
             logging.getLogger("trainctl").error("trial failed: %s", e)
             raise
-        report_user_error(e)
+        if first:  # the other processes found the same
+            report_user_error(e)
         remove_if_untouched(run_dir, resumed=bool(cfg.resume))
         sys.exit(EXIT_USER_ERROR)
+    except DistributedFailure as e:
+        logging.getLogger("trainctl.file").error("%s", e)
+        report_user_error(e)
+        sys.exit(1)
     except Interrupted as stop:
-        logging.getLogger("trainctl").warning("%s: saved checkpoints/last.pt; resume with resume=%s", stop, run_dir)
+        if first:
+            logging.getLogger("trainctl").warning("%s: saved checkpoints/last.pt; resume with resume=%s", stop,
+                                                  run_dir)
         sys.exit(stop.exit_code)
     except NonFiniteLoss as e:
         if in_sweep():
@@ -139,6 +174,8 @@ def _task(cfg: DictConfig) -> Any:
     except Exception:
         logging.getLogger("trainctl").exception("run failed")  # the traceback lands in this run's own log
         raise
+    finally:
+        remove_scratch(run_dir)
     if result["status"] == "pruned":
         import optuna
 
@@ -181,7 +218,11 @@ def run_train(args: list[str]) -> int:
     register_sweeper()
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_task)
     completing = any(a in ("-sc", "--shell-completion") for a in args)
-    overrides = resume_overrides(quote_paths(args))
+    from trainctl.commands.launch import scratch_overrides
+
+    global _user_args
+    _user_args = list(args)
+    overrides = scratch_overrides(resume_overrides(quote_paths(args)))
     sys.argv = ["trainctl" if completing else "trainctl train", *overrides]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own text and exiting 1
     try:

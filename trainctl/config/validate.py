@@ -202,6 +202,25 @@ def config_problems(cfg: DictConfig) -> list[str]:
     opt = cfg.get("optimizer")
     if opt is not None and opt.get("name") == "sgd" and opt.get("nesterov") and not opt.get("momentum"):
         problems.append("optimizer.nesterov=true needs optimizer.momentum > 0")
+    return problems + _devices_problems(cfg)
+
+
+def _devices_problems(cfg: DictConfig) -> list[str]:
+    """trainer.devices: a whole number or auto; the settings that need several processes, or exclude them."""
+    trainer = cfg.get("trainer")
+    if not isinstance(trainer, DictConfig):
+        return []
+    devices = trainer.get("devices")
+    if isinstance(devices, float) and not devices.is_integer():
+        return [f"trainer.devices={devices} is not a whole number: give a number of processes or auto"]
+    several = isinstance(devices, (int, float)) and devices > 1
+    problems = []
+    if several and cfg.get("cv") is not None and cfg.cv.folds > 1:
+        problems.append(f"cv.folds={cfg.cv.folds} runs its folds in one process and does not combine with "
+                        f"trainer.devices={devices}: set trainer.devices=1 (or cv.folds=1)")
+    if several and trainer.batch_size % int(devices):
+        problems.append(f"trainer.batch_size={trainer.batch_size} (the global batch) does not split evenly over "
+                        f"trainer.devices={devices} processes: choose a multiple of {devices}")
     return problems
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -63,6 +63,18 @@ class MetricAccumulator:
         if self.full and has_top5(self.num_classes):
             result["top5"] = extra
         return result
+
+    def reduce(self, all_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Add up the sums of every process of a data-parallel run (`all_sum`: in place, across processes)."""
+        sums = torch.stack([self.loss_sum.double(), self.score_sum.double(), self.extra_sum.double(),
+                            torch.tensor(float(self.n), dtype=torch.float64, device=self.loss_sum.device)])
+        all_sum(sums)
+        for name, value in zip(("loss_sum", "score_sum", "extra_sum"), sums[:3]):
+            getattr(self, name).copy_(value)
+        self.n = int(sums[3])
+        if hasattr(self, "class_correct"):
+            self.class_correct.copy_(all_sum(self.class_correct.clone()))
+            self.class_total.copy_(all_sum(self.class_total.clone()))
 
     def per_class_accuracy(self) -> list[float]:
         return (self.class_correct.float() / self.class_total.clamp(min=1)).tolist()

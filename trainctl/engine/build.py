@@ -16,6 +16,7 @@ from torch import nn
 
 from trainctl.components import build_loss, build_model, build_optimizer, build_scheduler
 from trainctl.data.splits import DataBundle, ceil_div
+from trainctl.engine.distributed import Single
 from trainctl.engine.ema import EMA
 from trainctl.engine.events import Callback, Events
 from trainctl.engine.finetune import prepare_model
@@ -45,20 +46,28 @@ def build_model_parts(cfg: DictConfig, data: DataBundle, device: torch.device) -
 
 
 def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, run_dir: Path,
-                  callbacks: Sequence[Callback] = (), stop: GracefulStop | None = None) -> Trainer:
+                  callbacks: Sequence[Callback] = (), stop: GracefulStop | None = None,
+                  group: Single | None = None) -> Trainer:
+    group = group or Single()
     parts = build_model_parts(cfg, data, device)
     model = parts.model
+    if group.enabled and cfg.trainer.sync_batchnorm:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # same parameters and state-dict keys
     prepare_model(cfg, model, device)  # init_from weights, model.freeze: before the optimizer and the EMA copy
     optimizer = build_optimizer(cfg.optimizer, model)
     batches = batches_per_epoch(cfg.trainer, len(data.train))
     schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs,
                                ceil_div(batches, cfg.trainer.grad_accum_steps))
     return Trainer(
-        cfg=cfg, model=compiled(cfg.trainer, model, device), raw_model=model,
+        # DDP wraps what trains; evaluation calls the model itself, since processes evaluate different numbers
+        # of batches and DDP's forward may start a collective operation (buffer broadcast) on each call.
+        cfg=cfg, model=compiled(cfg.trainer, group.wrap(model), device), raw_model=model,
+        eval_forward=compiled(cfg.trainer, model, device) if group.enabled else None,
         optimizer=optimizer, schedule=schedule, loss_fn=parts.loss_fn, data=data, settings=parts.settings,
         run_dir=run_dir, events=Events(callbacks), stop=stop or GracefulStop(),
         ema=EMA(model, cfg.trainer.ema_decay) if cfg.trainer.ema_decay else None,
         scaler=torch.amp.GradScaler(device.type) if cfg.trainer.precision == "fp16" else None,
+        dist=group,
     )
 
 

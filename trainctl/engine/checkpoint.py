@@ -45,14 +45,50 @@ def _as_tuples(value: Any) -> Any:
 
 
 def capture(t: Trainer) -> dict[str, Any]:
-    """Everything needed to continue the run exactly where it stands."""
-    return {
+    """Everything needed to continue the run exactly where it stands. In a data-parallel run every process
+    calls it together: the RNG states and running sums of all of them are gathered (`ranks`), rank 0's also
+    stand where a single process keeps its own."""
+    state = {
         "model": t.raw_model.state_dict(), "optimizer": t.optimizer.state_dict(), "scheduler": t.schedule.state_dict(),
         "ema": t.ema.state_dict() if t.ema is not None else None,
         "scaler": t.scaler.state_dict() if t.scaler is not None else None,
         **t.state.checkpointed(),
         "rng": rng_state(), "config": OmegaConf.to_container(t.cfg, resolve=True),
     }
+    if t.dist.enabled:
+        state["ranks"] = t.dist.gather({"rng": state["rng"], "partial": _on_cpu(t.state.partial)})
+    return state
+
+
+def _on_cpu(partial: dict[str, Any] | None) -> dict[str, Any] | None:
+    if partial is None:
+        return None
+    return {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in partial.items()}
+
+
+def restore_process_state(t: Trainer, state: dict[str, Any]) -> None:
+    """This process's RNG state and running sums: its own when the checkpoint was written by as many processes;
+    else rank 0's sums and, for the other processes, fresh seeds: the run goes on, no longer exactly."""
+    ranks, world = state.get("ranks"), t.dist.world
+    if (len(ranks) if ranks else 1) == world:
+        if ranks:
+            own = ranks[t.dist.rank]
+            restore_rng_state(own["rng"])
+            if own["partial"] is not None:
+                t.state.partial = {k: v.to(t.device) if isinstance(v, torch.Tensor) else v
+                                   for k, v in own["partial"].items()}
+        else:
+            restore_rng_state(state["rng"])
+        return
+    import logging
+
+    if t.dist.is_main:
+        logging.getLogger("trainctl").warning(
+            "this checkpoint was written by %d process(es) and the run resumes with %d: it continues, but no "
+            "longer bit-identical to an uninterrupted run (resume with trainer.devices=%d for that)",
+            len(ranks) if ranks else 1, world, len(ranks) if ranks else 1)
+    restore_rng_state(state["rng"])
+    t.dist.seed_process(t.cfg.seed + t.state.step)
 
 
 def restore(t: Trainer, state: dict[str, Any]) -> None:
@@ -65,7 +101,7 @@ def restore(t: Trainer, state: dict[str, Any]) -> None:
     if t.scaler is not None and state.get("scaler"):
         t.scaler.load_state_dict(state["scaler"])
     t.state.restore(state)
-    restore_rng_state(state["rng"])
+    restore_process_state(t, state)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any], before_replace: Callable[[], None] | None = None) -> None:

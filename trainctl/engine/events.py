@@ -61,7 +61,12 @@ class EpochEnd:
 
 
 class Callback:
-    """Base class: override the events you need; each gets the `Trainer` (model, optimizer, state, config)."""
+    """Base class: override the events you need; each gets the `Trainer` (model, optimizer, state, config).
+
+    In a data-parallel run callbacks run in the process of rank 0 only, unless they set `all_ranks = True`
+    (those that take part in collective operations, as checkpointing does)."""
+
+    all_ranks = False
 
     def on_fit_start(self, trainer: Trainer) -> None: ...
 

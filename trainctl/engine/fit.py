@@ -25,7 +25,8 @@ from trainctl.engine.build import build_trainer
 from trainctl.engine.checkpoint import restore
 from trainctl.engine.diagnosis import diagnose
 from trainctl.engine.events import Callback, EpochEnd, StopTraining
-from trainctl.engine.signals import GracefulStop, Interrupted
+from trainctl.engine.distributed import Single
+from trainctl.engine.signals import Interrupted
 from trainctl.engine.step import Trainer, evaluate, evaluated_samples, train_one_epoch
 from trainctl.errors import UserError
 from trainctl.files import write_json
@@ -35,13 +36,17 @@ log = logging.getLogger("trainctl")
 
 
 def fit(cfg: DictConfig, run_dir: Path, device: torch.device, callbacks: Sequence[Callback],
-        checkpoint: dict[str, Any] | None = None, data: DataBundle | None = None) -> dict[str, Any]:
-    """One training run into `run_dir` (a resumed one when `checkpoint` is given)."""
+        checkpoint: dict[str, Any] | None = None, data: DataBundle | None = None,
+        group: Single | None = None) -> dict[str, Any]:
+    """One training run into `run_dir` (a resumed one when `checkpoint` is given); in a data-parallel run, this
+    process's part of it (`group`)."""
+    group = group or Single()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     data = (data or build_dataset(cfg.dataset, cfg.seed)).to(device)
-    with GracefulStop() as stop:
-        t = build_trainer(cfg, data, device, run_dir, callbacks, stop)
+    with group.graceful_stop() as stop:
+        t = build_trainer(cfg, data, device, run_dir, group.main_only(callbacks), stop, group)
+        group.seed_process(cfg.seed)
         t.checkpoints.remove_stale_temps()
         check_task_metrics(cfg, data.spec.task, data.spec.num_classes)
         check_single_sample_batches(t)
@@ -64,8 +69,10 @@ def fit(cfg: DictConfig, run_dir: Path, device: torch.device, callbacks: Sequenc
 
 
 def check_single_sample_batches(t: Trainer) -> None:
-    """Batch norm cannot train on a batch of one sample (torch raises mid-epoch): say so before training."""
-    n, size = len(t.data.train), t.cfg.trainer.batch_size
+    """Batch norm cannot train on a batch of one sample (torch raises mid-epoch): say so before training. In a
+    data-parallel run, on one process's part of each batch (without trainer.sync_batchnorm)."""
+    world = 1 if t.cfg.trainer.sync_batchnorm else t.dist.world
+    n, size = ceil_div(len(t.data.train), world), t.cfg.trainer.batch_size // world
     last = n - (ceil_div(n, size) - 1) * size  # samples in the epoch's last batch
     reaches_last = t.batches >= ceil_div(n, size) and not t.cfg.trainer.overfit_batches
     norms = [m for m in t.raw_model.modules() if isinstance(m, torch.nn.BatchNorm1d)]  # one value per channel
@@ -81,8 +88,9 @@ def _epochs(t: Trainer) -> None:
     for epoch in range(s.epoch, t.cfg.trainer.epochs):
         t.events.emit("on_epoch_start", t, epoch + 1)
         train_metrics, throughput = train_one_epoch(t, epoch)
-        val_metrics = evaluate(t.eval_model, t.data.val, t.data, t.loss_fn, t.cfg.trainer.eval_batch_size,
-                               t.settings, max_batches=t.cfg.trainer.max_eval_batches)
+        val_metrics = evaluate(t.eval_model, t.dist.shard(t.data.val), t.data, t.loss_fn,
+                               t.cfg.trainer.eval_batch_size, t.settings, max_batches=t.cfg.trainer.max_eval_batches,
+                               reduce=t.dist.reduce)
         metrics = {**{f"train/{k}": v for k, v in train_metrics.items()},
                    **{f"val/{k}": v for k, v in val_metrics.items()}, "lr": t.optimizer.param_groups[0]["lr"]}
         s.epoch, s.batches_in_epoch, s.partial = epoch + 1, 0, None
@@ -90,9 +98,16 @@ def _epochs(t: Trainer) -> None:
         s.throughputs.append(throughput)
         t.schedule.step_epoch(metrics)
         end = EpochEnd(epoch + 1, metrics, throughput)
-        t.events.emit("on_validation_end", t, end)
-        t.events.emit("on_epoch_end", t, end)
-        if t.stop.requested:
+        stopping: StopTraining | None = None
+        try:
+            t.events.emit("on_validation_end", t, end)
+            t.events.emit("on_epoch_end", t, end)
+        except StopTraining as e:
+            stopping = e
+        decided = t.dist.broadcast(stopping and (str(stopping), stopping.status))  # rank 0's callbacks decide
+        if decided is not None:
+            raise StopTraining(*decided)
+        if t.stop.settled():
             raise Interrupted(t.stop.signum)
 
 
@@ -109,7 +124,10 @@ def _finish(t: Trainer) -> dict[str, Any]:
     """Evaluate the best checkpoint on the test split (used only here), judge the curves (the verdict, logged
     and kept under `diagnosis`) and write metrics.json."""
     cfg, s = t.cfg, t.state
-    best = t.checkpoints.load("best", map_location=t.device)
+    where = "cpu" if t.dist.enabled else t.device  # sent as pickled tensors: never to another process's GPU
+    best = t.checkpoints.load("best", map_location=where) if t.dist.is_main else None
+    # Rank 0's best weights for every process: other machines of a multi-node run may not see its disk.
+    best = t.dist.broadcast(best and {"model": best["model"], "ema": best.get("ema")})
     model = t.raw_model
     model.load_state_dict(best["model"])
     if t.ema is not None:
@@ -119,8 +137,8 @@ def _finish(t: Trainer) -> dict[str, Any]:
     batch_size, max_batches = cfg.trainer.eval_batch_size, cfg.trainer.max_eval_batches
     test: dict[str, Any] = {}
     if s.status != "pruned":  # a pruned sweep trial is never reported, so its test pass would be wasted time
-        test = evaluate(model, t.data.test, t.data, t.loss_fn, batch_size, t.settings, per_class=True,
-                        max_batches=max_batches)
+        test = evaluate(model, t.dist.shard(t.data.test), t.data, t.loss_fn, batch_size, t.settings, per_class=True,
+                        max_batches=max_batches, reduce=t.dist.reduce)
         # How many samples the metrics cover, so a partial pass (trainer.max_eval_batches) is never taken
         # for a full one.
         test["samples"] = evaluated_samples(t.data.test, batch_size, max_batches)
@@ -145,6 +163,7 @@ def _finish(t: Trainer) -> dict[str, Any]:
     log.info("%s", verdict.line())
     result["diagnosis"] = verdict.as_dict()
     result["history"] = s.history
-    write_json(t.run_dir / "metrics.json", result)
+    if t.dist.is_main:
+        write_json(t.run_dir / "metrics.json", result)
     t.events.emit("on_fit_end", t, result)
     return result

@@ -13,9 +13,9 @@ from omegaconf import DictConfig
 from trainctl.config.targets import component_name
 from trainctl.config.validate import validate
 from trainctl.data.locate import check_available
-from trainctl.device import config_device
 from trainctl.engine.build import deterministic_mode
 from trainctl.engine.checkpoint import check_resumable, load_checkpoint
+from trainctl.engine.distributed import Single, is_peer_failure, peer_failure, setup
 from trainctl.engine.events import Callback
 from trainctl.engine.finetune import init_source
 from trainctl.engine.fit import fit
@@ -27,33 +27,50 @@ MakeCallbacks = Callable[[], Sequence[Callback]]
 
 
 def run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallbacks) -> dict[str, Any]:
-    """Train as the config says; write checkpoints, logs and metrics.json into `run_dir` (a new one if None)."""
+    """Train as the config says; write checkpoints, logs and metrics.json into `run_dir` (a new one if None).
+    In a data-parallel run every process calls this; rank 0's run directory is everyone's."""
     validate(cfg)
     check_available(cfg.dataset)
     init_source(cfg)  # a missing init_from checkpoint (or one beside resume=) is refused before any directory
-    device = config_device(cfg.device)
+    group = setup(cfg)
+    try:
+        return _run(cfg, run_dir, make_callbacks, group)
+    except Exception as error:
+        if group.enabled and is_peer_failure(error):
+            raise peer_failure(error, group, run_dir) from None
+        raise
+    finally:
+        group.close()
+
+
+def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallbacks, group: Single
+         ) -> dict[str, Any]:
+    device = group.device(cfg)
     checkpoint = None
     if cfg.resume:
         path = checkpoint_path(cfg.resume)
         checkpoint = load_checkpoint(path, map_location=device)
         check_resumable(checkpoint, path)
         check_same_run(checkpoint["config"], cfg, path)
-        run_dir = Path(run_dir or run_dir_of(path))
-        finished = finished_metrics(checkpoint, cfg, run_dir)
+        run_dir = Path(run_dir or run_dir_of(path)) if group.is_main else None
+        finished = finished_metrics(checkpoint, cfg, Path(group.broadcast(str(run_dir))), quiet=not group.is_main)
         if finished is not None:
             return finished
     hint = f"{component_name(cfg.model)}-{component_name(cfg.dataset)}".replace("/", "_")
-    run_dir = Path(run_dir) if run_dir is not None else create_run_dir(hint=hint)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if group.is_main:
+        run_dir = Path(run_dir) if run_dir is not None else create_run_dir(hint=hint)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(group.broadcast(str(run_dir)))  # the other processes compose their own name: rank 0's wins
     with deterministic_mode(cfg.trainer.deterministic):
         if cfg.cv.folds > 1:
             from trainctl.engine.crossval import cross_validate
 
             return cross_validate(cfg, run_dir, device, make_callbacks)
-        return fit(cfg, run_dir, device, make_callbacks(), checkpoint)
+        return fit(cfg, run_dir, device, make_callbacks(), checkpoint, group=group)
 
 
-def finished_metrics(checkpoint: dict[str, Any], cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
+def finished_metrics(checkpoint: dict[str, Any], cfg: DictConfig, run_dir: Path, quiet: bool = False
+                     ) -> dict[str, Any] | None:
     """A resumed run that already trained all its epochs and wrote its metrics.json is done: say so and return
     those metrics, writing nothing (testing it again would only repeat its result). None when there is work
     left: more epochs (`trainer.epochs` raised), an unfinished epoch, or the final test pass a kill cut short."""
@@ -67,6 +84,8 @@ def finished_metrics(checkpoint: dict[str, Any], cfg: DictConfig, run_dir: Path)
         return None  # unreadable: the final pass writes it again
     if not isinstance(metrics, dict) or metrics.get("epochs") != epochs:
         return None  # written before the checkpoint's last epoch (or by another run): out of date
+    if quiet:
+        return metrics
     console.print(
         f"{run_dir} is already finished: it trained {epochs} epoch(s) (trainer.epochs={target}), best epoch "
         f"{metrics.get('best_epoch', '?')}; its metrics are in {metrics_file}. Nothing to do: to train it longer, "

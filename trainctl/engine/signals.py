@@ -27,6 +27,10 @@ class GracefulStop:
     def requested(self) -> bool:
         return self.signum is not None
 
+    def settled(self) -> bool:
+        """Whether to stop, asked where every process of a data-parallel run asks it (an epoch's end)."""
+        return self.requested
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None and signum == signal.SIGINT:
             os._exit(130)  # a second Ctrl-C: the user wants out now

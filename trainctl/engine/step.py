@@ -13,7 +13,7 @@ import itertools
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from omegaconf import DictConfig
@@ -21,9 +21,11 @@ from torch import nn
 
 from trainctl.components.losses import reduces_by_sum
 from trainctl.components.schedulers import Schedule
+from trainctl.data.shard import Shard
 from trainctl.data.splits import DataBundle, SplitLike, ceil_div
 from trainctl.engine.accumulator import MetricAccumulator
 from trainctl.engine.checkpoint import CheckpointFiles
+from trainctl.engine.distributed import Single
 from trainctl.engine.ema import EMA
 from trainctl.engine.events import Events, StepEnd
 from trainctl.engine.host_sync import SyncGuard, is_sync_error, sync_error
@@ -115,6 +117,8 @@ class Trainer:
     scaler: torch.amp.GradScaler | None = None
     resumed: bool = False  # continued from a checkpoint
     fit_started: float = 0.0  # perf_counter() at this process's first training step
+    eval_forward: nn.Module | None = None  # what evaluates, when not `model` (the model inside DDP)
+    dist: Single = field(default_factory=Single)  # this process's place in a data-parallel run
 
     def __post_init__(self) -> None:
         trainer = self.cfg.trainer
@@ -128,7 +132,9 @@ class Trainer:
 
     @property
     def eval_model(self) -> nn.Module:
-        return self.ema.model if self.ema is not None else self.model
+        if self.ema is not None:
+            return self.ema.model
+        return self.eval_forward if self.eval_forward is not None else self.model
 
     def optimizer_step(self) -> None:
         if self.clip_val is not None:
@@ -190,13 +196,16 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     if t.state.partial is not None:
         acc.load_state(t.state.partial)
     first_bad = torch.full((), -1, dtype=torch.long, device=t.device)
+    # DDP averages the processes' gradients: right for a mean loss over equal parts of the global batch; a summed
+    # loss is scaled back up to the sum over the global batch.
+    world_sum = t.dist.world if t.dist.world > 1 and acc.loss_is_sum else 0
     step_at_epoch_start = t.state.step - start // accum
     seen_before, clock = acc.n, time.perf_counter()
     logged = [acc.n, 0.0]  # samples and summed loss at the previous log point
     batch = start
 
     def check_finite() -> None:
-        bad = int(first_bad)  # a host sync: only at log points, checkpoints and epoch ends
+        bad = t.dist.first_bad(first_bad)  # a host sync: only at log points, checkpoints and epoch ends
         if bad >= 0:
             raise NonFiniteLoss(epoch + 1, bad + 1, step_at_epoch_start + bad // accum + 1,
                                 saved=t.checkpoints.path("last").is_file())
@@ -206,7 +215,7 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
         t.state.batches_in_epoch, t.state.partial = batch, acc.state()
 
     t.sync_progress = sync_progress
-    batches = t.data.train.shuffled(cfg.batch_size, t.data.train_transform, t.cfg.seed, order_epoch(cfg, epoch),
+    batches = t.dist.shard(t.data.train).shuffled(cfg.batch_size, t.data.train_transform, t.cfg.seed, order_epoch(cfg, epoch),
                                     start_step=start)
     settings, step_listeners, guard = t.settings, t.events.step_listeners, t.sync_guard
     guard.arm()  # trainer.sync_debug: from here to the end of the epoch, only the `allowed` stretches may sync
@@ -217,6 +226,8 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
                 loss = t.loss_fn(out, y)
             first_bad = torch.where(torch.isfinite(loss) | (first_bad >= 0), first_bad, batch)
             scaled = loss / accum if accum > 1 else loss
+            if world_sum:
+                scaled = scaled * world_sum
             (t.scaler.scale(scaled) if t.scaler is not None else scaled).backward()
             acc.update(out, y, loss)
             batch += 1
@@ -249,22 +260,30 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     check_finite()
     t.sync_progress = lambda: None
     seconds = time.perf_counter() - clock
-    return acc.compute(), (acc.n - seen_before) / max(seconds, 1e-9)
+    throughput = (acc.n - seen_before) * t.dist.world / max(seconds, 1e-9)
+    t.dist.reduce(acc)
+    return acc.compute(), throughput
 
 
 @torch.inference_mode()
 def evaluate(model: nn.Module, split: SplitLike, data: DataBundle, loss_fn: nn.Module, batch_size: int,
-             settings: StepSettings, per_class: bool = False, max_batches: int | None = None) -> dict[str, Any]:
+             settings: StepSettings, per_class: bool = False, max_batches: int | None = None,
+             reduce: Callable[[MetricAccumulator], None] | None = None) -> dict[str, Any]:
     """The task's metrics over a split (its first `max_batches` batches when given), with one host sync at the
-    end."""
+    end. A process's shard of a split (data-parallel) evaluates its batches; `all_sum` adds up the processes'
+    sums (`reduce`), so every sample counts once."""
     model.eval()
     acc = MetricAccumulator(data.spec.task, data.spec.num_classes, settings.device, full=True,
                             loss_is_sum=reduces_by_sum(loss_fn))
-    for x, y in itertools.islice(split.ordered(batch_size, data.eval_transform), max_batches):
+    batches = (split.ordered(batch_size, data.eval_transform, max_batches) if isinstance(split, Shard)
+               else itertools.islice(split.ordered(batch_size, data.eval_transform), max_batches))
+    for x, y in batches:
         with settings.autocast():
             out = model(settings.prepare(x))
             loss = loss_fn(out, y)
         acc.update(out.float(), y, loss.float())
+    if reduce is not None:
+        reduce(acc)
     result: dict[str, Any] = acc.compute()
     if per_class and data.spec.task == "classification":
         names = data.spec.class_names or tuple(map(str, range(data.spec.num_classes)))

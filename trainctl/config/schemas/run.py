@@ -52,6 +52,13 @@ class TrainerConfig:
     detect_anomaly: bool = spec(False, help="autograd anomaly detection, to find where a NaN starts (slow)")
     profile: bool = spec(False, help="profile a few training steps into <run>/profile/ (open in Perfetto)")
     profile_steps: int = spec(5, help="training steps the profiler records (after one warm-up step)", ge=1, le=100)
+    devices: Any = spec(1, help="processes training together (data parallel, one GPU each; gloo on CPU); auto: "
+                                "every visible GPU (1 without one); trainer.batch_size stays the global batch",
+                        forms=["number", "auto"], ge=1)
+    sync_batchnorm: bool = spec(False, help="with devices > 1: batch norm statistics over the global batch "
+                                            "(SyncBatchNorm) instead of each process's part")
+    dist_timeout_s: int = spec(300, help="seconds a process waits for the others in a collective operation before "
+                                         "the run stops with an error (a process died)", ge=1)
 
 
 @dataclass
