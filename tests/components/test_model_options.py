@@ -197,6 +197,17 @@ def test_cnn_builds_a_block_per_channel_count(channels, kernel, convs, pools, fl
     assert built(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
+def test_cnn_hidden_layers_form_a_head_with_the_activation_and_dropout_before_each_linear():
+    built = build(["model=cnn", "model.channels=[8,16]", "model.hidden=[64,32]", "model.activation=elu",
+                   "model.dropout=0.2"])
+    linears = [m for m in built if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(16 * 7 * 7, 64), (64, 32), (32, 10)]
+    kinds = [type(m) for m in built][-8:]
+    assert kinds == [nn.Dropout, nn.Linear, nn.ELU, nn.Dropout, nn.Linear, nn.ELU, nn.Dropout, nn.Linear]
+    assert built(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert count(build(["model=cnn"]), nn.Linear) == 1  # none by default: the seed CNN's single classifier
+
+
 def test_cnn_needs_a_channel_count():
     [problem] = config_problems(compose(["model=cnn", "model.channels=[]"]))
     assert problem == "model.channels=[] needs at least 1 item(s)"

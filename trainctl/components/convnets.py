@@ -17,8 +17,8 @@ from trainctl.components.models import MODELS, check_input_size, check_norm_posi
 @MODELS.register("cnn")
 def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     """Small convnet: a block (conv, norm, activation, pool) per model.channels item, the first conv with stride 2
-    and no pool after the last; then a linear layer to the classes. Default: conv 16@5x5/2, ReLU, max-pool 2;
-    conv 32@5x5, ReLU; linear."""
+    and no pool after the last; then model.hidden linear layers and a linear layer to the classes. Default:
+    conv 16@5x5/2, ReLU, max-pool 2; conv 32@5x5, ReLU; linear."""
     need_image("cnn", spec)
     channels = list(cfg.channels)
     if not channels:
@@ -37,8 +37,12 @@ def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     fewer = "lower model.kernel_size or give model.channels fewer items (each block but the last halves the size)"
     check_input_size("cnn", features, spec.input_shape, fewer, kernel_key="model.kernel_size")
     check_norm_positions("cnn", features, spec.input_shape)
-    flat = flat_size(nn.Sequential(*features), spec.input_shape)
-    return nn.Sequential(*features, *dropout(cfg.dropout), nn.Linear(flat, spec.num_classes))
+    width = flat_size(nn.Sequential(*features), spec.input_shape)
+    head: list[nn.Module] = []
+    for hidden in cfg.hidden:
+        head += [*dropout(cfg.dropout), nn.Linear(width, hidden), activation(cfg.activation)]
+        width = hidden
+    return nn.Sequential(*features, *head, *dropout(cfg.dropout), nn.Linear(width, spec.num_classes))
 
 
 @MODELS.register("lenet")

@@ -85,7 +85,8 @@ def chosen_norm(model: DictConfig) -> str:
 # Keys added after release 0.1 (issue 12), with the value that builds what configs without them built: a
 # checkpoint's stored config compares (on resume) as if it held these. Each is its schema's default.
 ADDED_KEYS = {"model.activation": "relu", "model.dropout": 0.0, "model.dropout2d": 0.0, "model.norm": None,
-              "model.norm_groups": None, "model.pool": "max", "model.bias": True, "model.nonlinearity": "tanh"}
+              "model.norm_groups": None, "model.pool": "max", "model.bias": True, "model.nonlinearity": "tanh",
+              "model.hidden": []}  # cnn's (mlp has always had its own)
 
 
 # ---- models -------------------------------------------------------------------------------------------------
@@ -114,7 +115,9 @@ class CNNConfig:
     norm_groups: Optional[int] = norm_groups_field()
     pool: str = pool_field("the 2x2 pool after each block but the last")
     dropout2d: float = dropout2d_field()
-    dropout: float = spec(0.0, help="dropout before the linear classifier", ge=0.0, lt=1.0)
+    hidden: list[int] = spec([], help="widths of hidden linear layers (each with the activation) between the "
+                                      "convs and the classifier; [] for none", each_ge=1)
+    dropout: float = spec(0.0, help="dropout before each linear layer of the head", ge=0.0, lt=1.0)
 
 
 VGG_PRESETS = {
