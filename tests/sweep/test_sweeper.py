@@ -242,7 +242,7 @@ REFUSED = [  # (arguments, what stderr says): each refused before anything is wr
     ([LR, "+hydra.sweeper.params={trainer.epochs:'choice(1,-1)'}"], "trainer.epochs=-1 is out of range"),
     (["trainer.epochs=interval(1,3)"], "For integers write trainer.epochs=int(interval(1,3))"),
     (["model.hidden=choice([8],[-1])"], "a trial with model.hidden=[-1] would fail"),
-    (["model=choice(mlp,cnn)"], "model.hidden is not a setting of model"),  # experiment=smoke sets model.hidden
+    (["model=choice(mlp,lenet)"], "model.hidden is not a setting of model"),  # experiment=smoke sets model.hidden
     (["optimizer.lr=interval(1e-3,nan)"], "optimizer.lr=interval(0.001,nan): every bound must be a finite number"),
     ([LR, "hydra.sweeper.storage=foo://"], "hydra.sweeper.storage=foo://: no database is called 'foo'"),
     ([LR, "hydra.sweeper.storage=postgresql://nohost/x"], "hydra.sweeper.storage=postgresql://nohost/x: "),
