@@ -23,6 +23,7 @@ def _save(trainer: Trainer, *names: str) -> None:
 
 class ModelCheckpoint(Callback):
     all_ranks = True  # saving is a collective operation in a data-parallel run
+
     def __init__(self, cfg: DictConfig) -> None:
         self.monitor = monitored(cfg.checkpoint.monitor, cfg.objective)
         self.mode = metric_mode(self.monitor, cfg.checkpoint.mode)

@@ -95,8 +95,8 @@ class SaveFaults(Callback):
 
 
 def fault_callbacks() -> list[Callback]:
-    faults = requested_faults()
-    if not faults or faults.get("fault_rank", os.environ.get("RANK", "0")) != os.environ.get("RANK", "0"):
+    faults, rank = requested_faults(), os.environ.get("RANK", "0")
+    if not faults or faults.get("fault_rank", rank) != rank:
         return []
     step_faults = {"kill_at_step", "signal_at_step"} & set(faults)
     return [SaveFaults(faults), *([StepFaults(faults)] if step_faults else [])]

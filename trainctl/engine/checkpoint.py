@@ -9,6 +9,7 @@ when the policy saves (every epoch, on improvement, mid-epoch, on a signal) is t
 from __future__ import annotations
 
 import io
+import logging
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -80,8 +81,6 @@ def restore_process_state(t: Trainer, state: dict[str, Any]) -> None:
         else:
             restore_rng_state(state["rng"])
         return
-    import logging
-
     if t.dist.is_main:
         logging.getLogger("trainctl").warning(
             "this checkpoint was written by %d process(es) and the run resumes with %d: it continues, but no "

@@ -23,7 +23,7 @@ from torch import nn
 
 from trainctl.data.shard import Shard
 from trainctl.data.splits import SplitLike, derive_seed
-from trainctl.device import config_device
+from trainctl.device import config_device, device_count
 from trainctl.engine.signals import GracefulStop
 from trainctl.errors import UserError
 
@@ -43,10 +43,6 @@ def env_world() -> tuple[int, int, int]:
             int(os.environ.get("WORLD_SIZE", 1)))
 
 
-def cuda_count() -> int:
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
 def requested_processes(cfg: DictConfig) -> int:
     """How many processes `trainer.devices` asks for on this machine: a number, or auto (every visible GPU when
     the run is on CUDA, else 1)."""
@@ -54,7 +50,7 @@ def requested_processes(cfg: DictConfig) -> int:
     if devices in (None, 1):
         return 1
     if devices == "auto":
-        return max(cuda_count(), 1) if cfg.device.name in ("auto", "cuda") else 1
+        return max(device_count("cuda"), 1) if cfg.device.name in ("auto", "cuda") else 1
     return int(devices)
 
 
@@ -70,10 +66,11 @@ def check_devices(cfg: DictConfig) -> int:
     if n > 1 and name == "mps":
         raise UserError("trainer.devices > 1 needs CUDA GPUs or the CPU (gloo); mps runs one process: set "
                         "trainer.devices=1 or device=cpu.")
-    on_cuda = name == "cuda" or (name == "auto" and cuda_count() > 0)
-    if on_cuda and world <= 1 and n > cuda_count():
-        raise UserError(f"trainer.devices={asked} asks for {n} GPUs but this machine has {cuda_count()}: choose at "
-                        f"most {cuda_count()} (or trainer.devices=auto for all of them).")
+    gpus = device_count("cuda")
+    on_cuda = name == "cuda" or (name == "auto" and gpus > 0)
+    if on_cuda and world <= 1 and n > gpus:
+        raise UserError(f"trainer.devices={asked} asks for {n} GPUs but this machine has {gpus}: choose at "
+                        f"most {gpus} (or trainer.devices=auto for all of them).")
     if cfg.trainer.get("sync_batchnorm") and n <= 1:
         raise UserError("trainer.sync_batchnorm=true synchronises batch norm across processes, and this run has "
                         "one: set trainer.devices=N (N > 1) or drop trainer.sync_batchnorm.")
@@ -141,7 +138,7 @@ class Group(Single):
         self.rank, self.local_rank, self.world = rank, local_rank, world
 
     def device(self, cfg: DictConfig) -> torch.device:
-        if cfg.device.name in ("auto", "cuda") and cuda_count() > 0:
+        if cfg.device.name in ("auto", "cuda") and device_count("cuda") > 0:
             torch.cuda.set_device(self.local_rank)
             return torch.device("cuda", self.local_rank)
         return torch.device("cpu")

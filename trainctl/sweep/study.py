@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from trainctl.errors import UserError
-from trainctl.sweep.storage import open_storage, setting_text, storage_files
+from trainctl.sweep.storage import open_storage, setting_text
 from trainctl.sweep.storage_lock import LOCK_FILE, StudyLock, make_study_lock
 
 
@@ -57,8 +57,6 @@ def open_study(name: str, spec: str, setting: str | None, directions: list[str],
     """Create or load the study, under the study lock: processes started together would otherwise race to create
     the same database tables (a UNIQUE constraint fails) or the same study."""
     try:
-        for path in storage_files(spec):  # the lock file of a journal or SQLite file lives beside it
-            path.parent.mkdir(parents=True, exist_ok=True)
         # A journal is read (replayed) outside the lock, which other sweeps then wait for only briefly; a
         # database creates its tables when opened, which only one process may do at a time.
         storage = open_storage(spec) if spec.startswith("journal:") else None
