@@ -17,6 +17,8 @@ Rounds alternate between the contenders so that the GPU's clocks and the host's 
 of the rounds is reported.
 
     python bench/gpu.py [--root DIR] [--sections loop,airbench,fashion] [--rounds 3] [--seeds 5] [--out FILE]
+    python bench/gpu.py --device cpu --limit 2048 --rounds 1 --epochs 1 --seeds 2 \
+        --fashion-overrides "trainer.epochs=1 dataset.train_per_class=20 trainer.precision=32"   # a dry run
 """
 
 from __future__ import annotations
@@ -45,15 +47,21 @@ from trainctl.data.transforms import image_transforms
 from trainctl.engine.build import build_trainer, deterministic_mode
 from trainctl.engine.step import train_one_epoch
 
-CUDA = torch.device("cuda")
+# The device every contender runs on: CUDA for the figures; `--device cpu` only checks that the script works.
+DEVICE = torch.device("cuda")
+
+
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def seconds_of(work: Callable[[], Any]) -> float:
     """Wall seconds of `work` with the GPU idle before and finished after."""
-    torch.cuda.synchronize()
+    synchronize()
     start = time.perf_counter()
     work()
-    torch.cuda.synchronize()
+    synchronize()
     return time.perf_counter() - start
 
 
@@ -119,27 +127,29 @@ def lightning_fit(model: nn.Module, batches: EpochOfBatches, steps: int) -> None
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), lr=1e-3, fused=True)
 
-    trainer = pl.Trainer(accelerator="gpu", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
+    trainer = pl.Trainer(accelerator="gpu" if DEVICE.type == "cuda" else "cpu", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                          limit_val_batches=0, precision="32-true")
     trainer.fit(Module(), train_dataloaders=batches)
 
 
-def loop_section(root: Path, rounds: int, epochs: int, scratch: Path) -> dict[str, Any]:
+def loop_section(root: Path, rounds: int, epochs: int, scratch: Path, limit: int | None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for batch in (64, 512):
-        cfg = compose(["model=cnn", "dataset=fashionmnist", f"dataset.root={root}", "device=cuda",
+        cfg = compose(["model=cnn", "dataset=fashionmnist", f"dataset.root={root}", f"device={DEVICE.type}",
                        "trainer.progress=false", f"trainer.batch_size={batch}", f"trainer.epochs={epochs + 1}"])
-        data = build_dataset(cfg.dataset, cfg.seed).to(CUDA)
+        data = build_dataset(cfg.dataset, cfg.seed).to(DEVICE)
+        if limit:
+            data.train = Split(data.train.x[:limit], data.train.y[:limit])
         x, y = data.train.x, data.train.y
-        mean = torch.tensor(list(cfg.dataset.mean), device=CUDA).view(1, -1, 1, 1)
-        std = torch.tensor(list(cfg.dataset.std), device=CUDA).view(1, -1, 1, 1)
+        mean = torch.tensor(list(cfg.dataset.mean), device=DEVICE).view(1, -1, 1, 1)
+        std = torch.tensor(list(cfg.dataset.std), device=DEVICE).view(1, -1, 1, 1)
         steps = epochs * math.ceil(len(y) / batch)
         images = epochs * len(y)
 
         def fresh_model() -> nn.Module:
             from trainctl.components import build_model
-            return build_model(cfg.model, data.spec).to(CUDA)
+            return build_model(cfg.model, data.spec).to(DEVICE)
 
         def minimal() -> float:
             model = fresh_model()
@@ -167,7 +177,7 @@ def seconds_of_trainctl(cfg: Any, data: DataBundle, scratch: Path, epochs: int,
     """Seconds trainctl's own loop (with its default callbacks listening) takes for `epochs` epochs, after a
     warm-up epoch (cut to `warmup_batches` when given) that compiles kernels and fills caches."""
     with deterministic_mode(False):
-        t = build_trainer(cfg, data, CUDA, Path(tempfile.mkdtemp(dir=scratch)), all_callbacks(cfg))
+        t = build_trainer(cfg, data, DEVICE, Path(tempfile.mkdtemp(dir=scratch)), all_callbacks(cfg))
         t.events.emit("on_fit_start", t)
         t.events.emit("on_epoch_start", t, 1)
         full = t.batches
@@ -192,26 +202,32 @@ class Airbench94Net(nn.Module):
 
     def __init__(self, **unused: Any) -> None:
         super().__init__()
+        from unittest import mock
+
         from airbench import make_net94
 
-        self.net = make_net94().float()
+        if DEVICE.type == "cuda":
+            self.net = make_net94().float()
+        else:  # a dry run: make_net94 moves its network with .cuda(), which a CPU-only torch cannot do
+            with mock.patch.object(nn.Module, "cuda", lambda module, *args, **kwargs: module):
+                self.net = make_net94().float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
 def cifar_shaped(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    images = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, device=CUDA, generator=generator)
-    labels = torch.randint(0, 10, (n,), device=CUDA, generator=generator)
+    images = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, device=DEVICE, generator=generator)
+    labels = torch.randint(0, 10, (n,), device=DEVICE, generator=generator)
     return images, labels
 
 
-def airbench_section(rounds: int, epochs: int, scratch: Path) -> dict[str, Any]:
+def airbench_section(rounds: int, epochs: int, scratch: Path, limit: int | None) -> dict[str, Any]:
     import airbench
     from airbench import lib_airbench94
 
-    generator = torch.Generator(device=CUDA).manual_seed(0)
-    train_x, train_y = cifar_shaped(50_000, generator)
+    generator = torch.Generator(device=DEVICE).manual_seed(0)
+    train_x, train_y = cifar_shaped(limit or 50_000, generator)
     test_x, test_y = cifar_shaped(10_000, generator)
     folder = scratch / "airbench"
     (folder / "cifar10").mkdir(parents=True)
@@ -236,7 +252,7 @@ def airbench_section(rounds: int, epochs: int, scratch: Path) -> dict[str, Any]:
             os.chdir(cwd)
         return own_loop.steps * batch / seconds
 
-    cfg = compose(["model=mlp", "+model._target_=__main__.Airbench94Net", "dataset=cifar10", "device=cuda",
+    cfg = compose(["model=mlp", "+model._target_=__main__.Airbench94Net", "dataset=cifar10", f"device={DEVICE.type}",
                    "optimizer=sgd", "optimizer.lr=0.01", "optimizer.momentum=0.85", "optimizer.nesterov=true",
                    "optimizer.weight_decay=5e-4", "scheduler=onecycle", "loss.label_smoothing=0.2",
                    f"trainer.batch_size={batch}", "trainer.eval_batch_size=2000", "trainer.precision=bf16",
@@ -254,6 +270,8 @@ def airbench_section(rounds: int, epochs: int, scratch: Path) -> dict[str, Any]:
 
     print(f"airbench: airbench94's network, batch {batch}, {epochs} epochs of {len(train_y):,} CIFAR-shaped "
           "images per measurement", flush=True)
+    if DEVICE.type != "cuda":  # airbench's loop times itself with CUDA events
+        return median_rates({"trainctl": trainctl}, rounds, "airbench94 (dry run: trainctl only)")
     median = median_rates({"trainctl": trainctl, "airbench": own_loop}, rounds, "airbench94")
     return {**median, "trainctl/airbench": median["trainctl"] / median["airbench"]}
 
@@ -266,7 +284,7 @@ def fashion_section(root: Path, seeds: int, scratch: Path, extra: list[str]) -> 
         run = scratch / f"fashion-{seed}-{time.time_ns()}"
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "trainctl", "train", "experiment=fashionmnist_fast",
-                               f"seed={seed}", f"dataset.root={root}", "device=cuda", "trainer.progress=false",
+                               f"seed={seed}", f"dataset.root={root}", f"device={DEVICE.type}", "trainer.progress=false",
                                f"hydra.run.dir={run}", *extra], capture_output=True, text=True)
         process_s = time.perf_counter() - start
         if proc.returncode != 0:
@@ -294,23 +312,30 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--fashion-overrides", default="", help="extra overrides for the fashion runs")
     parser.add_argument("--out", type=Path, help="also write the results here as JSON")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
+                        help="cpu: a dry run that checks the script itself (figures meaningless; airbench's own loop "
+                             "is left out, it needs CUDA)")
+    parser.add_argument("--limit", type=int, help="train on the first N images only (dry runs)")
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("bench/gpu.py needs a CUDA GPU; torch sees none (bench/throughput.py compares loops on a CPU)")
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("bench/gpu.py needs a CUDA GPU; torch sees none (bench/throughput.py compares loops on a CPU; "
+                 "--device cpu only checks this script)")
     sections = args.sections.split(",")
     if {"loop", "fashion"} & set(sections) and not (args.root / "train-images-idx3-ubyte.gz").exists():
         sys.exit(f"no Fashion-MNIST .gz files in {args.root}: apt-get install dataset-fashion-mnist or pass --root")
     args.root = args.root.resolve()
     torch.backends.cudnn.benchmark = True  # for every contender (trainctl turns it on for its runs)
-    device = torch.cuda.get_device_name()
+    device = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"CPU dry run ({os.cpu_count()} cores)"
     print(f"{device}, torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
     results: dict[str, Any] = {"device": device, "torch": torch.__version__}
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         if "loop" in sections:
-            results["loop"] = loop_section(args.root, args.rounds, args.epochs, scratch)
+            results["loop"] = loop_section(args.root, args.rounds, args.epochs, scratch, args.limit)
         if "airbench" in sections:
-            results["airbench"] = airbench_section(args.rounds, args.epochs, scratch)
+            results["airbench"] = airbench_section(args.rounds, args.epochs, scratch, args.limit)
         if "fashion" in sections:
             results["fashion"] = fashion_section(args.root, args.seeds, scratch, args.fashion_overrides.split())
     print(f"\n{device}, torch {torch.__version__}")
@@ -318,7 +343,7 @@ def main() -> int:
         print(f"seed cnn {batch}: trainctl {row['trainctl']:,.0f}  minimal {row['minimal']:,.0f}  lightning "
               f"{row['lightning']:,.0f} images/s;  trainctl/minimal {row['trainctl/minimal']:.2f}x  "
               f"trainctl/lightning {row['trainctl/lightning']:.2f}x")
-    if "airbench" in results:
+    if "airbench" in results.get("airbench", {}):  # absent in a dry run
         row = results["airbench"]
         print(f"airbench94 net: trainctl {row['trainctl']:,.0f}  airbench {row['airbench']:,.0f} images/s;  "
               f"trainctl/airbench {row['trainctl/airbench']:.2f}x")

@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 
 import pytest
 import torch
 
+from trainctl.api import train
 from trainctl.commands.train import multirun_preflight, preflight
 from trainctl.config.compose import compose
 from trainctl.data.shard import Shard
 from trainctl.data.splits import Split, identity
+from trainctl.engine import run as engine_run
 from trainctl.engine.checkpoint import load_checkpoint
+from trainctl.engine.distributed import join_group
 from trainctl.errors import UserError
 
 from conftest import run_cli, run_dirs
@@ -102,6 +106,36 @@ def test_killed_and_interrupted_processes_resume_bit_identical(tmp_path, two_pro
     timing = ("throughput/train_images_per_s", "time/train_to_test_s")
     assert ({k: v for k, v in metrics(run).items() if k not in timing}
             == {k: v for k, v in metrics(reference).items() if k not in timing})
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_a_one_process_group_trains_exactly_like_a_plain_run(tmp_path, monkeypatch, device):
+    """Every collective operation of data-parallel training (the model in DDP, sums of metrics, agreed stops,
+    broadcasts, gathered RNG states) through a real process group of one: gloo on the CPU, NCCL for the GPU's
+    tensors under `--device cuda`. It changes nothing: the same weights and metrics as a run without a group."""
+    overrides = [*RUN, f"device={device}", "trainer.deterministic=true"]
+    plain = train(compose(overrides), run_dir=tmp_path / "plain")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    backends = []
+
+    def one_process_group(cfg):
+        group = join_group(cfg, rank=0, local_rank=0, world=1)
+        backends.append(torch.distributed.get_backend_config())
+        return group
+
+    monkeypatch.setattr(engine_run, "setup", one_process_group)
+    grouped = train(compose(overrides), run_dir=tmp_path / "group")
+    assert not torch.distributed.is_initialized()  # the run closed its group
+    assert len(backends) == 1 and ("cuda:nccl" in backends[0]) == (device == "cuda"), backends
+    assert len(load_checkpoint(tmp_path / "group" / "checkpoints" / "last.pt")["ranks"]) == 1
+    compared = [k for k in plain if k.startswith(("val/", "test/")) and isinstance(plain[k], float)]
+    assert {k: grouped[k] for k in compared} == pytest.approx({k: plain[k] for k in compared}, **TOLERANCE)
+    ours, theirs = weights(tmp_path / "group"), weights(tmp_path / "plain")
+    assert all(torch.allclose(ours[k], theirs[k], **{"rtol": 1e-5, "atol": 1e-6}) for k in theirs)
 
 
 def test_shards_split_each_global_batch_and_evaluate_each_sample_once():

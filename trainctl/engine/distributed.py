@@ -228,10 +228,17 @@ def setup(cfg: DictConfig) -> Single:
                             "(trainctl train) or torchrun; train(cfg) in Python runs one: launch your script with "
                             f"torchrun --nproc_per_node={requested_processes(cfg)}.")
         return Single()
+    return join_group(cfg, rank, local_rank, world)
+
+
+def join_group(cfg: DictConfig, rank: int, local_rank: int, world: int) -> Group:
+    """Join the process group torchrun's environment describes (MASTER_ADDR, MASTER_PORT): NCCL for CUDA
+    tensors when there is a GPU, gloo for CPU ones. Any world size, one included (the GPU tests run a
+    one-process NCCL group this way)."""
     check_devices(cfg)
     cuda = torch.cuda.is_available() and torch.distributed.is_nccl_available()
     torch.distributed.init_process_group(
-        backend="cpu:gloo,cuda:nccl" if cuda else "gloo",
+        backend="cpu:gloo,cuda:nccl" if cuda else "gloo", rank=rank, world_size=world,
         timeout=datetime.timedelta(seconds=cfg.trainer.dist_timeout_s))
     if rank == 0:
         log.info("data parallel: %d processes (%s), global batch %d, %d per process", world,
