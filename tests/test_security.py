@@ -12,7 +12,7 @@ from conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
-SMOKE = ["experiment=smoke", "trainer.epochs=1"]
+SMOKE = ["experiment=smoke", "trainer.epochs=1", "tensorboard.figures=false"]  # figures: tests/callbacks
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from conftest import install_plugin, run_cli, run_dirs
 pytestmark = pytest.mark.slow
 
 # 2 epochs of 13 batches (410 training points at batch 32), a log point every 5 batches.
-SMOKE = ["experiment=smoke", "trainer.log_every_n_steps=5"]
+SMOKE = ["experiment=smoke", "trainer.log_every_n_steps=5", "tensorboard.figures=false"]
 
 RECORDER = '''
 import json

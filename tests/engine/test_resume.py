@@ -21,7 +21,8 @@ from conftest import run_cli, run_dirs
 pytestmark = pytest.mark.slow
 
 RUN = ["model=mlp", "model.hidden=[32]", "model.dropout=0.2", "dataset=blobs", "dataset.n_train=640",
-       "dataset.n_test=128", "trainer.epochs=3", "trainer.batch_size=32", "trainer.progress=false"]
+       "dataset.n_test=128", "trainer.epochs=3", "trainer.batch_size=32", "trainer.progress=false",
+       "tensorboard.figures=false"]  # matplotlib's figures cost each run a second; tests/callbacks checks them
 TIMING = ("throughput/train_images_per_s", "time/train_to_test_s")
 
 

@@ -11,7 +11,8 @@ from conftest import run_cli
 pytestmark = pytest.mark.slow
 
 BLOBS = ["experiment=smoke", "dataset.n_train=256", "dataset.n_test=64", "trainer.epochs=1", "hydra/sweeper=optuna",
-         "hydra.sweeper.pruner=none", "optimizer.lr=tag(log,interval(1e-3,1e-1))"]
+         "hydra.sweeper.pruner=none", "optimizer.lr=tag(log,interval(1e-3,1e-1))",
+         "tensorboard.figures=false"]  # figures cost each trial a second
 
 
 def sweep(tmp_path, *args, expect=0):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 # No pruning unless a test asks for it: the median pruner may prune any trial after the fifth.
 BLOBS = ["experiment=smoke", "dataset.n_train=256", "dataset.n_test=64", "hydra/sweeper=optuna",
-         "hydra.sweeper.pruner=none"]
+         "hydra.sweeper.pruner=none", "tensorboard.figures=false"]  # figures cost each trial a second
 
 
 # Hydra callbacks for the tests (fixtures/fake_gpus/fake_gpus.py): GPUs this machine may not have, a slow ask
