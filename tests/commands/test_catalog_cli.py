@@ -10,7 +10,7 @@ from trainctl.config.compose import compose
 from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
 
 pytestmark = pytest.mark.slow
-FAST = ["trainer.progress=false"]
+FAST = ["trainer.progress=false", "tensorboard.images=false", "tensorboard.figures=false"]  # pictures: tests/callbacks
 
 
 def metrics_of(tmp_path):

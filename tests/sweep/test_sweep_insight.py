@@ -15,7 +15,7 @@ from conftest import hparams_session, hparams_tab, run_cli
 pytestmark = pytest.mark.slow
 
 STATUS = {"COMPLETE": "STATUS_SUCCESS", "PRUNED": "STATUS_UNKNOWN", "FAIL": "STATUS_FAILURE"}
-SMALL = ["dataset.n_train=256", "dataset.n_test=64", "trainer.epochs=2"]
+SMALL = ["dataset.n_train=256", "dataset.n_test=64", "trainer.epochs=2", "tensorboard.figures=false"]
 # A preset sweep: TPE over a float, an int choice and a list choice; 4 trials, none pruned (5 start-up trials).
 PRESET = ["sweep=blobs_mlp", "hydra.sweeper.n_trials=4", "hydra.sweeper.study_name=preset", *SMALL]
 # A grid over SGD learning rates with the successive-halving pruner: one diverges (FAIL: the loss is not
