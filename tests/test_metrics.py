@@ -1,8 +1,9 @@
 """Metrics follow the task: accuracy, top-5 and per-class accuracy; or MSE and MAE."""
 
+import pytest
 import torch
 
-from trainctl.engine.accumulator import MetricAccumulator
+from trainctl.engine.accumulator import MetricAccumulator, pending_batches
 from trainctl.metrics import metric_names
 
 
@@ -19,6 +20,46 @@ def test_training_accumulator_keeps_to_loss_and_accuracy():
     acc = MetricAccumulator("classification", 10, torch.device("cpu"), full=False)
     acc.update(torch.eye(10)[:4], torch.tensor([0, 1, 2, 0]), torch.tensor(1.0))
     assert acc.compute() == {"loss": 1.0, "acc": 0.75}
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_training_slots_sum_to_what_batch_by_batch_sums_give(task):
+    """`window` (training): each batch writes its loss and score into a slot, added up at folds only; the result
+    is the sums added batch by batch, and a checkpoint taken between folds carries the slots unfolded."""
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for size in (8, 8, 8, 8, 8, 3):  # the last batch short, as at the end of an epoch
+        out = torch.randn(size, 5, generator=g)
+        target = torch.randint(0, 5, (size,), generator=g) if task == "classification" else torch.randn(size, 5)
+        batches.append((out, target, torch.rand((), generator=g)))
+    plain = MetricAccumulator(task, 5, torch.device("cpu"), full=False)
+    slotted = MetricAccumulator(task, 5, torch.device("cpu"), full=False, window=4)
+    for k, batch in enumerate(batches):
+        plain.update(*batch)
+        slotted.update(*batch)
+        if k == 3:
+            slotted.fold()  # a log point
+        if k == 4:
+            saved = slotted.state()  # a checkpoint one batch after the fold: that batch stays in its slot
+    assert pending_batches(saved) == 1 and slotted.pending == 2
+    assert slotted.compute() == pytest.approx(plain.compute(), rel=1e-6)
+    resumed = MetricAccumulator(task, 5, torch.device("cpu"), full=False, window=4 + pending_batches(saved))
+    resumed.load_state(saved)
+    resumed.update(*batches[5])
+    assert resumed.compute() == slotted.compute()  # to the last bit
+
+
+def test_the_first_non_finite_loss_since_the_last_fold_is_found_without_a_sync():
+    acc = MetricAccumulator("classification", 3, torch.device("cpu"), full=False, window=5)
+    out, target = torch.eye(3), torch.arange(3)
+    assert int(acc.first_non_finite()) == -1  # nothing pending
+    for loss in (1.0, 2.0, float("inf"), float("nan")):
+        acc.update(out, target, torch.tensor(loss))
+    found = acc.first_non_finite()
+    assert isinstance(found, torch.Tensor) and int(found) == 2
+    acc.fold()
+    acc.update(out, target, torch.tensor(1.0))
+    assert int(acc.first_non_finite()) == -1  # a fold starts the count again
 
 
 def test_regression_metrics():

@@ -12,12 +12,17 @@ from trainctl.metrics import REGRESSION, has_top5
 class MetricAccumulator:
     """Running sums of one pass over a split.
 
-    `full=False` (training) keeps the hot loop to two in-place adds per step: loss and accuracy (or squared
-    error); `full=True` (evaluation) adds top-5 and per-class accuracy, or the absolute error.
+    `full=True` (evaluation) sums loss, accuracy, top-5 and per-class accuracy (or squared and absolute error)
+    batch by batch. `full=False` (training) keeps loss and accuracy (or squared error) only, and `window=N`
+    writes each batch's two values into slot k of two preallocated vectors (one kernel each) instead of adding
+    them up: small models on a GPU are bound by kernel launches, and adding plus checking each loss for NaN cost
+    a dozen. The slots are checked (`first_non_finite`) where training syncs anyway and added into the sums
+    (`fold`) at fixed batches only (log points, the epoch's end), so the sums, and the metrics, do not depend on
+    where a run was interrupted and resumed: a checkpoint keeps the unfolded slots as they are.
     """
 
     def __init__(self, task: str, num_classes: int, device: torch.device, full: bool = True,
-                 loss_is_sum: bool = False) -> None:
+                 loss_is_sum: bool = False, window: int = 0) -> None:
         self.task, self.num_classes, self.full = task, num_classes, full
         # A loss with reduction=sum is already the batch's total; a mean one is scaled up to it, so the logged
         # loss is a mean per sample either way.
@@ -30,11 +35,21 @@ class MetricAccumulator:
             self.class_correct = torch.zeros(num_classes, dtype=torch.long, device=device)
             self.class_total = torch.zeros(num_classes, dtype=torch.long, device=device)
             self.classes = torch.arange(num_classes, device=device)
+        self.window, self.pending = window, 0  # slots, and batches in them not yet folded into the sums
+        if window:
+            self.loss_slots = torch.zeros(window, device=device)
+            self.score_slots = torch.zeros(window, device=device)
+            # One view per slot, made once: indexing a tensor in the loop would cost a dispatch per batch.
+            self.loss_views, self.score_views = self.loss_slots.unbind(), self.score_slots.unbind()
+            self.no_slot = torch.full((), -1, dtype=torch.long, device=device)
 
     @torch.no_grad()
     def update(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
         batch = target.shape[0]
         self.n += batch
+        if self.window:
+            self._record(output, target, loss, batch)  # under no_grad: no detach needed
+            return
         self.loss_sum += loss.detach() if self.loss_is_sum else loss.detach() * batch
         output = output.detach()
         if self.task == REGRESSION:
@@ -54,8 +69,35 @@ class MetricAccumulator:
             self.class_correct += (is_class & hit.unsqueeze(-1)).sum(0)
             self.class_total += is_class.sum(0)
 
+    def _record(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor, batch: int) -> None:
+        """This batch's loss and score into their slots: each operation writes its result there (`out=`)."""
+        slot = self.pending
+        self.pending += 1
+        torch.mul(loss, 1 if self.loss_is_sum else batch, out=self.loss_views[slot])
+        if self.task == REGRESSION:
+            per_sample = (output - target).flatten(1).pow(2).mean(1)
+        else:
+            per_sample = (output.argmax(dim=-1) == target).flatten()
+        torch.sum(per_sample, 0, dtype=self.score_slots.dtype, out=self.score_views[slot])
+
+    def first_non_finite(self) -> torch.Tensor:
+        """Which unfolded batch (0 = the first since the last fold) had a NaN or infinite loss, else -1: a device
+        tensor, so that asking costs no host sync."""
+        if not self.pending:
+            return self.no_slot
+        bad = ~torch.isfinite(self.loss_slots[: self.pending])
+        return torch.where(bad.any(), bad.to(torch.uint8).argmax(), -1)  # argmax: the first of equal values
+
+    def fold(self) -> None:
+        """Add the slots' batches into the running sums."""
+        if self.pending:
+            self.loss_sum += self.loss_slots[: self.pending].sum()
+            self.score_sum += self.score_slots[: self.pending].sum()
+            self.pending = 0
+
     def compute(self) -> dict[str, float]:
         """Means over the samples seen: the one host sync."""
+        self.fold()
         loss, score, extra = (torch.stack([self.loss_sum, self.score_sum, self.extra_sum]) / max(self.n, 1)).tolist()
         if self.task == REGRESSION:
             return {"loss": loss, "mse": score, **({"mae": extra} if self.full else {})}
@@ -66,6 +108,7 @@ class MetricAccumulator:
 
     def reduce(self, all_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Add up the sums of every process of a data-parallel run (`all_sum`: in place, across processes)."""
+        self.fold()
         sums = torch.stack([self.loss_sum.double(), self.score_sum.double(), self.extra_sum.double(),
                             torch.tensor(float(self.n), dtype=torch.float64, device=self.loss_sum.device)])
         all_sum(sums)
@@ -80,11 +123,26 @@ class MetricAccumulator:
         return (self.class_correct.float() / self.class_total.clamp(min=1)).tolist()
 
     def state(self) -> dict[str, Any]:
-        """The running sums, for a mid-epoch checkpoint (so a resumed epoch reports the same metrics)."""
-        return {"n": self.n, "loss_sum": self.loss_sum.detach().clone(), "score_sum": self.score_sum.detach().clone(),
-                "extra_sum": self.extra_sum.detach().clone()}
+        """The running sums and the unfolded slots, for a mid-epoch checkpoint (so a resumed epoch reports the
+        same metrics, to the last bit)."""
+        state = {"n": self.n, "loss_sum": self.loss_sum.detach().clone(),
+                 "score_sum": self.score_sum.detach().clone(), "extra_sum": self.extra_sum.detach().clone()}
+        if self.pending:
+            state["pending"] = torch.stack([self.loss_slots[: self.pending], self.score_slots[: self.pending]])
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.n = int(state["n"])
         for name in ("loss_sum", "score_sum", "extra_sum"):
             getattr(self, name).copy_(state[name])
+        pending = state.get("pending")  # absent: nothing unfolded, or a checkpoint from before the slots
+        if pending is not None:
+            k = self.pending = pending.shape[1]
+            self.loss_slots[:k].copy_(pending[0])
+            self.score_slots[:k].copy_(pending[1])
+
+
+def pending_batches(state: dict[str, Any] | None) -> int:
+    """How many unfolded batches a saved accumulator state holds (its window must have room for them)."""
+    pending = (state or {}).get("pending")
+    return 0 if pending is None else int(pending.shape[1])

@@ -1,9 +1,10 @@
 """The hot loop: one training epoch and one evaluation pass.
 
-Per batch there is no host sync and no per-sample Python. Metrics, and the index of the first batch whose loss
-was not finite, accumulate in device tensors; they are read at log points (where `step_end` is announced), at
-checkpoints and at the end of the epoch. Gradient accumulation, clipping, mixed precision, EMA and the
-graceful-stop check live here; whatever watches training is a callback (`trainctl.engine.events`).
+Per batch there is no host sync and no per-sample Python. Each batch's loss and score go into device-side slots
+(`MetricAccumulator`, one kernel each); they are checked for a non-finite loss, and added up, at log points
+(where `step_end` is announced), at checkpoints and at the end of the epoch. Gradient accumulation, clipping,
+mixed precision, EMA and the graceful-stop check live here; whatever watches training is a callback
+(`trainctl.engine.events`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from trainctl.components.losses import reduces_by_sum
 from trainctl.components.schedulers import Schedule
 from trainctl.data.shard import Shard
 from trainctl.data.splits import DataBundle, SplitLike, ceil_div
-from trainctl.engine.accumulator import MetricAccumulator
+from trainctl.engine.accumulator import MetricAccumulator, pending_batches
 from trainctl.engine.checkpoint import CheckpointFiles
 from trainctl.engine.distributed import Single
 from trainctl.engine.ema import EMA
@@ -191,11 +192,13 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     t.raw_model.train()
     accum, log_every, limit = cfg.grad_accum_steps, cfg.log_every_n_steps, t.batches
     start = t.state.batches_in_epoch
+    # The slots hold the batches between two folds: at most a log interval's, plus those a checkpoint saved
+    # unfolded (a resume may bring them with another log interval).
+    window = min(log_every, limit) + pending_batches(t.state.partial)
     acc = MetricAccumulator(t.data.spec.task, t.data.spec.num_classes, t.device, full=False,
-                            loss_is_sum=reduces_by_sum(t.loss_fn))
+                            loss_is_sum=reduces_by_sum(t.loss_fn), window=window)
     if t.state.partial is not None:
         acc.load_state(t.state.partial)
-    first_bad = torch.full((), -1, dtype=torch.long, device=t.device)
     # DDP averages the processes' gradients: right for a mean loss over equal parts of the global batch; a summed
     # loss is scaled back up to the sum over the global batch.
     world_sum = t.dist.world if t.dist.world > 1 and acc.loss_is_sum else 0
@@ -205,8 +208,9 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     batch = start
 
     def check_finite() -> None:
-        bad = t.dist.first_bad(first_bad)  # a host sync: only at log points, checkpoints and epoch ends
+        bad = t.dist.first_bad(acc.first_non_finite())  # a host sync: only at log points, checkpoints, epoch ends
         if bad >= 0:
+            bad += batch - acc.pending  # the slot's batch of the epoch, from 0
             raise NonFiniteLoss(epoch + 1, bad + 1, step_at_epoch_start + bad // accum + 1,
                                 saved=t.checkpoints.path("last").is_file())
 
@@ -224,7 +228,6 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
             with settings.autocast():
                 out = t.model(settings.prepare(x))
                 loss = t.loss_fn(out, y)
-            first_bad = torch.where(torch.isfinite(loss) | (first_bad >= 0), first_bad, batch)
             scaled = loss / accum if accum > 1 else loss
             if world_sum:
                 scaled = scaled * world_sum
@@ -243,6 +246,7 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
             if batch % log_every == 0:
                 with guard.allowed():
                     check_finite()
+                    acc.fold()
                     loss_sum = acc.loss_sum.item()
                     samples = acc.n - logged[0]
                     t.events.emit("on_step_end", t, StepEnd(
