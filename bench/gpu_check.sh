@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Run ON THE GPU MACHINE (the device tool), after bench/gpu_prepare.sh here:
-#   run(carry=[".whl", ".gpudata"], timeout_s=..., command="bash bench/gpu_check.sh cuda bench")
-# Steps, in the order given (each under its own time limit, so one hang cannot eat the lease):
+# Run ON THE GPU MACHINE (the device tool), after bench/gpu_prepare.sh here. A lease has about 15 minutes in
+# all, its start included, and 10 minutes a call, so two calls:
+#   run(carry=[".whl", ".gpudata"], timeout_s=590, command="bash bench/gpu_check.sh cuda bench")
+#   run(carry=[".whl", ".gpudata"], timeout_s=420, command="bash bench/gpu_check.sh suite")   # if time is left
+# Every call starts with a preflight (imports, a torch.compile on CUDA, NCCL). Then the steps named, in order,
+# each under its own time limit so that one hang cannot eat the lease:
 #   cuda    the CUDA-only tests (marked `cuda`: tests/gpu/, the one-process NCCL group), host-sync check included
 #   bench   bench/gpu.py: loop vs minimal vs Lightning, vs airbench94, fashionmnist_fast time to accuracy (5 seeds)
-#   suite   the whole test suite with every CLI run on CUDA (pytest --device cuda)
-# Logs and gpu.json go to $OUT (or ./gpu-check-out when $OUT is unset); the last lines of each log are printed.
+#   suite   the rest of the test suite with every CLI run on CUDA (pytest --device cuda -m "not cuda")
+# Logs and gpu.json (written after each benchmark section) go to $OUT, or ./gpu-check-out when $OUT is unset.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-check-out}
@@ -21,9 +24,29 @@ python3 -m pip install -q --no-index --find-links .whl/build --no-deps --no-cach
     || { cat "$out/install.log"; exit 1; }
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-    python3 -c "import torch, hydra, optuna; print('torch', torch.__version__, 'CUDA', torch.version.cuda,
-                'cuDNN', torch.backends.cudnn.version(), 'hydra', hydra.__version__, 'optuna', optuna.__version__)"
-    nproc
+    echo "cpus: $(nproc)"
+    timeout 120 python3 - <<'EOF'
+import importlib, time
+import torch
+print("torch", torch.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version(),
+      "GPU", torch.cuda.get_device_name())
+for name in ("hydra", "omegaconf", "optuna", "lightning", "airbench", "torchinfo", "torchcam", "tensorboard",
+             "matplotlib", "scipy", "joblib", "safetensors", "onnx", "onnxscript", "onnxruntime", "trainctl"):
+    try:
+        module = importlib.import_module(name)
+        print(f"  {name} {getattr(module, '__version__', '')}")
+    except Exception as error:
+        print(f"  {name} MISSING: {error}")
+print("NCCL available:", torch.distributed.is_nccl_available())
+start = time.perf_counter()
+try:  # Triton builds a launcher with the C compiler and Python's headers on first use
+    f = torch.compile(lambda x: torch.sin(x) * 2)
+    f(torch.ones(8, device="cuda"))
+    torch.cuda.synchronize()
+    print(f"torch.compile on CUDA: ok in {time.perf_counter() - start:.1f} s")
+except Exception as error:
+    print(f"torch.compile on CUDA FAILED: {type(error).__name__}: {str(error)[:500]}")
+EOF
 } 2>&1 | tee "$out/machine.txt"
 
 status=0
@@ -34,15 +57,15 @@ step() {  # step NAME SECONDS COMMAND...: run it, log to $out/NAME.log, note its
     timeout --kill-after=10 "$limit" "$@" >"$out/$name.log" 2>&1
     local rc=$?
     echo "== $name: exit $rc in $((SECONDS - start)) s" | tee -a "$out/summary.txt"
-    tail -n 25 "$out/$name.log"
+    tail -n 30 "$out/$name.log"
     [ "$rc" -eq 0 ] || status=1
 }
 
 for what in "$@"; do
     case $what in
-        cuda)  step cuda 300 python3 -m pytest -q --device cuda -m cuda -n 8 --dist load --durations=15 tests ;;
-        bench) step bench 420 python3 bench/gpu.py --root .gpudata/fashion --out "$out/gpu.json" ;;
-        suite) step suite 420 python3 -m pytest -q --device cuda -n 16 --durations=25 tests \
+        cuda)  step cuda 240 python3 -m pytest -q --device cuda -m cuda -n 8 --dist load --durations=15 tests ;;
+        bench) step bench 300 python3 bench/gpu.py --root .gpudata/fashion --out "$out/gpu.json" ;;
+        suite) step suite 380 python3 -m pytest -q --device cuda -m "not cuda" -n 16 --durations=25 tests \
                    --ignore tests/test_architecture.py ;;  # import-linter is not on the machine; CI runs it
         *) echo "unknown step $what: cuda, bench or suite"; exit 2 ;;
     esac

@@ -100,7 +100,10 @@ def install_plugin(tmp_path_factory: pytest.TempPathFactory, module: str, source
 
 
 def run_cli(args: list[str], cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
-    """Run `python -m trainctl ARGS` in `cwd` and capture its output."""
+    """Run `python -m trainctl ARGS` in `cwd` and capture its output. A PYTHONPATH in `env` goes in front of
+    the one the tests run with (which may be where the dependencies are, as on the GPU machine)."""
+    if "PYTHONPATH" in env:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [env["PYTHONPATH"], os.environ.get("PYTHONPATH")]))
     full_env = {**os.environ, "COLUMNS": "200", **env}
     return subprocess.run(
         [sys.executable, "-m", "trainctl", *with_test_device(args)], cwd=cwd, env=full_env, capture_output=True, text=True,

@@ -71,12 +71,22 @@ def test_a_sync_in_the_users_model_is_named(tmp_path, fake_fashion):
 
 
 def test_eval_on_cuda_reproduces_the_test_metrics(tmp_path, fake_fashion):
-    run, metrics = train_on_cuda(tmp_path, fake_fashion, "trainer.precision=bf16", "trainer.channels_last=true")
-    proc = run_cli(["eval", f"ckpt={run / 'checkpoints' / 'best.pt'}", "device=cuda", f"out={tmp_path / 'e.json'}"],
-                   tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    evaluated = json.loads((tmp_path / "e.json").read_text())
-    assert evaluated["test/acc"] == metrics["test/acc"] and evaluated["test/loss"] == metrics["test/loss"]
+    """Exactly for a deterministic run (eval uses its kernels); otherwise cuDNN's autotuner may choose other
+    convolution kernels in another process, whose bf16 sums differ in the last bits."""
+    for deterministic in ("true", "false"):
+        cwd = tmp_path / deterministic
+        cwd.mkdir()
+        run, metrics = train_on_cuda(cwd, fake_fashion, "trainer.precision=bf16", "trainer.channels_last=true",
+                                     f"trainer.deterministic={deterministic}")
+        proc = run_cli(["eval", f"ckpt={run / 'checkpoints' / 'best.pt'}", "device=cuda", f"out={cwd / 'e.json'}"],
+                       cwd)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        evaluated = json.loads((cwd / "e.json").read_text())
+        if deterministic == "true":
+            assert (evaluated["test/acc"], evaluated["test/loss"]) == (metrics["test/acc"], metrics["test/loss"])
+        else:
+            assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-2)
+            assert evaluated["test/acc"] == pytest.approx(metrics["test/acc"], abs=0.02)
 
 
 def test_auto_chooses_cuda(tmp_path, fake_fashion):

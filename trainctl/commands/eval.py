@@ -37,6 +37,7 @@ def run_eval(args: list[str]) -> int:
         raise UserError(f"which checkpoint? {USAGE}")
     options, overrides = _parse(args)
     from trainctl.commands.from_checkpoint import restore_run
+    from trainctl.engine.build import deterministic_mode
     from trainctl.engine.step import evaluate
     from trainctl.files import write_json
     from trainctl.terminal import console, print_summary
@@ -45,8 +46,9 @@ def run_eval(args: list[str]) -> int:
                       options.get("trust_targets") == "true")
     data, parts, path = run.data.to(run.device), run.parts, run.path
     split = getattr(data, options["split"])
-    metrics: dict[str, Any] = evaluate(parts.model, split, data, parts.loss_fn, run.cfg.trainer.eval_batch_size,
-                                       parts.settings, per_class=True)
+    with deterministic_mode(run.cfg.trainer.deterministic):  # as the run evaluated: a deterministic one exactly
+        metrics: dict[str, Any] = evaluate(parts.model, split, data, parts.loss_fn,
+                                           run.cfg.trainer.eval_batch_size, parts.settings, per_class=True)
     result = {f"{options['split']}/{k}": v for k, v in metrics.items()}
     result.update({"checkpoint": str(path), "epoch": run.state["epoch"], "samples": len(split)})
     out = Path(options.get("out") or run.run_dir / f"eval_{options['split']}.json")

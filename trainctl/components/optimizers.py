@@ -57,8 +57,18 @@ def build_sgd(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
                         f"momentum={cfg.momentum} and dampening={cfg.dampening}: change those, or set "
                         "optimizer.nesterov=false")
     groups = param_groups(cfg, model)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           dampening=cfg.dampening, weight_decay=cfg.weight_decay, fused=_fused(groups))
+    momentum = cfg.momentum > 0
+    fused = _fused(groups) if not momentum or cfg.dampening == 0 else None
+    optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                                dampening=cfg.dampening, weight_decay=cfg.weight_decay, fused=fused)
+    if fused and momentum:
+        # torch's fused SGD makes its momentum buffers with empty_like at the first step and leaves them unwritten
+        # when the gradient scaler skips that step (fp16: an overflow at the first scale is usual), so every later
+        # step would read uninitialised memory. Zeros give the first step the very same update (dampening 0).
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                optimizer.state[param]["momentum_buffer"] = torch.zeros_like(param)
+    return optimizer
 
 
 @OPTIMIZERS.register("adam")

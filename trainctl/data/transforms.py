@@ -18,9 +18,11 @@ def image_transforms(mean: list[float], std: list[float], normalize: bool, crop_
 
     def mean_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         # Copied to each device once: a copy from host memory per batch would make the host wait for the GPU.
+        # The first copy happens inside the first training step, where trainer.sync_debug=error refuses a
+        # blocking copy (torch.tensor(..., device=cuda) is one): hence a non-blocking copy of a host tensor.
         if device not in on_device:
-            on_device[device] = (torch.tensor(mean, device=device).view(1, -1, 1, 1),
-                                 torch.tensor(std, device=device).view(1, -1, 1, 1))
+            on_device[device] = (torch.tensor(mean).view(1, -1, 1, 1).to(device, non_blocking=True),
+                                 torch.tensor(std).view(1, -1, 1, 1).to(device, non_blocking=True))
         return on_device[device]
 
     def scale(x: torch.Tensor) -> torch.Tensor:

@@ -56,15 +56,22 @@ def capture(t: Trainer) -> dict[str, Any]:
         **t.state.checkpointed(),
         "rng": rng_state(), "config": OmegaConf.to_container(t.cfg, resolve=True),
     }
+    state = on_cpu(state)
     if t.dist.enabled:
-        state["ranks"] = t.dist.gather({"rng": state["rng"], "partial": _on_cpu(t.state.partial)})
+        state["ranks"] = t.dist.gather({"rng": state["rng"], "partial": state["partial"]})
     return state
 
 
-def _on_cpu(partial: dict[str, Any] | None) -> dict[str, Any] | None:
-    if partial is None:
-        return None
-    return {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in partial.items()}
+def on_cpu(value: Any) -> Any:
+    """`value` with every tensor in host memory: a checkpoint written on a GPU loads anywhere (and its RNG
+    states must be CPU tensors for torch.set_rng_state)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: on_cpu(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(on_cpu(v) for v in value)
+    return value
 
 
 def restore_process_state(t: Trainer, state: dict[str, Any]) -> None:

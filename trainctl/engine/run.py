@@ -49,7 +49,7 @@ def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallba
     checkpoint = None
     if cfg.resume:
         path = checkpoint_path(cfg.resume)
-        checkpoint = load_checkpoint(path, map_location=device)
+        checkpoint = load_checkpoint(path)  # on the CPU: restoring copies each state where it belongs
         check_resumable(checkpoint, path)
         check_same_run(checkpoint["config"], cfg, path)
         run_dir = Path(run_dir or run_dir_of(path)) if group.is_main else None
