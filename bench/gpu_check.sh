@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 out=${OUT:-gpu-check-out}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+export TORCHINDUCTOR_COMPILE_THREADS=2  # 8 or 16 test processes, each compiling with a pool of its own
+# Offline: tests that build a wheel (tests/test_packaging.py) get setuptools from the carried wheels.
+export PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/.whl/build
 
 # trainctl's dependencies the image lacks, beside the image's own torch; trainctl itself from the working tree
 # (editable, so `python -m trainctl`, its entry points and the Hydra plugin resolve to this checkout).

@@ -36,6 +36,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # One CPU thread per process: the suite runs two workers, each starting CLI subprocesses, on CI's two cores;
     # torch's default of one thread per core would oversubscribe them and spend the time switching.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # cuBLAS reads this once per process, at its first matrix product: in-process runs with
+    # trainer.deterministic=true after others on CUDA need it set before any (trainctl's CLI sets it per run).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     if TEST_DEVICE == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError("--device cuda: torch sees no CUDA device on this machine")
@@ -51,9 +54,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def with_test_device(args: list[str]) -> list[str]:
-    """`args` plus device=cuda under `--device cuda`, for a command that takes a device and names none."""
+    """`args` plus device=cuda under `--device cuda`, for a command that takes a device and names none (a resume
+    replays the device its run was started with)."""
     if (TEST_DEVICE == "cpu" or not args or args[0] not in DEVICE_COMMANDS
-            or any(a.startswith(("device=", "+device=", "device.")) for a in args) or NO_RUN_FLAGS & set(args)):
+            or any(a.startswith(("device=", "+device=", "device.", "resume=")) for a in args)
+            or NO_RUN_FLAGS & set(args)):
         return args
     return [*args, f"device={TEST_DEVICE}"]
 

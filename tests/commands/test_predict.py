@@ -25,7 +25,7 @@ def cnn(tmp_path_factory):
     proc = run_cli(["train", "model=cnn", f"dataset.root={data}", NO_SYSTEM_DATA, *TINY], cwd)
     assert proc.returncode == 0, proc.stderr
     [run] = run_dirs(cwd)
-    proc = run_cli(["eval", f"ckpt={run}"], cwd)
+    proc = run_cli(["eval", f"ckpt={run}", "device=cpu"], cwd)  # compared with CPU forward passes below
     assert proc.returncode == 0, proc.stderr
     return cwd, run, data, json.loads((run / "eval_test.json").read_text())
 
@@ -46,7 +46,8 @@ def split_images(data):
 def idx_rows(cnn):
     """`predict` on the test split's IDX file, as CSV rows."""
     cwd, run, data, _ = cnn
-    proc = run_cli(["predict", f"ckpt={run}", f"inputs={data / 't10k-images-idx3-ubyte.gz'}", "topk=2"], cwd)
+    proc = run_cli(["predict", f"ckpt={run}", f"inputs={data / 't10k-images-idx3-ubyte.gz'}", "topk=2", "device=cpu"],
+                   cwd)
     assert proc.returncode == 0, proc.stderr
     with open(run / "predictions.csv") as f:
         return list(csv.DictReader(f)), proc.stdout
@@ -88,7 +89,8 @@ def test_a_folder_of_images_skips_a_corrupt_one_and_says_what_it_converted(cnn, 
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (folder / "notes.txt").write_text("not an image")
     out = tmp_path / "out.json"
-    proc = run_cli(["predict", f"ckpt={run}", f"inputs={folder}", "format=json", "topk=2", f"out={out}"], cwd)
+    proc = run_cli(["predict", f"ckpt={run}", f"inputs={folder}", "format=json", "topk=2", f"out={out}", "device=cpu"],
+                   cwd)
     assert proc.returncode == 0, proc.stderr
     said = " ".join((proc.stdout + proc.stderr).split())
     assert "skipped 1 of 6 input file(s) that could not be read" in said and "broken.png" in said
@@ -110,7 +112,7 @@ def test_npy_and_pt_tensor_files_through_a_glob(cnn, idx_rows, tmp_path):
     np.save(tmp_path / "grey.npy", images[:5].numpy())  # uint8 [N, H, W]
     torch.save(images[5:9].float().div(255).unsqueeze(1), tmp_path / "scaled.pt")  # float [N, 1, H, W] in [0, 1]
     out = tmp_path / "tensors.csv"
-    proc = run_cli(["predict", f"ckpt={run}", f"inputs={tmp_path}/*.*", f"out={out}", "topk=2"], cwd)
+    proc = run_cli(["predict", f"ckpt={run}", f"inputs={tmp_path}/*.*", f"out={out}", "topk=2", "device=cpu"], cwd)
     assert proc.returncode == 0, proc.stderr
     with open(out) as f:
         got = list(csv.DictReader(f))

@@ -97,6 +97,11 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
     try:
         yield
     except RuntimeError as error:
+        if "CUBLAS_WORKSPACE_CONFIG" in str(error):  # cuBLAS read it at this process's first matrix product
+            raise UserError(
+                "trainer.deterministic=true on CUDA needs the environment variable CUBLAS_WORKSPACE_CONFIG=:4096:8 "
+                "before the process's first CUDA matrix product (trainctl's command line sets it for each run; "
+                "in your own Python, set it at the start of the process).") from None
         if "does not have a deterministic implementation" not in str(error):
             raise
         op = str(error).split(" does not have", 1)[0].strip()

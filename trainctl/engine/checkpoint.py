@@ -28,7 +28,7 @@ FORMAT_VERSION = 1
 
 def rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
+    if torch.cuda.is_initialized():  # a run on CUDA; a CPU run on a GPU machine starts no CUDA context for this
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 

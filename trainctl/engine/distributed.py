@@ -37,6 +37,11 @@ class DistributedFailure(Exception):
     """Another process of the run died or stopped answering; this one stops too, writing nothing more."""
 
 
+def on_gpus(cfg: DictConfig) -> bool:
+    """Whether the processes of a data-parallel run train on CUDA GPUs (one each) rather than the CPU."""
+    return cfg.device.name in ("auto", "cuda") and device_count("cuda") > 0
+
+
 def env_world() -> tuple[int, int, int]:
     """(rank, local rank, world size) as torchrun sets them; (0, 0, 1) outside torchrun."""
     return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
@@ -138,7 +143,7 @@ class Group(Single):
         self.rank, self.local_rank, self.world = rank, local_rank, world
 
     def device(self, cfg: DictConfig) -> torch.device:
-        if cfg.device.name in ("auto", "cuda") and device_count("cuda") > 0:
+        if on_gpus(cfg):
             torch.cuda.set_device(self.local_rank)
             return torch.device("cuda", self.local_rank)
         return torch.device("cpu")
@@ -236,7 +241,7 @@ def join_group(cfg: DictConfig, rank: int, local_rank: int, world: int) -> Group
     tensors when there is a GPU, gloo for CPU ones. Any world size, one included (the GPU tests run a
     one-process NCCL group this way)."""
     check_devices(cfg)
-    cuda = torch.cuda.is_available() and torch.distributed.is_nccl_available()
+    cuda = on_gpus(cfg) and torch.distributed.is_nccl_available()  # a CPU run on a GPU machine is gloo's only
     torch.distributed.init_process_group(
         backend="cpu:gloo,cuda:nccl" if cuda else "gloo", rank=rank, world_size=world,
         timeout=datetime.timedelta(seconds=cfg.trainer.dist_timeout_s))

@@ -53,8 +53,8 @@ def feature_maps(model: nn.Module, inputs: torch.Tensor, layer: str) -> torch.Te
 
 
 def kernels(conv: nn.Conv2d) -> torch.Tensor:
-    """[out, in, kh, kw]: the conv layer's weights."""
-    return conv.weight.detach().float()
+    """[out, in, kh, kw]: the conv layer's weights, in host memory for drawing."""
+    return conv.weight.detach().float().cpu()
 
 
 def _to_input_size(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
