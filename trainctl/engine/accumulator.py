@@ -19,10 +19,16 @@ class MetricAccumulator:
     a dozen. The slots are checked (`first_non_finite`) where training syncs anyway and added into the sums
     (`fold`) at fixed batches only (log points, the epoch's end), so the sums, and the metrics, do not depend on
     where a run was interrupted and resumed: a checkpoint keeps the unfolded slots as they are.
+
+    `hold=N` goes further for classification with small outputs: a batch's logits, targets and loss are kept as
+    they are (no kernel at all) until the next check or fold, up to N logits in all, and then scored together.
+    Hit counts are whole numbers, so their sum is the same in any order, and each loss gets the same product
+    as it would alone: the metrics are bit-identical to scoring batch by batch. Not for CUDA graphs, whose
+    replays overwrite their outputs.
     """
 
     def __init__(self, task: str, num_classes: int, device: torch.device, full: bool = True,
-                 loss_is_sum: bool = False, window: int = 0) -> None:
+                 loss_is_sum: bool = False, window: int = 0, hold: int = 0) -> None:
         self.task, self.num_classes, self.full = task, num_classes, full
         # A loss with reduction=sum is already the batch's total; a mean one is scaled up to it, so the logged
         # loss is a mean per sample either way.
@@ -42,13 +48,22 @@ class MetricAccumulator:
             # One view per slot, made once: indexing a tensor in the loop would cost a dispatch per batch.
             self.loss_views, self.score_views = self.loss_slots.unbind(), self.score_slots.unbind()
             self.no_slot = torch.full((), -1, dtype=torch.long, device=device)
+        self.hold = hold if task != REGRESSION else 0
+        self.held: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]] = []
+        self.held_logits = 0
 
     @torch.no_grad()
     def update(self, output: torch.Tensor, target: torch.Tensor, loss: torch.Tensor) -> None:
         batch = target.shape[0]
         self.n += batch
         if self.window:
-            self._record(output, target, loss, batch)  # under no_grad: no detach needed
+            if (self.held_logits + output.numel() <= self.hold and output.dim() == 2 and target.dim() == 1
+                    and self.pending + len(self.held) < self.window):
+                self.held.append((output.detach(), target, loss.detach(), batch))
+                self.held_logits += output.numel()
+            else:
+                self._score_held()  # first, so the slots stay in the order of the batches
+                self._record(output, target, loss, batch)  # under no_grad: no detach needed
             return
         self.loss_sum += loss.detach() if self.loss_is_sum else loss.detach() * batch
         output = output.detach()
@@ -80,9 +95,28 @@ class MetricAccumulator:
             per_sample = (output.argmax(dim=-1) == target).flatten()
         torch.sum(per_sample, 0, dtype=self.score_slots.dtype, out=self.score_views[slot])
 
+    def _score_held(self) -> None:
+        """The held batches into their slots: each loss times its batch size as `_record` computes it, and all
+        their hits counted at once, in the first of their slots (whole numbers: the sum is the same)."""
+        if not self.held:
+            return
+        outputs, targets, losses, sizes = zip(*self.held)
+        first, end = self.pending, self.pending + len(self.held)
+        values = torch.stack(losses)
+        if self.loss_is_sum or all(n == sizes[0] for n in sizes):
+            torch.mul(values, 1 if self.loss_is_sum else sizes[0], out=self.loss_slots[first:end])
+        else:  # a short batch among them (an epoch's last): each its own product
+            for k, (value, n) in enumerate(zip(values, sizes)):
+                torch.mul(value, n, out=self.loss_views[first + k])
+        hits = torch.cat(outputs).argmax(dim=-1) == torch.cat(targets)
+        self.score_slots[first:end].zero_()
+        torch.sum(hits, 0, dtype=self.score_slots.dtype, out=self.score_views[first])
+        self.pending, self.held, self.held_logits = end, [], 0
+
     def first_non_finite(self) -> torch.Tensor:
         """Which unfolded batch (0 = the first since the last fold) had a NaN or infinite loss, else -1: a device
         tensor, so that asking costs no host sync."""
+        self._score_held()
         if not self.pending:
             return self.no_slot
         bad = ~torch.isfinite(self.loss_slots[: self.pending])
@@ -90,6 +124,7 @@ class MetricAccumulator:
 
     def fold(self) -> None:
         """Add the slots' batches into the running sums."""
+        self._score_held()
         if self.pending:
             self.loss_sum += self.loss_slots[: self.pending].sum()
             self.score_sum += self.score_slots[: self.pending].sum()
@@ -125,6 +160,7 @@ class MetricAccumulator:
     def state(self) -> dict[str, Any]:
         """The running sums and the unfolded slots, for a mid-epoch checkpoint (so a resumed epoch reports the
         same metrics, to the last bit)."""
+        self._score_held()
         state = {"n": self.n, "loss_sum": self.loss_sum.detach().clone(),
                  "score_sum": self.score_sum.detach().clone(), "extra_sum": self.extra_sum.detach().clone()}
         if self.pending:

@@ -33,6 +33,9 @@ from trainctl.engine.host_sync import SyncGuard, is_sync_error, sync_error
 from trainctl.engine.signals import GracefulStop, Interrupted
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Logits a training epoch may hold between two log points to score them together (16 MB in float32): no kernel
+# per batch for the metrics while outputs are small, as those of the small models that launches bound are.
+HOLD_LOGITS = 1 << 22
 
 
 class NonFiniteLoss(Exception):
@@ -196,7 +199,8 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     # unfolded (a resume may bring them with another log interval).
     window = min(log_every, limit) + pending_batches(t.state.partial)
     acc = MetricAccumulator(t.data.spec.task, t.data.spec.num_classes, t.device, full=False,
-                            loss_is_sum=reduces_by_sum(t.loss_fn), window=window)
+                            loss_is_sum=reduces_by_sum(t.loss_fn), window=window,
+                            hold=0 if t.settings.cuda_graphs else HOLD_LOGITS)
     if t.state.partial is not None:
         acc.load_state(t.state.partial)
     # DDP averages the processes' gradients: right for a mean loss over equal parts of the global batch; a summed
