@@ -83,8 +83,7 @@ def restore_process_state(t: Trainer, state: dict[str, Any]) -> None:
             own = ranks[t.dist.rank]
             restore_rng_state(own["rng"])
             if own["partial"] is not None:
-                t.state.partial = {k: v.to(t.device) if isinstance(v, torch.Tensor) else v
-                                   for k, v in own["partial"].items()}
+                t.state.partial = own["partial"]  # CPU tensors: the accumulator copies them to its device
         else:
             restore_rng_state(state["rng"])
         return

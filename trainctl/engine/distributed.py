@@ -55,7 +55,7 @@ def requested_processes(cfg: DictConfig) -> int:
     if devices in (None, 1):
         return 1
     if devices == "auto":
-        return max(device_count("cuda"), 1) if cfg.device.name in ("auto", "cuda") else 1
+        return device_count("cuda") if on_gpus(cfg) else 1
     return int(devices)
 
 

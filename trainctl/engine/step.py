@@ -1,8 +1,9 @@
 """The hot loop: one training epoch and one evaluation pass.
 
-Per batch there is no host sync and no per-sample Python. Each batch's loss and score go into device-side slots
-(`MetricAccumulator`, one kernel each); they are checked for a non-finite loss, and added up, at log points
-(where `step_end` is announced), at checkpoints and at the end of the epoch. Gradient accumulation, clipping,
+Per batch there is no host sync and no per-sample Python. The metrics (`MetricAccumulator`) launch no kernel per
+batch while a classifier's outputs are small (they are held and scored together), else one per value into
+device-side slots; they are checked for a non-finite loss, and added up, at log points (where `step_end` is
+announced), at checkpoints and at the end of the epoch. Gradient accumulation, clipping,
 mixed precision, EMA and the graceful-stop check live here; whatever watches training is a callback
 (`trainctl.engine.events`).
 """
