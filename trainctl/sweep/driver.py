@@ -28,7 +28,7 @@ from trainctl.sweep import results
 from trainctl.sweep.algorithms import make_pruner, make_sampler, setting_line
 from trainctl.sweep.enqueue import check_points, enqueue
 from trainctl.sweep.gpus import GpuPool, overrides_for, plan_pool
-from trainctl.sweep.heartbeat import beating, fail_silent_trials, heartbeat_arguments, record
+from trainctl.sweep.heartbeat import ask, beating, fail_silent_trials, heartbeat_arguments
 from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_values, parse_search_space, quoted,
                                   trial_overrides)
 from trainctl.sweep.settings import check_settings
@@ -226,8 +226,7 @@ class SweepDriver:
                 log.info("hydra.sweeper.timeout=%s s reached: no new trials (%d of %d exist; the same command "
                          "continues the study)", self.s["timeout"], len(self.study.trials), self.n_trials)
                 return None
-            trial = self.study.ask(self.space.distributions)
-            record(self.study, trial)
+            trial = ask(self.study, self.space.distributions)  # with its first heartbeat
             trial.set_user_attr("owner", owner())
             trial.set_user_attr("run_dir", str(self.sweep_dir / str(trial.number)))
             gpu = self.gpus.lend(trial) if self.gpus is not None else None

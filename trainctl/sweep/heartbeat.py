@@ -56,10 +56,14 @@ def _interval(study: optuna.Study) -> int | None:
     return getattr(study._storage, "get_heartbeat_interval", lambda: None)()
 
 
-def record(study: optuna.Study, trial: optuna.trial.Trial) -> None:
-    """One beat now: a trial that never beat is never found stale, so the first one goes with the ask."""
+def ask(study: optuna.Study, distributions: dict[str, Any]) -> optuna.trial.Trial:
+    """`study.ask`, with the trial's first beat: a trial that never beat is never found stale."""
+    with warnings.catch_warnings():  # Optuna expects heartbeats only under Study.optimize; `beating` does its part
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
+        trial = study.ask(distributions)
     if _interval(study):
         study._storage.record_heartbeat(trial._trial_id)  # Optuna's heartbeats are keyed by the trial's id
+    return trial
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ before anything is written, and opened."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -85,4 +86,6 @@ def open_storage(spec: str, heartbeat: dict[str, Any] | None = None) -> Any:
     # SQLite makes a writer wait for the file lock up to `timeout` seconds: processes sharing one study wait
     # their turn rather than fail with 'database is locked'.
     engine_kwargs = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite:") else None
-    return optuna.storages.RDBStorage(spec, engine_kwargs=engine_kwargs, **(heartbeat or {}))
+    with warnings.catch_warnings():  # heartbeats are "experimental" arguments of Optuna's since 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(spec, engine_kwargs=engine_kwargs, **(heartbeat or {}))
