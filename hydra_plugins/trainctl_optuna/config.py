@@ -42,6 +42,10 @@ class TrainctlOptunaSweeperConf:
     sweep_dir: Optional[str] = None  # null: runs/optuna/<study_name>
     max_failure_rate: float = 0.25  # stop when failed trials exceed this share of n_trials
     timeout: Optional[float] = None  # seconds; after it no new trial starts (running ones finish). null: no limit
+    # database studies: a running trial's heartbeat, every heartbeat_interval seconds (null: none); a trial silent
+    # for grace_period seconds (null: 2 x heartbeat_interval) lost its process, and the next sweep marks it FAIL
+    heartbeat_interval: Optional[int] = 60
+    grace_period: Optional[int] = None
     # known-good points tried first, e.g. [{optimizer.lr: 0.01, trainer.batch_size: 64}]; once per study
     enqueue_trials: List[Dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False  # print the search space and the first trials' overrides, train nothing

@@ -38,6 +38,10 @@ BAD = [
     ("timeout", 0, "a number of seconds > 0"),
     ("timeout", float("inf"), "a number of seconds > 0"),
     ("timeout", "1h", "a number of seconds > 0"),
+    ("heartbeat_interval", 0, "an integer >= 1 .seconds between a running trial's heartbeats"),
+    ("heartbeat_interval", 1.5, "an integer >= 1"),
+    ("grace_period", 0, "an integer >= 1 .seconds without a heartbeat"),
+    ("grace_period", 60, r"longer than hydra\.sweeper\.heartbeat_interval=60"),  # the default interval
     ("enqueue_trials", {"optimizer.lr": 0.1}, "a list of mappings of search-space keys to values"),
     ("enqueue_trials", [{}], "a list of mappings of search-space keys to values"),
     ("params", {"optimizer.lr": None}, "a mapping of config keys to sweep expressions"),
@@ -53,6 +57,7 @@ def test_the_defaults_pass():
     ("sampler", {"_target_": "optuna.samplers.TPESampler", "n_startup_trials": 10}),
     ("pruner", {"_target_": "optuna.pruners.MedianPruner"}),
     ("timeout", 30), ("timeout", 0.5), ("gpus_per_trial", 0.5), ("gpus_per_trial", 1),
+    ("heartbeat_interval", None), ("heartbeat_interval", 1), ("grace_period", 61),
     ("enqueue_trials", [{"optimizer.lr": 0.01, "model.hidden": [64]}]),
 ])
 def test_good_values_pass(key, value):

@@ -28,6 +28,7 @@ from trainctl.sweep import results
 from trainctl.sweep.algorithms import make_pruner, make_sampler, setting_line
 from trainctl.sweep.enqueue import check_points, enqueue
 from trainctl.sweep.gpus import GpuPool, overrides_for, plan_pool
+from trainctl.sweep.heartbeat import ask, beating, fail_silent_trials, heartbeat_arguments
 from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_values, parse_search_space, quoted,
                                   trial_overrides)
 from trainctl.sweep.settings import check_settings
@@ -120,6 +121,7 @@ class SweepDriver:
             with ThreadPoolExecutor(self.s["n_jobs"]) as pool:
                 for future in [pool.submit(self._worker) for _ in range(self.s["n_jobs"])]:
                     future.result()
+        fail_silent_trials(study)  # a trial whose process died after this one's last ask
         results.write_all(study, self.sweep_dir, self.names, self.spec)
         results.print_top(study, self.names)
         self._report(study)
@@ -178,12 +180,14 @@ class SweepDriver:
         with removed_on_error(made):
             make_sweep_dir(self.sweep_dir, self.s["sweep_dir"])
             self.study_lock = make_study_lock(self.spec, self.sweep_dir)
+            heartbeat = heartbeat_arguments(self.s.get("heartbeat_interval"), self.s.get("grace_period"))
             study = open_study(self.study_name, self.spec, self.s["storage"], directions, self.sweep_dir,
-                               self.study_lock)
+                               self.study_lock, heartbeat)
             with self.study_lock():  # number the sweep processes that have joined this study: 0, 1, ...
                 joined = int(study.user_attrs.get("sweep_processes", 0))
                 study.set_user_attr("sweep_processes", joined + 1)
                 stale = fail_stale_trials(study)
+                fail_silent_trials(study)
                 enqueued = enqueue(study, self.points, self.n_trials)
             with read_write(self.config.hydra), open_dict(self.config.hydra):
                 self.config.hydra.sweep.dir = str(self.sweep_dir)  # where the launcher writes
@@ -214,6 +218,7 @@ class SweepDriver:
         """The next trial and the GPU lent to it (taken under the ask's lock and given back under the tell's, so
         trials that Optuna shows running at once held their GPUs at once); None once the study is complete."""
         with self.lock, self.study_lock():
+            fail_silent_trials(self.study)  # a trial whose process died stays in the count, as FAIL
             if self.stop.is_set() or len(self.study.get_trials(deepcopy=False)) >= self.n_trials:
                 return None
             if time.monotonic() > self.deadline:  # trials still running finish; none starts
@@ -221,7 +226,7 @@ class SweepDriver:
                 log.info("hydra.sweeper.timeout=%s s reached: no new trials (%d of %d exist; the same command "
                          "continues the study)", self.s["timeout"], len(self.study.trials), self.n_trials)
                 return None
-            trial = self.study.ask(self.space.distributions)
+            trial = ask(self.study, self.space.distributions)  # with its first heartbeat
             trial.set_user_attr("owner", owner())
             trial.set_user_attr("run_dir", str(self.sweep_dir / str(trial.number)))
             gpu = self.gpus.lend(trial) if self.gpus is not None else None
@@ -239,7 +244,8 @@ class SweepDriver:
     def _run_trial(self, trial: optuna.trial.Trial, gpu: int | None) -> None:
         register_in_process(trial)
         try:
-            [ret] = self.launcher.launch([self._overrides(trial, gpu)], initial_job_idx=trial.number)
+            with beating(self.study, trial):
+                [ret] = self.launcher.launch([self._overrides(trial, gpu)], initial_job_idx=trial.number)
         except Exception as e:  # the launcher itself broke: record it and go on
             ret = None
             error: BaseException | None = e

@@ -68,6 +68,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_failure_rate": (_number_in(0, 1), "a number in [0, 1] (the share of n_trials that may fail)"),
     "timeout": (lambda v: v is None or _number_in(0, math.inf)(v) and 0 < v < math.inf,
                 "a number of seconds > 0 after which no new trial starts, or null for no limit"),
+    "heartbeat_interval": (lambda v: v is None or _integer(1)(v),
+                           "an integer >= 1 (seconds between a running trial's heartbeats in a database study), or "
+                           "null for no heartbeats"),
+    "grace_period": (lambda v: v is None or _integer(1)(v),
+                     "an integer >= 1 (seconds without a heartbeat after which a running trial is marked FAIL), or "
+                     "null for 2 x heartbeat_interval"),
     "enqueue_trials": (_trial_list, "a list of mappings of search-space keys to values, e.g. "
                                     "[{optimizer.lr: 0.01, trainer.batch_size: 64}]"),
     "dry_run": (lambda v: isinstance(v, bool), "true or false"),
@@ -83,3 +89,7 @@ def check_settings(settings: dict[str, Any]) -> None:
         if not valid(value):
             hint = did_you_mean(str(value), list(NAMES[key])) if key in NAMES else ""
             raise UserError(f"{PREFIX}.{key}={value} is not valid: it must be {expected}{hint}")
+    interval, grace = settings.get("heartbeat_interval"), settings.get("grace_period")
+    if interval is not None and grace is not None and grace <= interval:  # a live trial would be failed between beats
+        raise UserError(f"{PREFIX}.grace_period={grace} is not valid: it must be longer than "
+                        f"{PREFIX}.heartbeat_interval={interval}, or null for 2 x heartbeat_interval")

@@ -3,6 +3,7 @@ before anything is written, and opened."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,10 @@ def check_storage(setting: str | None, spec: str) -> None:
     try:
         dialect.import_dbapi()
     except ImportError as e:
+        # the extra brings psycopg, SQLAlchemy's driver for postgresql:// URLs
+        extra = " (pip install 'trainctl[postgres]')" if url.drivername in ("postgresql", "postgresql+psycopg") else ""
         raise UserError(f"{culprit}: the driver for {url.get_backend_name()} is not installed ({e}): install it "
-                        "in this environment, or use another storage") from None
+                        f"in this environment{extra}, or use another storage") from None
 
 
 def storage_files(spec: str) -> list[Path]:
@@ -68,8 +71,9 @@ def storage_files(spec: str) -> list[Path]:
     return []
 
 
-def open_storage(spec: str) -> Any:
-    """The storage `spec` names, ready for `optuna.create_study`/`load_study` (None: in memory)."""
+def open_storage(spec: str, heartbeat: dict[str, Any] | None = None) -> Any:
+    """The storage `spec` names, ready for `optuna.create_study`/`load_study` (None: in memory). `heartbeat`:
+    a database's heartbeat arguments (`heartbeat.heartbeat_arguments`), for the sweep process that runs trials."""
     if spec == "memory":
         return None
     for path in storage_files(spec):
@@ -82,4 +86,6 @@ def open_storage(spec: str) -> Any:
     # SQLite makes a writer wait for the file lock up to `timeout` seconds: processes sharing one study wait
     # their turn rather than fail with 'database is locked'.
     engine_kwargs = {"connect_args": {"timeout": 60}} if spec.startswith("sqlite:") else None
-    return optuna.storages.RDBStorage(spec, engine_kwargs=engine_kwargs)
+    with warnings.catch_warnings():  # heartbeats are "experimental" arguments of Optuna's since 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(spec, engine_kwargs=engine_kwargs, **(heartbeat or {}))

@@ -53,16 +53,16 @@ def make_sweep_dir(sweep_dir: Path, setting: str | None) -> None:
 
 
 def open_study(name: str, spec: str, setting: str | None, directions: list[str], sweep_dir: Path,
-               lock: StudyLock | None = None) -> optuna.Study:
+               lock: StudyLock | None = None, heartbeat: dict[str, Any] | None = None) -> optuna.Study:
     """Create or load the study, under the study lock: processes started together would otherwise race to create
-    the same database tables (a UNIQUE constraint fails) or the same study."""
+    the same database tables (a UNIQUE constraint fails) or the same study. `heartbeat`: see `open_storage`."""
     try:
         # A journal is read (replayed) outside the lock, which other sweeps then wait for only briefly; a
         # database creates its tables when opened, which only one process may do at a time.
         storage = open_storage(spec) if spec.startswith("journal:") else None
         with (lock or make_study_lock(spec, sweep_dir))():
             study = optuna.create_study(study_name=name, directions=directions, load_if_exists=True,
-                                        storage=storage if storage is not None else open_storage(spec))
+                                        storage=storage if storage is not None else open_storage(spec, heartbeat))
     except Exception as e:  # a path or database that cannot be written or reached
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UserError(f"hydra.sweeper.storage={setting_text(setting)}: cannot open the study's storage "
