@@ -13,6 +13,7 @@ from trainctl.config.validate import validate
 from trainctl.engine import cuda_graph
 from trainctl.engine.checkpoint import load_checkpoint
 from trainctl.engine.cuda_graph import StepGraphs
+from trainctl.engine.graph_step import graph_mode
 from trainctl.errors import UserError
 
 BLOBS = ["model=mlp", "model.hidden=[16]", "dataset=blobs", "dataset.n_train=640", "device=cpu",
@@ -163,6 +164,22 @@ def test_an_optimizer_without_a_capturable_step_runs_eagerly_with_a_warning_when
     assert FakeGraph.made == []
 
 
+def test_a_callback_that_hooks_the_optimizer_step_keeps_the_step_eager(tmp_path, monkeypatch, caplog):
+    fake_cuda(monkeypatch)
+    caplog.set_level(logging.INFO, logger="trainctl")
+    run(tmp_path, "hooked", "trainer.epochs=1", "tensorboard.histograms=true")
+    assert "a callback hooks the model or the optimizer step" in caplog.text and FakeGraph.made == []
+
+
+def test_the_log_says_once_that_the_step_is_captured(tmp_path, monkeypatch, caplog):
+    fake_cuda(monkeypatch)
+    caplog.set_level(logging.INFO, logger="trainctl")
+    run(tmp_path, "captured", "trainer.epochs=2")
+    said = [r.getMessage() for r in caplog.records if "CUDA graphs" in r.getMessage()]
+    assert said == ["CUDA graphs: the training step is captured and replayed (1 kind(s) of step so far, the first "
+                    "for batches of shape (64, 2))"]
+
+
 def test_auto_on_the_cpu_is_the_eager_loop_bit_for_bit_and_says_nothing(tmp_path, caplog):
     common = ["trainer.epochs=2", "trainer.batch_size=48", "trainer.grad_accum_steps=2"]
     caplog.set_level(logging.INFO, logger="trainctl")
@@ -173,10 +190,14 @@ def test_auto_on_the_cpu_is_the_eager_loop_bit_for_bit_and_says_nothing(tmp_path
     assert auto_result["train/loss"] == off_result["train/loss"] and auto_result["val/acc"] == off_result["val/acc"]
 
 
-@pytest.mark.parametrize("value", ["auto", "true", "false"])
-def test_the_key_takes_auto_true_or_false(value):
+@pytest.mark.parametrize(("value", "mode"), [("auto", "auto"), ("true", "true"), ("false", "false"),
+                                             ("null", "auto")])
+def test_the_key_takes_auto_true_or_false(value, mode):
     overrides = [*BLOBS, f"trainer.cuda_graphs={value}"]
-    validate(compose(overrides), overrides)
+    cfg = compose(overrides)
+    validate(cfg, overrides)
+    assert graph_mode(cfg.trainer.cuda_graphs) == mode
+    assert graph_mode(compose(BLOBS).trainer.cuda_graphs) == "auto"
 
 
 @pytest.mark.parametrize("value", ["maybe", "1"])

@@ -21,7 +21,7 @@ from trainctl.engine.ema import EMA
 from trainctl.engine.events import Callback, Events
 from trainctl.engine.finetune import prepare_model
 from trainctl.engine.signals import GracefulStop
-from trainctl.engine.cuda_graph import uses_compiled_graphs
+from trainctl.engine.graph_step import uses_compiled_graphs
 from trainctl.engine.step import StepSettings, Trainer, batches_per_epoch
 from trainctl.errors import UserError
 

@@ -1,44 +1,29 @@
-"""Whole-step CUDA graphs (`trainer.cuda_graphs`): the training step captured once and replayed.
+"""Whole-step CUDA graphs, the mechanism: `StepGraphs` runs a training step per batch, eagerly while warming up
+each kind of step, then as a captured graph replayed.
 
 Why: a small model on a GPU is bound by kernel launches and host work, not by arithmetic (the seed CNN at batch
-64 does its sums in a fraction of the time the host takes to launch them). Captured with `torch.cuda.graph`, the
-whole step (forward, loss, backward, clipping, the optimizer's and the gradient scaler's step, the EMA and the
-step's metric values) becomes one launch. No compiler is involved.
+64 does its sums in a fraction of the time the host takes to launch them). Captured with `torch.cuda.graph`, a
+whole step becomes one launch, with no compiler involved. What the step is, and when a run may use graphs, is
+`trainctl.engine.graph_step`'s business.
 
-How: `StepGraphs.run` copies each batch into static buffers and runs one kind of step (a first or later
-micro-batch, stepping the optimizer or not, at one batch shape) eagerly for a few warm-up batches, on a side
-stream, then captures it and replays the capture from then on; the short last batch of an epoch is a kind of its
-own. The warm-up runs are real training, the very operations the graph records, so a run with graphs gives the
-same results wherever it was resumed (the graphs are captured afresh in each process).
+A kind of step is a role (the first micro-batch of an optimizer step or a later one; stepping the optimizer or
+not) at one batch shape, so the short last batch of an epoch is a kind of its own. Each batch is copied into its
+kind's static buffers; the first `WARMUP_RUNS` batches of a kind run eagerly on a side stream (real training,
+the very operations the graph records), the next is captured and replayed, and the rest are replayed. All
+graphs share one memory pool. Something that cannot be captured (too many shapes, a host sync in the step, a
+failed capture) stops the graphs for the run, with one message, and the step runs eagerly from then on.
 
-What stays outside the graph: the on-device gather and augmentation that make the batch (their generators are
-the epoch's own), the learning-rate schedule (computed on the host; each group's lr is mirrored into a device
-tensor the captured optimizer reads, one fill when it changes) and the copy of the metric values into their
-slots. Evaluation runs eagerly: few, large batches.
-
-What cannot be captured runs eagerly, and the log says why once (`blocker`, and at run time: too many batch
-shapes, a host sync in the step, a failed capture). `GRAPH_FACTORY` and `CAPTURING_DEVICES` let tests drive
-all of this on the CPU with a fake graph.
+`GRAPH_FACTORY` and `CAPTURING_DEVICES` let tests drive all of this on the CPU with a fake graph.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import warnings
-from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
-
-from trainctl.components.losses import reduces_by_sum
-from trainctl.engine.accumulator import write_batch_values
-
-if TYPE_CHECKING:
-    from trainctl.engine.step import Trainer
-
-log = logging.getLogger("trainctl")
 
 WARMUP_RUNS = 3  # eager runs of each kind before its capture: optimizer state, cuDNN plans, cuBLAS handles
 MAX_GRAPHS = 8  # kinds of step (roles x batch shapes) worth a graph each; more means shapes that keep changing
@@ -78,90 +63,6 @@ GRAPH_FACTORY: Callable[[], Graph] = CudaGraph
 CAPTURING_DEVICES = frozenset({"cuda"})
 
 
-def graph_mode(value: Any) -> str:
-    """`trainer.cuda_graphs` as one word: auto (null too), true or false."""
-    if value is None or value == "auto":
-        return "auto"
-    return "true" if value else "false"
-
-
-def uses_compiled_graphs(trainer_cfg: Any, device: torch.device) -> bool:
-    """`trainer.compile=true` with graphs allowed, on CUDA: torch.compile(mode="reduce-overhead") records its
-    own graphs of the model (the path trainctl had before whole-step graphs), and the step runs eagerly."""
-    return bool(trainer_cfg.compile) and graph_mode(trainer_cfg.cuda_graphs) != "false" and device.type == "cuda"
-
-
-class LearningRates:
-    """Each parameter group's lr as a device tensor, which the captured optimizer step reads: the schedule keeps
-    setting floats (as checkpoints and logs see them), and `sync` fills a tensor only when its float changed."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-        self.groups = optimizer.param_groups
-        self.floats = [float(g["lr"]) for g in self.groups]
-        self.tensors = [torch.tensor(v, dtype=torch.float32, device=device) for v in self.floats]
-
-    def sync(self) -> None:
-        for k, group in enumerate(self.groups):
-            if group["lr"] != self.floats[k]:
-                self.floats[k] = float(group["lr"])
-                self.tensors[k].fill_(self.floats[k])
-
-    @contextlib.contextmanager
-    def swapped_in(self) -> Iterator[None]:
-        """The tensors (and `capturable`) in the groups while the step's Python runs; floats again after, so
-        that checkpoints are those of an eager run."""
-        saved = [(g["lr"], g.get("capturable")) for g in self.groups]
-        for group, tensor in zip(self.groups, self.tensors):
-            group["lr"] = tensor
-            if "capturable" in group:
-                group["capturable"] = True
-        try:
-            yield
-        finally:
-            for group, (lr, capturable) in zip(self.groups, saved):
-                group["lr"] = lr
-                if capturable is not None:
-                    group["capturable"] = capturable
-
-
-def optimizer_blocker(optimizer: torch.optim.Optimizer) -> str | None:
-    """Adam and AdamW (fused, or capturable) and fused SGD step inside a graph with a tensor lr; the others
-    either read the lr on the host (`.item()`) or have no capturable form."""
-    if any(isinstance(g["lr"], torch.Tensor) for g in optimizer.param_groups):
-        return "the optimizer's lr is a tensor already (trainctl mirrors float lrs into the graph)"
-    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
-        return None
-    if isinstance(optimizer, torch.optim.SGD) and optimizer.defaults.get("fused"):
-        return None
-    name = type(optimizer).__name__ + (" without fused kernels" if isinstance(optimizer, torch.optim.SGD) else "")
-    return (f"optimizer {name} has no step that runs inside a CUDA graph with a changing lr (Adam, AdamW and "
-            "fused SGD have one)")
-
-
-def blocker(t: Trainer) -> str | None:
-    """Why this run's step cannot be captured, known before it starts; None when it can."""
-    cfg = t.cfg.trainer
-    if t.device.type not in CAPTURING_DEVICES:
-        return f"CUDA graphs need a CUDA device and this run is on {t.device.type}"
-    if cfg.compile:
-        return "trainer.compile=true: torch.compile(mode=reduce-overhead) records graphs of the model instead"
-    if t.dist.world > 1:
-        return "a data-parallel run (trainer.devices > 1): its gradient all-reduce is not captured"
-    if cfg.detect_anomaly:
-        return "trainer.detect_anomaly=true checks every operation on the host"
-    problem = optimizer_blocker(t.optimizer)
-    if problem:
-        return problem
-    if t.scaler is not None and not getattr(t.optimizer, "_step_supports_amp_scaling", False):
-        return (f"precision=fp16's gradient scaler checks for overflow on the host before each {type(t.optimizer).__name__} "
-                "step (fused Adam, AdamW and SGD check on the device; precision=bf16 needs no scaler)")
-    scheduler = t.schedule.scheduler
-    if t.schedule.per_batch and getattr(scheduler, "cycle_momentum", False):
-        return (f"the {type(scheduler).__name__} schedule changes the momentum every step, which a captured "
-                "optimizer step would keep fixed (scheduler.cycle_momentum=false allows graphs)")
-    return None
-
-
 @dataclass
 class _Kind:
     """One kind of step: its static inputs, eager runs so far, and its graph once captured."""
@@ -179,10 +80,11 @@ class StepGraphs:
 
     def __init__(self, body: Body, device: torch.device, announce: Callable[[str], None],
                  before_run: Callable[[], None] = lambda: None, after_failure: Callable[[], None] = lambda: None,
+                 on_capture: Callable[[str], None] = lambda what: None,
                  factory: Callable[[], Graph] | None = None, warmup: int | None = None,
                  max_graphs: int = MAX_GRAPHS) -> None:
         self.body, self.device, self.announce = body, device, announce
-        self.before_run, self.after_failure = before_run, after_failure
+        self.before_run, self.after_failure, self.on_capture = before_run, after_failure, on_capture
         self.factory = factory or GRAPH_FACTORY
         self.warmup, self.max_graphs = WARMUP_RUNS if warmup is None else warmup, max_graphs
         self.kinds: dict[tuple, _Kind] = {}
@@ -222,7 +124,8 @@ class StepGraphs:
             kind.values = self.body(kind.x, kind.y, first, steps)
 
         try:
-            graph.capture(record, self.pool)
+            with self._sync_allowed():  # torch synchronizes before a capture, which trainer.sync_debug would refuse
+                graph.capture(record, self.pool)
         except RuntimeError as error:
             self.after_failure()
             return self._stop(f"capturing the step failed: {str(error).strip().splitlines()[0][:200]}",
@@ -231,6 +134,8 @@ class StepGraphs:
         # any other graph replays, and everything else they write lives outside the pool.
         if self.pool is None:
             self.pool = graph.pool()
+            self.on_capture(f"{len(self.kinds)} kind(s) of step so far, the first for batches of shape "
+                            f"{tuple(kind.x.shape)}")
         kind.graph = graph
         graph.replay()  # a capture records without running: this batch trains now
         return kind.values  # type: ignore[return-value]
@@ -240,6 +145,17 @@ class StepGraphs:
         self.reason, self.kinds = reason, {}
         self.announce(reason)
         return self.body(*batch) if batch else None
+
+    @contextlib.contextmanager
+    def _sync_allowed(self) -> Iterator[None]:
+        mode = torch.cuda.get_sync_debug_mode() if self.device.type == "cuda" else 0
+        if mode:
+            torch.cuda.set_sync_debug_mode(0)
+        try:
+            yield
+        finally:
+            if mode:
+                torch.cuda.set_sync_debug_mode(mode)
 
     @contextlib.contextmanager
     def _side_stream(self) -> Iterator[None]:
@@ -271,68 +187,3 @@ class StepGraphs:
             finally:
                 torch.cuda.set_sync_debug_mode(0)
         found += [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message)]
-
-
-def make_body(t: Trainer) -> Body:
-    """The step as `StepGraphs` runs it. Gradients stay allocated between steps (a graph writes into the same
-    memory on every replay): the first micro-batch of each optimizer step zeroes them instead of dropping them."""
-    params = [p for p in t.raw_model.parameters() if p.requires_grad]
-    accum, settings, loss_fn, scaler = t.cfg.trainer.grad_accum_steps, t.settings, t.loss_fn, t.scaler
-    task, loss_is_sum = t.data.spec.task, reduces_by_sum(t.loss_fn)
-
-    def body(x: torch.Tensor, y: torch.Tensor, first: bool, steps: bool) -> Values:
-        if first:
-            grads = [p.grad for p in params if p.grad is not None]
-            if grads:
-                torch._foreach_zero_(grads)
-        with settings.autocast(cache=False):  # autocast's weight cache cannot outlive a capture
-            out = t.model(settings.prepare(x))
-            loss = loss_fn(out, y)
-        scaled = loss / accum if accum > 1 else loss
-        (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        values = torch.empty((), device=y.device), torch.empty((), device=y.device)
-        write_batch_values(task, loss_is_sum, out, y, loss, *values)
-        if steps:
-            t.apply_gradients()
-        return values
-
-    return body
-
-
-def reset_scaler(scaler: torch.amp.GradScaler | None) -> None:
-    """A failed capture leaves the scaler midway through a step (unscaled, not updated): forget that state so
-    the eager rerun of the batch starts clean. torch keeps it in a private field with no public reset."""
-    if scaler is not None:
-        from torch.amp.grad_scaler import _refresh_per_optimizer_state
-
-        scaler._per_optimizer_states = defaultdict(_refresh_per_optimizer_state)
-
-
-def step_graphs(t: Trainer) -> StepGraphs | None:
-    """The run's step graphs, made at its first epoch (after any restore), or None when the step runs eagerly;
-    the reason is logged once."""
-    mode = graph_mode(t.cfg.trainer.cuda_graphs)
-
-    def announce(reason: str) -> None:
-        if mode == "true":
-            log.warning("trainer.cuda_graphs=true, but the step runs eagerly: %s (set trainer.cuda_graphs=false "
-                        "or auto to silence this)", reason)
-        elif t.device.type in CAPTURING_DEVICES:
-            log.info("CUDA graphs: the step runs eagerly: %s", reason)
-
-    if mode == "false":
-        return None
-    reason = blocker(t)
-    if reason is not None:
-        announce(reason)
-        return None
-    rates = LearningRates(t.optimizer, t.device)
-    t.optimizer._warned_capturable_if_run_uncaptured = True  # type: ignore[attr-defined]  # warm-ups run uncaptured
-    body = make_body(t)
-
-    def body_with_rates(x: torch.Tensor, y: torch.Tensor, first: bool, steps: bool) -> Values:
-        with rates.swapped_in():
-            return body(x, y, first, steps)
-
-    return StepGraphs(body_with_rates, t.device, announce, before_run=rates.sync,
-                      after_failure=lambda: reset_scaler(t.scaler))

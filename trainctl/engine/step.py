@@ -27,7 +27,8 @@ from trainctl.data.shard import Shard
 from trainctl.data.splits import DataBundle, SplitLike, ceil_div
 from trainctl.engine.accumulator import MetricAccumulator, pending_batches
 from trainctl.engine.checkpoint import CheckpointFiles
-from trainctl.engine.cuda_graph import StepGraphs, step_graphs, uses_compiled_graphs
+from trainctl.engine.cuda_graph import StepGraphs
+from trainctl.engine.graph_step import step_graphs, uses_compiled_graphs
 from trainctl.engine.distributed import Single
 from trainctl.engine.ema import EMA
 from trainctl.engine.events import Events, StepEnd
