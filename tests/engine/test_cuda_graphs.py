@@ -205,3 +205,37 @@ def test_any_other_value_is_refused_naming_the_key(value):
     overrides = [*BLOBS, f"trainer.cuda_graphs={value}"]
     with pytest.raises(UserError, match=r"trainer.cuda_graphs=.* is not allowed: give true, false or auto"):
         validate(compose(overrides), overrides)
+
+
+def test_one_cycle_can_leave_the_momentum_alone_so_that_the_step_is_captured(tmp_path, monkeypatch):
+    from torch import nn
+
+    from trainctl.components import build_optimizer, build_scheduler
+
+    cfg = compose(["optimizer=sgd", "optimizer.momentum=0.9", "scheduler=onecycle", "scheduler.cycle_momentum=false"])
+    optimizer = build_optimizer(cfg.optimizer, nn.Linear(2, 2))
+    schedule = build_scheduler(cfg.scheduler, optimizer, 2, 10)
+    seen = set()
+    for _ in range(20):
+        seen.add((optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["momentum"]))
+        optimizer.step()
+        schedule.step_batch()
+    assert len({lr for lr, _ in seen}) > 10 and {m for _, m in seen} == {0.9}
+    fake_cuda(monkeypatch)
+    run(tmp_path, "onecycle", "trainer.epochs=1", "optimizer=sgd", "optimizer.momentum=0.9", "scheduler=onecycle",
+        "scheduler.cycle_momentum=false")
+    assert FakeGraph.made and all(g.replays > 0 for g in FakeGraph.made)
+
+
+def test_the_fast_fashion_preset_has_a_step_that_graphs_capture(fake_fashion, monkeypatch, tmp_path):
+    from trainctl.data.catalog import build_dataset
+    from trainctl.engine.build import build_trainer
+    from trainctl.engine.graph_step import blocker
+
+    from conftest import NO_SYSTEM_DATA
+
+    monkeypatch.setattr(cuda_graph, "CAPTURING_DEVICES", frozenset({"cpu"}))
+    cfg = compose(["experiment=fashionmnist_fast", f"dataset.root={fake_fashion}", NO_SYSTEM_DATA, "device=cpu"])
+    assert graph_mode(cfg.trainer.cuda_graphs) == "auto" and cfg.trainer.precision == "bf16"
+    t = build_trainer(cfg, build_dataset(cfg.dataset, cfg.seed), torch.device("cpu"), tmp_path)
+    assert blocker(t) is None
