@@ -49,8 +49,13 @@ class CudaGraph:
         self.graph = torch.cuda.CUDAGraph()
 
     def capture(self, record: Callable[[], None], pool: Any) -> None:
-        with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
-            record()
+        stream = torch.cuda.current_stream()
+        try:
+            with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
+                record()
+        except BaseException:
+            torch.cuda.set_stream(stream)  # a failed capture_end leaves the capture stream current
+            raise
 
     def replay(self) -> None:
         self.graph.replay()

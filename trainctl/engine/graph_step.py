@@ -14,9 +14,9 @@ results agree to float rounding, not to the bit: the captured optimizer reads it
 gradients are zeroed and added to rather than dropped (a graph writes the same memory at every replay).
 
 Runs that stay eager say why once in the log: not on CUDA, `trainer.compile` (torch.compile's reduce-overhead
-mode records graphs of the model instead), data-parallel, anomaly detection, an optimizer without a capturable
-step with a tensor lr, fp16's scaler with a non-fused optimizer (it checks for overflow on the host), a schedule
-that cycles the momentum, Python hooks in the step; and at run time, in `StepGraphs`.
+mode records graphs of the model instead), data-parallel, anomaly detection, profiling, an optimizer without a
+capturable step with a tensor lr, fp16's scaler with a non-fused optimizer (it checks for overflow on the host),
+a schedule that cycles the momentum, Python hooks in the step; and at run time, in `StepGraphs`.
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ def blocker(t: Trainer) -> str | None:
         return "a data-parallel run (trainer.devices > 1): its gradient all-reduce is not captured"
     if cfg.detect_anomaly:
         return "trainer.detect_anomaly=true checks every operation on the host"
+    if cfg.profile:
+        return "trainer.profile=true records the step kernel by kernel (a replayed graph is one opaque launch)"
     problem = optimizer_blocker(t.optimizer)
     if problem:
         return problem
