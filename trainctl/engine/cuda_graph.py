@@ -106,7 +106,8 @@ class StepGraphs:
         if kind is None:
             if len(self.kinds) >= self.max_graphs:
                 return self._stop(f"the batches come in more than {self.max_graphs} kinds of shape", x, y, first, steps)
-            kind = self.kinds[key] = _Kind(torch.empty_like(x), torch.empty_like(y))
+            kind = self.kinds[key] = _Kind(torch.empty_like(x, device=self.device),
+                                           torch.empty_like(y, device=self.device))
         kind.x.copy_(x)
         kind.y.copy_(y)
         if kind.graph is not None:
@@ -171,10 +172,13 @@ class StepGraphs:
             return
         if self.side is None:
             self.side = torch.cuda.Stream(self.device)
-        self.side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(self.side):
-            yield
-        torch.cuda.current_stream(self.device).wait_stream(self.side)
+        main = torch.cuda.current_stream(self.device)
+        self.side.wait_stream(main)
+        try:
+            with torch.cuda.stream(self.side):
+                yield
+        finally:
+            main.wait_stream(self.side)
 
     @contextlib.contextmanager
     def _sync_probe(self, armed: bool) -> Iterator[list[str]]:
