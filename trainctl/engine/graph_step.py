@@ -119,8 +119,8 @@ def blocker(t: Trainer) -> str | None:
         return (f"precision=fp16's gradient scaler checks for overflow on the host before each {type(t.optimizer).__name__} "
                 "step (fused Adam, AdamW and SGD check on the device; precision=bf16 needs no scaler)")
     if hooked(t):
-        return ("a callback hooks the model or the optimizer step (tensorboard.histograms, say): its Python would "
-                "run once, at the capture, and never again")
+        return ("Python hooks run inside the step (a callback's, such as tensorboard.histograms, or the model's "
+                "own): they would run once, at the capture, and never again")
     scheduler = t.schedule.scheduler
     if t.schedule.per_batch and getattr(scheduler, "cycle_momentum", False):
         return (f"the {type(scheduler).__name__} schedule changes the momentum every step, which a captured "
@@ -163,6 +163,15 @@ def make_body(t: Trainer) -> Body:
     return body
 
 
+def steps_on_device(optimizer: torch.optim.Optimizer) -> None:
+    """A capturable optimizer counts its steps on the parameters' device; a checkpoint restored into a
+    non-fused one (saved, as always, with capturable off) brings them back on the CPU."""
+    for param, state in optimizer.state.items():
+        step = state.get("step")
+        if isinstance(step, torch.Tensor) and step.device != param.device:
+            state["step"] = step.to(param.device)
+
+
 def reset_scaler(scaler: torch.amp.GradScaler | None) -> None:
     """A failed capture leaves the scaler midway through a step (unscaled, not updated): forget that state so
     the eager rerun of the batch starts clean. torch keeps it in a private field with no public reset."""
@@ -192,6 +201,7 @@ def step_graphs(t: Trainer) -> StepGraphs | None:
         return None
     rates = LearningRates(t.optimizer, t.device)
     t.optimizer._warned_capturable_if_run_uncaptured = True  # type: ignore[attr-defined]  # warm-ups run uncaptured
+    steps_on_device(t.optimizer)
     body = make_body(t)
 
     def body_with_rates(x: torch.Tensor, y: torch.Tensor, first: bool, steps: bool) -> Values:
