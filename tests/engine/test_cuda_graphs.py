@@ -3,6 +3,7 @@ asked to capture and runs it again at each replay, as a CUDA graph replays its k
 on a real GPU."""
 
 import logging
+import signal
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from trainctl.engine import cuda_graph
 from trainctl.engine.checkpoint import load_checkpoint
 from trainctl.engine.cuda_graph import StepGraphs
 from trainctl.engine.graph_step import graph_mode
+from trainctl.engine.signals import Interrupted
 from trainctl.errors import UserError
 
 BLOBS = ["model=mlp", "model.hidden=[16]", "dataset=blobs", "dataset.n_train=640", "device=cpu",
@@ -240,3 +242,35 @@ def test_the_fast_fashion_preset_has_a_step_that_graphs_capture(fake_fashion, mo
     assert graph_mode(cfg.trainer.cuda_graphs) == "auto" and cfg.trainer.precision == "bf16"
     t = build_trainer(cfg, build_dataset(cfg.dataset, cfg.seed), torch.device("cpu"), tmp_path)
     assert blocker(t) is None
+
+
+class StopAtStep:
+    """Asks for a graceful stop (as SIGINT does) after optimizer step `step`: the run saves and ends."""
+
+    def __init__(self, step):
+        from trainctl.engine.events import Callback
+
+        class Stop(Callback):
+            def on_train_step(self, trainer):
+                if trainer.state.step == step:
+                    trainer.stop.signum = signal.SIGINT
+
+        self.callback = Stop()
+
+
+def test_a_run_with_graphs_stopped_mid_epoch_resumes_bit_identically(tmp_path, monkeypatch):
+    fake_cuda(monkeypatch)
+    common = [*BLOBS, "trainer.epochs=3", "trainer.batch_size=48", "model.dropout=0.2", "scheduler=cosine",
+              "scheduler.warmup_steps=5", "trainer.ema_decay=0.9", "trainer.grad_accum_steps=2"]
+    whole = train(compose(common), run_dir=tmp_path / "whole")
+    with pytest.raises(Interrupted):
+        train(compose(common), run_dir=tmp_path / "cut", callbacks=[StopAtStep(9).callback])  # mid-epoch 2
+    made_before = len(FakeGraph.made)
+    resumed = train(compose([*common, f"resume={tmp_path / 'cut'}"]))
+    assert len(FakeGraph.made) > made_before  # captured afresh after the restore
+    a, b = (load_checkpoint(tmp_path / name / "checkpoints" / "last.pt") for name in ("whole", "cut"))
+    assert a["step"] == b["step"] == 3 * 6
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+    assert {k: v for k, v in whole.items() if not k.startswith(("time/", "throughput/"))} == {
+        k: v for k, v in resumed.items() if not k.startswith(("time/", "throughput/"))}
