@@ -9,7 +9,8 @@
 #   cuda     the CUDA-only tests (marked `cuda`: tests/gpu/, the one-process NCCL group), host-sync check included
 #   bench    bench/gpu.py: loop vs minimal vs Lightning, vs airbench94, fashionmnist_fast time to accuracy (5 seeds)
 #   suite-1 .. suite-4   the rest of the test suite with every CLI run on CUDA (pytest --device cuda -m "not cuda"),
-#            in four parts by folder (about 110 s each on an H200 with 16 workers); `suite` runs all four
+#            in four parts by folder, each under a 240 s limit (whole, it passed 380 s at -n 16 on an H200);
+#            `suite` runs all four
 # Test steps print each test's outcome as it finishes (-v: a FAILED line names the test at once, even in a step
 # later killed by its limit), limit each test (pytest-timeout, when carried) and write a JUnit XML report; the
 # FAILED and ERROR lines of every step are also collected in $OUT/failures.txt.
