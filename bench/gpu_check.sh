@@ -7,7 +7,8 @@
 # Every call starts with a preflight (imports, a torch.compile on CUDA, NCCL). Then the steps named, in order,
 # each under its own time limit so that one hang cannot eat the lease:
 #   cuda     the CUDA-only tests (marked `cuda`: tests/gpu/, the one-process NCCL group), host-sync check included
-#   bench    bench/gpu.py: loop vs minimal vs Lightning, vs airbench94, fashionmnist_fast time to accuracy (5 seeds)
+#   bench    bench/gpu.py: trainctl (graphs, and eager) vs minimal vs Lightning, vs airbench94, fashionmnist_fast
+#            time to accuracy (5 seeds)
 #   suite-1 .. suite-4   the rest of the test suite with every CLI run on CUDA (pytest --device cuda -m "not cuda"),
 #            in four parts by folder, each under a 240 s limit (whole, it passed 380 s at -n 16 on an H200);
 #            `suite` runs all four
