@@ -2,13 +2,15 @@
 
   loop      the seed CNN (`model=cnn`) with fused Adam at batch 64 and 512 on real Fashion-MNIST held on the GPU
             as uint8, whole epochs each:
-              trainctl   trainctl.engine.step.train_one_epoch with the default callbacks listening
+              trainctl   trainctl.engine.step.train_one_epoch with the default callbacks listening, with its
+                         defaults: whole-step CUDA graphs (trainer.cuda_graphs=auto)
+              eager      the same with trainer.cuda_graphs=false: the step launched kernel by kernel
               minimal    a hand-written loop: on-GPU randperm, gather, scale and standardise, step
               lightning  PyTorch Lightning's fit on the same model, optimizer and GPU batches, with logging,
                          checkpointing, progress bar and model summary off
   airbench  airbench94's network (the `airbench` package, make_net94) at its batch size 1024 on CIFAR-shaped
             uint8 data generated on the GPU: airbench's own train94 loop vs trainctl's loop training that network
-            (bf16 autocast, channels-last, crop+flip on the GPU)
+            (bf16 autocast, channels-last, crop+flip on the GPU), with whole-step CUDA graphs and eagerly
   fashion   time to accuracy: `trainctl train experiment=fashionmnist_fast seed=S` on real Fashion-MNIST, one
             process per seed: test accuracy, seconds from the first training step to the test metric
             (metrics.json time/train_to_test_s), and the whole process's seconds
@@ -24,6 +26,7 @@ of the rounds is reported.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -63,6 +66,20 @@ def seconds_of(work: Callable[[], Any]) -> float:
     work()
     synchronize()
     return time.perf_counter() - start
+
+
+def present(module: str) -> bool:
+    """Whether a peer's package is installed: required on a GPU, skipped (with a note) in a CPU dry run."""
+    if importlib.util.find_spec(module) is not None:
+        return True
+    if DEVICE.type == "cuda":
+        sys.exit(f"bench/gpu.py: {module} is not installed (bench/gpu_prepare.sh carries it)")
+    print(f"  (dry run: {module} is not installed, so its contender is left out)", flush=True)
+    return False
+
+
+def ratios(median: dict[str, float], of: str, to: tuple[str, ...]) -> dict[str, float]:
+    return {f"{of}/{peer}": median[of] / median[peer] for peer in to}
 
 
 def median_rates(contenders: dict[str, Callable[[], float]], rounds: int, label: str) -> dict[str, float]:
@@ -136,8 +153,9 @@ def lightning_fit(model: nn.Module, batches: EpochOfBatches, steps: int) -> None
 def loop_section(root: Path, rounds: int, epochs: int, scratch: Path, limit: int | None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for batch in (64, 512):
-        cfg = compose(["model=cnn", "dataset=fashionmnist", f"dataset.root={root}", f"device={DEVICE.type}",
-                       "trainer.progress=false", f"trainer.batch_size={batch}", f"trainer.epochs={epochs + 1}"])
+        overrides = ["model=cnn", "dataset=fashionmnist", f"dataset.root={root}", f"device={DEVICE.type}",
+                     "trainer.progress=false", f"trainer.batch_size={batch}", f"trainer.epochs={epochs + 1}"]
+        cfg = compose(overrides)
         data = build_dataset(cfg.dataset, cfg.seed).to(DEVICE)
         if limit:
             data.train = Split(data.train.x[:limit], data.train.y[:limit])
@@ -164,11 +182,18 @@ def loop_section(root: Path, rounds: int, epochs: int, scratch: Path, limit: int
         def trainctl() -> float:
             return images / seconds_of_trainctl(cfg, data, scratch, epochs)
 
+        def eager() -> float:
+            return images / seconds_of_trainctl(eager_cfg, data, scratch, epochs)
+
+        eager_cfg = compose([*overrides, "trainer.cuda_graphs=false"])
         print(f"loop: seed cnn, batch {batch}, {epochs} epochs of {len(y):,} images per measurement", flush=True)
-        median = median_rates({"trainctl": trainctl, "minimal": minimal, "lightning": lightning}, rounds,
-                              f"batch {batch}")
-        results[f"batch_{batch}"] = {**median, "trainctl/minimal": median["trainctl"] / median["minimal"],
-                                     "trainctl/lightning": median["trainctl"] / median["lightning"]}
+        contenders = {"trainctl": trainctl, "eager": eager, "minimal": minimal, "lightning": lightning}
+        if not present("lightning"):
+            del contenders["lightning"]
+        median = median_rates(contenders, rounds, f"batch {batch}")
+        peers = tuple(k for k in ("minimal", "lightning") if k in median)
+        results[f"batch_{batch}"] = {**median, **ratios(median, "trainctl", (*peers, "eager")),
+                                     **ratios(median, "eager", peers)}
     return results
 
 
@@ -249,12 +274,16 @@ def airbench_section(rounds: int, epochs: int, scratch: Path, limit: int | None)
             os.chdir(cwd)
         return (math.ceil(len(loader) * epochs) - 1) * batch / max(seconds - setup, 1e-9)
 
-    cfg = compose(["model=mlp", "+model._target_=__main__.Airbench94Net", "dataset=cifar10", f"device={DEVICE.type}",
-                   "optimizer=sgd", "optimizer.lr=0.01", "optimizer.momentum=0.85", "optimizer.nesterov=true",
-                   "optimizer.weight_decay=5e-4", "scheduler=onecycle", "loss.label_smoothing=0.2",
-                   f"trainer.batch_size={batch}", "trainer.eval_batch_size=2000", "trainer.precision=bf16",
-                   "trainer.channels_last=true", "trainer.progress=false", f"trainer.epochs={epochs + 1}",
-                   "dataset.crop_padding=2", "dataset.hflip=true", "dataset.system_dirs=[]"])
+    # One-cycle on the lr only, at airbench's fixed momentum: a momentum cycled every step would keep the step
+    # out of a CUDA graph.
+    overrides = ["model=mlp", "+model._target_=__main__.Airbench94Net", "dataset=cifar10", f"device={DEVICE.type}",
+                 "optimizer=sgd", "optimizer.lr=0.01", "optimizer.momentum=0.85", "optimizer.nesterov=true",
+                 "optimizer.weight_decay=5e-4", "scheduler=onecycle", "scheduler.cycle_momentum=false",
+                 "loss.label_smoothing=0.2", f"trainer.batch_size={batch}", "trainer.eval_batch_size=2000",
+                 "trainer.precision=bf16", "trainer.channels_last=true", "trainer.progress=false",
+                 f"trainer.epochs={epochs + 1}", "dataset.crop_padding=2", "dataset.hflip=true", "dataset.system_dirs=[]"]
+    cfg = compose(overrides)
+    eager_cfg = compose([*overrides, "trainer.cuda_graphs=false"])
     mean, std = list(cfg.dataset.mean), list(cfg.dataset.std)
     train_tf, eval_tf = image_transforms(mean, std, True, crop_padding=2, hflip=True)
     nchw = train_x.permute(0, 3, 1, 2).contiguous()
@@ -265,12 +294,16 @@ def airbench_section(rounds: int, epochs: int, scratch: Path, limit: int | None)
     def trainctl() -> float:
         return epochs * len(train_y) / seconds_of_trainctl(cfg, data, scratch, epochs)
 
+    def eager() -> float:
+        return epochs * len(train_y) / seconds_of_trainctl(eager_cfg, data, scratch, epochs)
+
     print(f"airbench: airbench94's network, batch {batch}, {epochs} epochs of {len(train_y):,} CIFAR-shaped "
           "images per measurement", flush=True)
     if DEVICE.type != "cuda":  # airbench's loop times itself with CUDA events
-        return median_rates({"trainctl": trainctl}, rounds, "airbench94 (dry run: trainctl only)")
-    median = median_rates({"trainctl": trainctl, "airbench": own_loop}, rounds, "airbench94")
-    return {**median, "trainctl/airbench": median["trainctl"] / median["airbench"]}
+        median = median_rates({"trainctl": trainctl, "eager": eager}, rounds, "airbench94 (dry run: no airbench)")
+        return {**median, **ratios(median, "trainctl", ("eager",))}
+    median = median_rates({"trainctl": trainctl, "eager": eager, "airbench": own_loop}, rounds, "airbench94")
+    return {**median, **ratios(median, "trainctl", ("airbench", "eager")), **ratios(median, "eager", ("airbench",))}
 
 
 # ------------------------------------------------------------------------------------------------- fashion
@@ -298,6 +331,11 @@ def fashion_section(root: Path, seeds: int, scratch: Path, extra: list[str]) -> 
         return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
     return {"rows": rows, **{k: mean_sd(k) for k in ("test_acc", "train_to_test_s", "process_s")}}
+
+
+def ratio_text(row: dict[str, float]) -> str:
+    """trainctl is trainctl with its defaults (whole-step CUDA graphs on a GPU); eager is trainctl without them."""
+    return "  ".join(f"{k} {v:.2f}x" for k, v in row.items() if "/" in k)
 
 
 def main() -> int:
@@ -333,7 +371,8 @@ def main() -> int:
             if section == "loop":
                 results["loop"] = loop_section(args.root, args.rounds, args.epochs, scratch, args.limit)
             elif section == "airbench":
-                results["airbench"] = airbench_section(args.rounds, args.epochs, scratch, args.limit)
+                if present("airbench"):
+                    results["airbench"] = airbench_section(args.rounds, args.epochs, scratch, args.limit)
             elif section == "fashion":
                 extra = args.fashion_overrides.split()
                 results["fashion"] = fashion_section(args.root, args.seeds, scratch, extra)
@@ -343,13 +382,12 @@ def main() -> int:
                 args.out.write_text(json.dumps(results, indent=2))
     print(f"\n{device}, torch {torch.__version__}")
     for batch, row in results.get("loop", {}).items():
-        print(f"seed cnn {batch}: trainctl {row['trainctl']:,.0f}  minimal {row['minimal']:,.0f}  lightning "
-              f"{row['lightning']:,.0f} images/s;  trainctl/minimal {row['trainctl/minimal']:.2f}x  "
-              f"trainctl/lightning {row['trainctl/lightning']:.2f}x")
-    if "airbench" in results.get("airbench", {}):  # absent in a dry run
+        print(f"seed cnn {batch}: " + "  ".join(f"{k} {v:,.0f}" for k, v in row.items() if "/" not in k)
+              + " images/s;  " + ratio_text(row))
+    if "airbench" in results:
         row = results["airbench"]
-        print(f"airbench94 net: trainctl {row['trainctl']:,.0f}  airbench {row['airbench']:,.0f} images/s;  "
-              f"trainctl/airbench {row['trainctl/airbench']:.2f}x")
+        print("airbench94 net: " + "  ".join(f"{k} {v:,.0f}" for k, v in row.items() if "/" not in k)
+              + " images/s;  " + ratio_text(row))
     if "fashion" in results:
         row = results["fashion"]
         print(f"fashionmnist_fast over {len(row['rows'])} seeds: test acc {row['test_acc'][0]:.4f} "

@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Run ON THE GPU MACHINE (the device tool), after bench/gpu_prepare.sh here. A lease has about 15 minutes in
-# all, its start included, and 10 minutes a call, so two calls:
+# all, its start included, and 10 minutes a call, so each call names steps that end well inside one call:
 #   run(carry=[".whl", ".gpudata"], timeout_s=590, command="bash bench/gpu_check.sh cuda bench")
-#   run(carry=[".whl", ".gpudata"], timeout_s=420, command="bash bench/gpu_check.sh suite")   # if time is left
+#   run(carry=[".whl", ".gpudata"], timeout_s=590, command="bash bench/gpu_check.sh suite")  # its 4 parts
+#   run(carry=[".whl", ".gpudata"], timeout_s=300, command="bash bench/gpu_check.sh suite-3")  # one part again
 # Every call starts with a preflight (imports, a torch.compile on CUDA, NCCL). Then the steps named, in order,
 # each under its own time limit so that one hang cannot eat the lease:
-#   cuda    the CUDA-only tests (marked `cuda`: tests/gpu/, the one-process NCCL group), host-sync check included
-#   bench   bench/gpu.py: loop vs minimal vs Lightning, vs airbench94, fashionmnist_fast time to accuracy (5 seeds)
-#   suite   the rest of the test suite with every CLI run on CUDA (pytest --device cuda -m "not cuda")
-# Logs and gpu.json (written after each benchmark section) go to $OUT, or ./gpu-check-out when $OUT is unset.
+#   cuda     the CUDA-only tests (marked `cuda`: tests/gpu/, the one-process NCCL group), host-sync check included
+#   bench    bench/gpu.py: trainctl (graphs, and eager) vs minimal vs Lightning, vs airbench94, fashionmnist_fast
+#            time to accuracy (5 seeds)
+#   suite-1 .. suite-4   the rest of the test suite with every CLI run on CUDA (pytest --device cuda -m "not cuda"),
+#            in four parts by folder, each under a 240 s limit (whole, it passed 380 s at -n 16 on an H200);
+#            `suite` runs all four
+# Test steps print each test's outcome as it finishes (-v: a FAILED line names the test at once, even in a step
+# later killed by its limit), limit each test (pytest-timeout, when carried) and write a JUnit XML report; the
+# FAILED and ERROR lines of every step are also collected in $OUT/failures.txt.
+# Logs, reports and gpu.json (written after each benchmark section) go to $OUT, or ./gpu-check-out when unset.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-check-out}
@@ -53,24 +60,48 @@ EOF
 } 2>&1 | tee "$out/machine.txt"
 
 status=0
-step() {  # step NAME SECONDS COMMAND...: run it, log to $out/NAME.log, note its exit code
+step() {  # step NAME SECONDS COMMAND...: run it, log to $out/NAME.log, note its exit code and its failures
     local name=$1 limit=$2
     shift 2
     local start=$SECONDS
     timeout --kill-after=10 "$limit" "$@" >"$out/$name.log" 2>&1
     local rc=$?
     echo "== $name: exit $rc in $((SECONDS - start)) s" | tee -a "$out/summary.txt"
-    tail -n 30 "$out/$name.log"
+    grep -E "(FAILED|ERROR) tests/|^(FAILED|ERROR) " "$out/$name.log" | sed "s/^/$name: /" | sort -u \
+        | tee -a "$out/failures.txt"
+    tail -n 15 "$out/$name.log"
     [ "$rc" -eq 0 ] || status=1
+}
+
+# A test that hangs is named and stopped, and its part goes on (pytest-timeout, carried in .whl by gpu_prepare.sh).
+per_test=()
+python3 -c "import pytest_timeout" 2>/dev/null && per_test=(--timeout=150)
+tests() {  # tests NAME SECONDS PYTEST-ARGS...: one pytest step with every outcome as it happens and a report
+    local name=$1 limit=$2
+    shift 2
+    step "$name" "$limit" python3 -m pytest -v -rfE --device cuda "${per_test[@]}" --junitxml="$out/$name.xml" "$@"
+}
+# The suite's parts, by folder; each ends well inside one call. Part 4 takes every folder not named in 1-3 and the
+# files at the top of tests/, so nothing new is left out. (import-linter, tests/test_architecture.py, is not on the machine; CI runs it.)
+suite_part() {
+    local common=(-m "not cuda" -n 16 --durations=10)
+    local named="callbacks|commands|components|config|data|engine|explain|gpu|__pycache__"
+    case $1 in
+        1) tests suite-1 240 "${common[@]}" tests/callbacks tests/commands ;;
+        2) tests suite-2 240 "${common[@]}" tests/components tests/config ;;
+        3) tests suite-3 240 "${common[@]}" tests/data tests/engine tests/explain ;;
+        4) tests suite-4 240 "${common[@]}" $(ls -d tests/*/ | grep -Ev "^tests/($named)/$") \
+               $(ls tests/test_*.py | grep -v test_architecture.py) ;;
+    esac
 }
 
 for what in "$@"; do
     case $what in
-        cuda)  step cuda 240 python3 -m pytest -q --device cuda -m cuda -n 8 --dist load --durations=15 tests ;;
+        cuda)  tests cuda 240 -m cuda -n 8 --dist load --durations=15 tests ;;
         bench) step bench 300 python3 bench/gpu.py --root .gpudata/fashion --out "$out/gpu.json" ;;
-        suite) step suite 380 python3 -m pytest -q --device cuda -m "not cuda" -n 16 --durations=25 tests \
-                   --ignore tests/test_architecture.py ;;  # import-linter is not on the machine; CI runs it
-        *) echo "unknown step $what: cuda, bench or suite"; exit 2 ;;
+        suite) for part in 1 2 3 4; do suite_part $part; done ;;
+        suite-[1-4]) suite_part "${what#suite-}" ;;
+        *) echo "unknown step $what: cuda, bench, suite or suite-1 .. suite-4"; exit 2 ;;
     esac
 done
 exit $status

@@ -13,13 +13,24 @@ cd "$(dirname "$0")/.."
 venv_pip=(.venv/bin/python -m pip)
 
 # Pure-Python or binary for cp312; antlr4 4.9.3 and airbench publish only source archives, so they are built here.
-binary=(hydra-core omegaconf optuna alembic sqlalchemy mako colorlog cmaes torchinfo torchcam hydra-joblib-launcher)
+# pytest-timeout: a per-test time limit in the suite's parts (gpu_check.sh), so one hung test is named and the
+# part goes on.
+binary=(hydra-core omegaconf optuna alembic sqlalchemy mako colorlog cmaes torchinfo torchcam hydra-joblib-launcher
+        pytest-timeout)
 built=(antlr4-python3-runtime airbench)
 
-pinned() {  # NAME==VERSION as this checkout's .venv has it, else NAME (latest)
+# What hydra-core 1.3 accepts, for a checkout without a .venv: the latest omegaconf (2.4) and antlr4 (4.13) are
+# refused by it (`omegaconf<2.4`, `antlr4-python3-runtime==4.9.*`).
+declare -A without_venv=(
+    [hydra-core]="hydra-core>=1.3,<1.4"
+    [omegaconf]="omegaconf>=2.2,<2.4"
+    [antlr4-python3-runtime]="antlr4-python3-runtime==4.9.*"
+)
+
+pinned() {  # NAME==VERSION as this checkout's .venv has it, else the range above, else NAME (latest)
     local line
     line=$("${venv_pip[@]}" list --format=freeze 2>/dev/null | grep -i "^$1==" || true)
-    echo "${line:-$1}"
+    echo "${line:-${without_venv[$1]:-$1}}"
 }
 
 rm -rf .whl && mkdir -p .whl .gpudata/fashion
@@ -34,5 +45,8 @@ done
 # What builds trainctl's editable install there (pyproject's build-system; the image's setuptools may be older).
 python3 -m pip download -q --no-deps --only-binary=:all: -d .whl/build "setuptools>=77"
 cp /usr/share/datasets/fashion-mnist/*-ubyte.gz .gpudata/fashion/
+# The pins must hold together: refuse to hand the GPU machine a set that hydra-core would reject there.
+ls .whl | grep -Eq '^omegaconf-2\.[23]\.' || { echo "omegaconf in .whl is not 2.2/2.3: hydra-core 1.3 needs <2.4"; exit 1; }
+ls .whl | grep -Eq '^antlr4[-_]python3[-_]runtime-4\.9\.' || { echo "antlr4 in .whl is not 4.9.*: hydra-core 1.3 needs it"; exit 1; }
 ls .whl
 du -sh .whl .gpudata

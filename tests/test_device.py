@@ -52,3 +52,16 @@ def test_the_index_is_validated_as_a_config_value():
 
     with pytest.raises(UserError, match="device.index=-1"):
         validate(compose(["device.index=-1"]))
+
+
+def test_cuda_warms_up_in_the_background_and_nothing_starts_elsewhere():
+    import threading
+
+    from trainctl.device import warm_up_in_background
+
+    before = threading.active_count()
+    assert warm_up_in_background(torch.device("cpu")) is None and threading.active_count() == before
+    if torch.cuda.is_available():  # under --device cuda on a GPU machine
+        thread = warm_up_in_background(torch.device("cuda"))
+        thread.join(timeout=60)
+        assert not thread.is_alive() and torch.cuda.is_initialized()

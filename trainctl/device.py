@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from trainctl.errors import UserError
@@ -80,3 +82,25 @@ def describe_devices() -> list[str]:
     if "mps" in available_devices():
         lines.append("mps (Apple GPU)")
     return lines
+
+
+def warm_up_in_background(device: torch.device) -> threading.Thread | None:
+    """Start CUDA on `device` in a background thread: its context and cuDNN's libraries take a second or more
+    to come up, which then overlaps with decoding the data and building the model and the callbacks instead of
+    holding up the first step. A failure here is left for the main thread's first CUDA call to report. No matrix
+    product: cuBLAS reads CUBLAS_WORKSPACE_CONFIG (trainer.deterministic) at the first one. Nothing on the CPU."""
+    if device.type != "cuda":
+        return None
+
+    def start() -> None:
+        try:
+            with torch.cuda.device(device):
+                x = torch.ones(1, 1, 4, 4, device=device)
+                torch.nn.functional.conv2d(x, torch.ones(1, 1, 3, 3, device=device))  # loads cuDNN
+                torch.cuda.synchronize(device)
+        except Exception:  # noqa: BLE001 - the main thread meets the same error where it can say what to do
+            pass
+
+    thread = threading.Thread(target=start, name="trainctl-cuda-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -35,17 +35,22 @@ def _kill(signum: int = signal.SIGKILL) -> None:
 
 
 class NaNAtBatch(nn.Module):
-    """Wraps the loss: training batch `at` of the run (counted from 0 over all epochs) gets a NaN loss."""
+    """Wraps the loss: training batch `at` of the run (counted from 0 over all epochs) gets a NaN loss.
+
+    The count lives on the device and the loss is multiplied by 1 or NaN there, so that a step captured as a
+    CUDA graph (where this Python runs once) keeps counting; times 1 leaves every other loss as it was."""
 
     def __init__(self, loss_fn: nn.Module, at: int, first: int) -> None:
         super().__init__()
-        self.loss_fn, self.at, self.count = loss_fn, at, first
+        self.loss_fn, self.at, self.first = loss_fn, at, first
+        self.count: torch.Tensor | None = None
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         loss = self.loss_fn(output, target)
         if torch.is_grad_enabled():  # training batches only; evaluation runs under inference mode
-            if self.count == self.at:
-                loss = loss * float("nan")
+            if self.count is None:
+                self.count = torch.full((), self.first, dtype=torch.long, device=loss.device)
+            loss = loss * torch.where(self.count == self.at, float("nan"), 1.0)
             self.count += 1
         return loss
 

@@ -157,7 +157,7 @@ def build_onecycle(cfg: DictConfig, optimizer, epochs: int, steps_per_epoch: int
     """One-cycle policy (Smith): rises to max_lr, then anneals; stepped every batch."""
     max_lr = cfg.max_lr or 10 * optimizer.param_groups[0]["lr"]
     # The momentum (or Adam's beta1) falls as the lr rises; optimizers with neither (adagrad) keep the lr cycle only.
-    has_momentum = any(k in optimizer.defaults for k in ("momentum", "betas"))
+    has_momentum = cfg.cycle_momentum and any(k in optimizer.defaults for k in ("momentum", "betas"))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch + 1, pct_start=cfg.pct_start,
         anneal_strategy=cfg.anneal_strategy, div_factor=cfg.div_factor, final_div_factor=cfg.final_div_factor,

@@ -26,7 +26,7 @@ def _finite_problems(key: str, value: Any) -> list[str]:
     return [f"{key}={value} is not a finite number: give a real value"] if bad else []
 
 
-FORM_NAMES = {"number": "a number", "numbers": "a list of numbers"}
+FORM_NAMES = {"number": "a number", "numbers": "a list of numbers", "bool": "true, false"}
 
 
 def _is_number(value: Any) -> bool:
@@ -37,6 +37,7 @@ def _form_problems(key: str, value: Any, forms: list[str]) -> list[str]:
     """A field typed Any lists the forms it takes (`forms`): "number", "numbers" (a list) and literal words."""
     fits = (value is None or ("number" in forms and _is_number(value))
             or ("numbers" in forms and isinstance(value, (list, tuple)) and all(_is_number(v) for v in value))
+            or ("bool" in forms and isinstance(value, bool))
             or (isinstance(value, str) and value in forms))
     if fits:
         return []

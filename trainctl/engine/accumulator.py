@@ -88,12 +88,17 @@ class MetricAccumulator:
         """This batch's loss and score into their slots: each operation writes its result there (`out=`)."""
         slot = self.pending
         self.pending += 1
-        torch.mul(loss, 1 if self.loss_is_sum else batch, out=self.loss_views[slot])
-        if self.task == REGRESSION:
-            per_sample = (output - target).flatten(1).pow(2).mean(1)
-        else:
-            per_sample = (output.argmax(dim=-1) == target).flatten()
-        torch.sum(per_sample, 0, dtype=self.score_slots.dtype, out=self.score_views[slot])
+        write_batch_values(self.task, self.loss_is_sum, output, target, loss, self.loss_views[slot],
+                           self.score_views[slot])
+
+    def record_values(self, loss: torch.Tensor, score: torch.Tensor, batch: int) -> None:
+        """A batch whose values `write_batch_values` already wrote elsewhere (a captured CUDA graph's outputs,
+        overwritten by its next replay): copied into the next slots, two launches."""
+        self.n += batch
+        slot = self.pending
+        self.pending += 1
+        self.loss_views[slot].copy_(loss)
+        self.score_views[slot].copy_(score)
 
     def _score_held(self) -> None:
         """The held batches into their slots: each loss times its batch size as `_record` computes it, and all
@@ -182,3 +187,16 @@ def pending_batches(state: dict[str, Any] | None) -> int:
     """How many unfolded batches a saved accumulator state holds (its window must have room for them)."""
     pending = (state or {}).get("pending")
     return 0 if pending is None else int(pending.shape[1])
+
+
+@torch.no_grad()
+def write_batch_values(task: str, loss_is_sum: bool, output: torch.Tensor, target: torch.Tensor,
+                       loss: torch.Tensor, loss_out: torch.Tensor, score_out: torch.Tensor) -> None:
+    """One training batch's summed loss and score (hits, or summed squared error) into two float scalars: the
+    same operations whether the loop runs eagerly or a CUDA graph replays them, so the metrics agree bit for bit."""
+    torch.mul(loss, 1 if loss_is_sum else target.shape[0], out=loss_out)
+    if task == REGRESSION:
+        per_sample = (output - target).flatten(1).pow(2).mean(1)
+    else:
+        per_sample = (output.argmax(dim=-1) == target).flatten()
+    torch.sum(per_sample, 0, dtype=score_out.dtype, out=score_out)

@@ -21,7 +21,8 @@ from trainctl.engine.ema import EMA
 from trainctl.engine.events import Callback, Events
 from trainctl.engine.finetune import prepare_model
 from trainctl.engine.signals import GracefulStop
-from trainctl.engine.step import StepSettings, Trainer, batches_per_epoch, uses_cuda_graphs
+from trainctl.engine.graph_step import uses_compiled_graphs
+from trainctl.engine.step import StepSettings, Trainer, batches_per_epoch
 from trainctl.errors import UserError
 
 log = logging.getLogger("trainctl")
@@ -72,13 +73,11 @@ def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, run_d
 
 
 def compiled(trainer_cfg: DictConfig, model: nn.Module, device: torch.device) -> nn.Module:
-    """The model as the loop calls it: itself, compiled (`trainer.compile`), or compiled with CUDA graphs
-    (`trainer.cuda_graphs`: a step replays recorded kernels, which removes the launch cost that dominates
-    small models on a GPU). Shapes are static: the short last batch and evaluation get graphs of their own."""
-    if trainer_cfg.cuda_graphs and not uses_cuda_graphs(trainer_cfg, device):
-        log.warning("trainer.cuda_graphs=true needs a CUDA device and this run is on %s: running without CUDA "
-                    "graphs (set trainer.cuda_graphs=false to silence this)", device.type)
-    if uses_cuda_graphs(trainer_cfg, device):
+    """The model as the loop calls it: itself, or compiled (`trainer.compile`). On CUDA with graphs allowed
+    (`trainer.cuda_graphs` auto or true) compilation uses mode="reduce-overhead", which records CUDA graphs of
+    the model, with static shapes (the short last batch and evaluation get graphs of their own). Without
+    `trainer.compile`, CUDA graphs are whole-step ones, captured by the loop (`trainctl.engine.cuda_graph`)."""
+    if uses_compiled_graphs(trainer_cfg, device):
         return torch.compile(model, mode="reduce-overhead", dynamic=False)
     return torch.compile(model) if trainer_cfg.compile else model
 

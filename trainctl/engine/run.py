@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from trainctl.config.targets import component_name
 from trainctl.config.validate import validate
 from trainctl.data.locate import check_available
+from trainctl.device import warm_up_in_background
 from trainctl.engine.build import deterministic_mode
 from trainctl.engine.checkpoint import check_resumable, load_checkpoint
 from trainctl.engine.distributed import Single, is_peer_failure, peer_failure, setup
@@ -46,6 +47,7 @@ def run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallbac
 def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallbacks, group: Single
          ) -> dict[str, Any]:
     device = group.device(cfg)
+    warm_up_in_background(device)  # CUDA's start-up overlaps with what follows (checkpoint, data, model)
     checkpoint = None
     if cfg.resume:
         path = checkpoint_path(cfg.resume)

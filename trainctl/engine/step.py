@@ -27,6 +27,8 @@ from trainctl.data.shard import Shard
 from trainctl.data.splits import DataBundle, SplitLike, ceil_div
 from trainctl.engine.accumulator import MetricAccumulator, pending_batches
 from trainctl.engine.checkpoint import CheckpointFiles
+from trainctl.engine.cuda_graph import StepGraphs
+from trainctl.engine.graph_step import step_graphs, uses_compiled_graphs
 from trainctl.engine.distributed import Single
 from trainctl.engine.ema import EMA
 from trainctl.engine.events import Events, StepEnd
@@ -84,16 +86,16 @@ class StepSettings:
         self.device = device
         self.amp_dtype = AMP_DTYPES.get(trainer_cfg.precision)
         self.channels_last = bool(trainer_cfg.channels_last)
-        self.cuda_graphs = uses_cuda_graphs(trainer_cfg, device)
+        self.compiled_graphs = uses_compiled_graphs(trainer_cfg, device)
 
-    def autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self, cache: bool = True) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=cache)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The batch as the model takes it; called once per forward pass, training or evaluating."""
-        if self.cuda_graphs:
+        if self.compiled_graphs:
             # Each forward starts a new step of the captured graphs, so outputs of the previous one (already
             # consumed) may be overwritten; without this, evaluation's forward-only calls are refused.
             torch.compiler.cudagraph_mark_step_begin()
@@ -124,6 +126,7 @@ class Trainer:
     fit_started: float = 0.0  # perf_counter() at this process's first training step
     eval_forward: nn.Module | None = None  # what evaluates, when not `model` (the model inside DDP)
     dist: Single = field(default_factory=Single)  # this process's place in a data-parallel run
+    graphs: StepGraphs | None | bool = None  # whole-step CUDA graphs: None until the first epoch decides, False: off
 
     def __post_init__(self) -> None:
         trainer = self.cfg.trainer
@@ -142,6 +145,19 @@ class Trainer:
         return self.eval_forward if self.eval_forward is not None else self.model
 
     def optimizer_step(self) -> None:
+        """The eager loop's step: gradients applied and dropped, the schedule and the counter moved on."""
+        self.apply_gradients()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.finish_step()
+
+    def finish_step(self) -> None:
+        """The host's part of an optimizer step, outside any captured graph."""
+        self.schedule.step_batch()
+        self.state.step += 1
+
+    def apply_gradients(self) -> None:
+        """Clipping, the optimizer's step (through the gradient scaler) and the EMA: device work only, which a
+        CUDA graph can capture (`trainctl.engine.cuda_graph`)."""
         if self.clip_val is not None:
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)
@@ -155,16 +171,14 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.schedule.step_batch()
         if self.ema is not None:
             self.ema.update()
-        self.state.step += 1
 
-
-def uses_cuda_graphs(trainer_cfg: DictConfig, device: torch.device) -> bool:
-    """`trainer.cuda_graphs` takes effect on CUDA only (elsewhere the build warns and runs eagerly)."""
-    return bool(trainer_cfg.get("cuda_graphs")) and device.type == "cuda"
+    def step_graphs(self) -> StepGraphs | None:
+        """Whole-step CUDA graphs for this run, decided (and any reason against them logged) once."""
+        if self.graphs is None:
+            self.graphs = step_graphs(self) or False
+        return self.graphs or None
 
 
 def batches_per_epoch(trainer: DictConfig, n_train: int) -> int:
@@ -201,7 +215,7 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     window = min(log_every, limit) + pending_batches(t.state.partial)
     acc = MetricAccumulator(t.data.spec.task, t.data.spec.num_classes, t.device, full=False,
                             loss_is_sum=reduces_by_sum(t.loss_fn), window=window,
-                            hold=0 if t.settings.cuda_graphs else HOLD_LOGITS)
+                            hold=0 if t.settings.compiled_graphs else HOLD_LOGITS)
     if t.state.partial is not None:
         acc.load_state(t.state.partial)
     # DDP averages the processes' gradients: right for a mean loss over equal parts of the global batch; a summed
@@ -227,20 +241,30 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     batches = t.dist.shard(t.data.train).shuffled(cfg.batch_size, t.data.train_transform, t.cfg.seed, order_epoch(cfg, epoch),
                                     start_step=start)
     settings, step_listeners, guard = t.settings, t.events.step_listeners, t.sync_guard
+    graphs = t.step_graphs()
     guard.arm()  # trainer.sync_debug: from here to the end of the epoch, only the `allowed` stretches may sync
     try:
         for x, y in batches:
-            with settings.autocast():
-                out = t.model(settings.prepare(x))
-                loss = t.loss_fn(out, y)
-            scaled = loss / accum if accum > 1 else loss
-            if world_sum:
-                scaled = scaled * world_sum
-            (t.scaler.scale(scaled) if t.scaler is not None else scaled).backward()
-            acc.update(out, y, loss)
-            batch += 1
-            if batch % accum == 0 or batch == limit:
-                t.optimizer_step()
+            if graphs is not None:  # the same step, captured once and replayed (trainctl.engine.cuda_graph)
+                steps = (batch + 1) % accum == 0 or batch + 1 == limit
+                acc.record_values(*graphs.run(x, y, batch % accum == 0, steps), y.shape[0])
+                batch += 1
+                if steps:
+                    t.finish_step()
+            else:
+                with settings.autocast():
+                    out = t.model(settings.prepare(x))
+                    loss = t.loss_fn(out, y)
+                scaled = loss / accum if accum > 1 else loss
+                if world_sum:
+                    scaled = scaled * world_sum
+                (t.scaler.scale(scaled) if t.scaler is not None else scaled).backward()
+                acc.update(out, y, loss)
+                batch += 1
+                steps = batch % accum == 0 or batch == limit
+                if steps:
+                    t.optimizer_step()
+            if steps:
                 if step_listeners:  # empty unless a callback asked for every step
                     with guard.allowed():
                         t.events.train_step(t)

@@ -131,6 +131,9 @@ class OneCycleConfig(NoSchedulerConfig):
     anneal_strategy: str = spec("cos", help="shape of the fall", choices=["cos", "linear"])
     div_factor: float = spec(25.0, help="initial lr = max_lr / div_factor", gt=0.0)
     final_div_factor: float = spec(1e4, help="final lr = initial lr / final_div_factor", gt=0.0)
+    cycle_momentum: bool = spec(True, help="the momentum (or Adam's beta1) falls as the lr rises, where the "
+                                           "optimizer has one; false: the lr cycles alone (a CUDA graph can then "
+                                           "capture the optimizer step)")
 
 
 @dataclass

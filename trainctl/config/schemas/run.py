@@ -41,8 +41,10 @@ class TrainerConfig:
     precision: str = spec("32", help="32, bf16 (autocast), or fp16 (autocast with a grad scaler)",
                           choices=["32", "bf16", "fp16"])
     compile: bool = spec(False, help="torch.compile the model (pays off on long runs and GPUs)")
-    cuda_graphs: bool = spec(False, help="CUDA only: compile the model with CUDA graphs (torch.compile "
-                                         "mode=reduce-overhead), so a step is a few launches; for small models")
+    cuda_graphs: Any = spec("auto", help="CUDA only: capture the whole training step once as a CUDA graph and "
+                                         "replay it (one launch a step); auto: where the step allows it, else "
+                                         "eagerly, saying why; with compile: torch.compile's reduce-overhead mode",
+                            forms=["bool", "auto"])
     sync_debug: str = spec("off", help="CUDA only: warn or error on any host sync inside training steps "
                                        "(an .item() in a model or loss)", choices=["off", "warn", "error"])
     channels_last: bool = spec(False, help="channels-last memory format for image models")
