@@ -83,8 +83,14 @@ class SweepDriver:
         direction = self.s["direction"]
         if direction is None:
             directions = [metric_direction(name) for name in names]
+        elif isinstance(direction, list):
+            directions = direction
+        elif len(names) > 1:  # one word for several metrics would maximise a loss or minimise an accuracy
+            raise UserError(f"objective names {len(names)} metrics {names} but hydra.sweeper.direction={direction} "
+                            "is one direction: give one per metric, e.g. hydra.sweeper.direction=["
+                            f"{','.join(metric_direction(n) for n in names)}], or leave it out (each metric's own)")
         else:
-            directions = direction if isinstance(direction, list) else [direction] * len(names)
+            directions = [direction]
         bad = [d for d in directions if d not in ("maximize", "minimize")]
         if bad:
             raise UserError(f"hydra.sweeper.direction has {bad}: use maximize or minimize (a list for several)")
