@@ -420,7 +420,7 @@ def _study(folder, n_trials=4):
 
 @pytest.mark.slow
 def test_a_truncated_study_database_is_named_as_damaged(tmp_path):
-    from trainctl.sweep.storage import check_storage
+    from trainctl.sweep.storage import check_storage_files
 
     db = _study(tmp_path / "sweep")
     db.write_bytes(db.read_bytes()[:8192])  # cut short, as a full disk or an interrupted copy leaves it
@@ -431,7 +431,7 @@ def test_a_truncated_study_database_is_named_as_damaged(tmp_path):
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["optuna.db"]  # no report, no lock
     with pytest.raises(UserError, match=r"hydra\.sweeper\.storage=sqlite:///.*optuna\.db: the study database .* is "
                                         r"damaged"):  # a sweep that would continue the study says so too
-        check_storage(f"sqlite:///{db}", f"sqlite:///{db}")
+        check_storage_files(f"sqlite:///{db}", f"sqlite:///{db}")
 
 
 def test_a_symlink_loop_in_an_image_folder_is_read_once_and_named(tmp_path, caplog):

@@ -32,7 +32,7 @@ from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_valu
                                   trial_overrides)
 from trainctl.sweep.settings import check_settings
 from trainctl.sweep.space_check import check_space
-from trainctl.sweep.storage import check_storage, storage_files, storage_spec
+from trainctl.sweep.storage import check_storage, check_storage_files, storage_files, storage_spec
 from trainctl.sweep.storage_lock import LOCK_FILE, lock_path, make_study_lock
 from trainctl.sweep.study import fail_stale_trials, make_sweep_dir, name_metrics, open_study, owner, removed_on_error
 from trainctl.sweep.trial_link import (ENV_STORAGE, ENV_STUDY, ENV_TRIAL_NUMBER, forget_in_process,
@@ -172,6 +172,7 @@ class SweepDriver:
             check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides))
         self.spec = storage_spec(self.s["storage"], self.sweep_dir)
         check_storage(self.s["storage"], self.spec)
+        check_storage_files(self.s["storage"], self.spec)
         if type(self.launcher).__name__ == "JoblibLauncher":  # its jobs run on this machine, on its GPUs
             self.gpus = plan_pool(self.config.device, list(space.distributions), self.s["n_jobs"],
                                   self.s["gpus_per_trial"])

@@ -39,7 +39,6 @@ def check_storage(setting: str | None, spec: str) -> None:
     """Refuse, before anything is written, a storage that cannot work: text that is no database URL, a database
     SQLAlchemy has no dialect for, or one whose driver is not installed. Reaching the database is left to
     `open_storage`."""
-    check_storage_files(setting, spec)
     if spec == "memory" or spec.startswith("journal:"):
         return
     from sqlalchemy.engine import make_url
