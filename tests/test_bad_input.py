@@ -304,3 +304,238 @@ def test_a_broken_user_yaml_names_its_file_and_line(tmp_path):
     (tmp_path / "conf" / "model" / "bad.yaml").write_text("hidden: [1, 2\nfoo: bar\n")
     proc = run_cli(["train", "-cd", "conf", "model=bad", "dataset=blobs"], tmp_path)
     assert proc.returncode == 2 and "bad.yaml, line 2" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- issue 23: what a fresh probe found silently accepted, unclear, a traceback or a hang -----------------------
+HUGE = "9" * 150  # an integer no 64-bit number holds
+LR_SEARCH = ["train", "-m", "hydra/sweeper=optuna", "experiment=smoke", "optimizer.lr=interval(0.01,0.1)",
+             "hydra.sweeper.n_trials=1"]
+PROBE_CASES = [
+    (["train", "experiment=smoke", "+hydra.foo=1"], "hydra.foo is not a setting of hydra"),
+    (["train", "experiment=smoke", "+hydra.job.nme=x"], "hydra.job.nme is not a setting of hydra.job; did you mean"),
+    (["train", "+model=lenet"], "+model=lenet: model already has a choice in trainctl's defaults"),
+    (["train", "experiment=smoke", "+model=mlp"], "write model=mlp (without +)"),
+    (["train", "--", "experiment=smoke"], "`--` is not an override"),
+    (["train", "experiment=smoke", "--", "trainer.epochs=1"], "remove the `--`"),
+    (["train", "experiment=smoke", "hparams_search=nosuch"], "unknown hparams_search 'nosuch'"),
+    (["train", "experiment=smoke", "@=1"], "the override '@=1' names no config group before '@'"),
+    (["train", "experiment=smoke", "~experiment"], "~experiment: it drops the experiment=smoke you gave"),
+    (["train", "~experiment"], "~experiment: experiment is empty unless you choose one"),
+    (["train", "experiment=smoke", f"trainer.epochs={HUGE}"], "trainer.epochs=99999999999999999999...(150 characters) "
+                                                               "is out of range: it must be <= 100000"),
+    (["train", "experiment=smoke", f"model.hidden=[{HUGE}]"], "is too large: an integer setting holds at most"),
+    (["summary", f"model.hidden=[{HUGE}]"], "model.hidden=[9999999999999999999...(152 characters) is too large"),
+    (["summary", "model=torchvision", "model.weights=BOGUS"],
+     "model.weights=BOGUS names no pretrained weights of mobilenet_v3_small: use one of IMAGENET1K_V1, DEFAULT"),
+    (["train", "experiment=smoke", "scheduler=lambda", "scheduler.formula=epoch ** 99999999999", "trainer.epochs=3"],
+     "failed at epoch=2: 2 ** 1e+11 would be about 1e30102999566, beyond the 1e+300 a formula may reach. Change "
+     "the formula"),
+    ([*LR_SEARCH, "hydra.sweeper.storage=sqlite:///no/such/dir/x.db"],
+     "hydra.sweeper.storage=sqlite:///no/such/dir/x.db: the folder no/such/dir does not exist: create it first"),
+    ([*LR_SEARCH, "hydra.sweeper.storage=journal:missing/j.log"], "/missing does not exist"),
+    ([*LR_SEARCH, "objective=[val/acc,val/loss]", "hydra.sweeper.direction=maximize"],
+     "hydra.sweeper.direction=maximize is one direction: give one per metric, e.g. "
+     "hydra.sweeper.direction=[maximize,minimize]"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "culprit"), PROBE_CASES, ids=[" ".join(a)[:80] for a, _ in PROBE_CASES])
+def test_what_the_probe_found_is_refused_cleanly(tmp_path, args, culprit):
+    proc = run_cli(args, tmp_path, timeout=120)  # ~experiment trained the default config: it looked like a hang
+    assert proc.returncode == 2, proc.stdout[-1000:] + proc.stderr[-1000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert culprit in " ".join(proc.stderr.split()), proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no run, sweep or storage folder
+
+
+def test_formulas_take_the_math_module_by_its_name():
+    from trainctl.components.formula import compile_formula
+
+    formula = compile_formula("math.cos(epoch) + 1", ("epoch",), "scheduler.formula")
+    assert formula(epoch=2) == pytest.approx(__import__("math").cos(2) + 1)
+    both = compile_formula("math.pi * hypot(3, epoch) + math.tanh(0) + pow(2, epoch)", ("epoch",), "k")
+    assert both(epoch=4) == pytest.approx(__import__("math").pi * 5 + 16)
+    for text in ("math.factorial(epoch)", "math.__dict__", "math.cos.__call__(1)", "os.cos(1)"):
+        with pytest.raises(UserError, match="is not allowed in a formula"):
+            compile_formula(text, ("epoch",), "k")
+    with pytest.raises(UserError, match=r"failed at epoch=3: math range error\. Change the formula"):
+        compile_formula("math.exp(1000 * epoch)", ("epoch",), "k")(epoch=3)
+
+
+@pytest.mark.slow
+def test_a_formula_with_math_functions_trains(tmp_path):
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1", "scheduler=lambda",
+                    "scheduler.formula='math.cos(epoch) + 1'"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("entry", "value", "message"), [
+    ("format_version", "1", "its 'format_version' entry is '1', where trainctl writes a whole number"),
+    ("format_version", True, "its 'format_version' entry is True"),
+    ("model", [1, 2], "its 'model' entry is list, where trainctl writes a dict of tensors"),
+    ("epoch", "x", "its 'epoch' entry is 'x', where trainctl writes a whole number >= 0"),
+    ("history", "x", "its 'history' entry is 'x'"),
+])
+def test_a_checkpoint_entry_of_another_kind_is_named(tmp_path, entry, value, message):
+    from trainctl.engine.checkpoint import load_checkpoint
+
+    path = tmp_path / "x.pt"
+    torch.save({"format_version": 1, "model": {"w": torch.zeros(1)}, "epoch": 1, "history": [], entry: value}, path)
+    with pytest.raises(UserError, match=f"checkpoint {path} is not a trainctl checkpoint: {message}"):
+        load_checkpoint(path)
+
+
+@pytest.mark.slow
+def test_eval_of_a_checkpoint_whose_format_is_a_string_is_refused(tmp_path):
+    torch.save({"format_version": "1", "model": {}}, tmp_path / "x.pt")
+    proc = run_cli(["eval", "ckpt=x.pt"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "its 'format_version' entry is '1', where trainctl writes a whole number" in " ".join(proc.stderr.split())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("garbage", [b"\x00\xff\xfe not text", b"{{{: [\n"], ids=["bytes", "yaml"])
+def test_resume_of_a_run_directory_with_garbage_overrides_is_refused(tmp_path, garbage):
+    run = tmp_path / "shared"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_bytes(garbage)
+    proc = run_cli(["train", f"resume={run}"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"cannot read {run}/.hydra/overrides.yaml" in " ".join(proc.stderr.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared"]
+
+
+def _study(folder, n_trials=4):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    folder.mkdir()
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{folder / 'optuna.db'}", direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=n_trials)
+    return folder / "optuna.db"
+
+
+@pytest.mark.slow
+def test_a_truncated_study_database_is_named_as_damaged(tmp_path):
+    from trainctl.sweep.storage import check_storage_files
+
+    db = _study(tmp_path / "sweep")
+    db.write_bytes(db.read_bytes()[:8192])  # cut short, as a full disk or an interrupted copy leaves it
+    proc = run_cli(["sweep-report", "sweep"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"the study database {db} is damaged (SQLite: database disk image is malformed)" in " ".join(
+        proc.stderr.split())
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["optuna.db"]  # no report, no lock
+    with pytest.raises(UserError, match=r"hydra\.sweeper\.storage=sqlite:///.*optuna\.db: the study database .* is "
+                                        r"damaged"):  # a sweep that would continue the study says so too
+        check_storage_files(f"sqlite:///{db}", f"sqlite:///{db}")
+
+
+def test_a_symlink_loop_in_an_image_folder_is_read_once_and_named(tmp_path, caplog):
+    from conftest import make_image_folder
+    from trainctl.data.imagescan import check_readable, scan_split
+
+    root = make_image_folder(tmp_path / "images", per_class=4)
+    train = root / "train"
+    (train / "circle" / "loop").symlink_to("..")  # back up the tree: was followed ~40 levels deep
+    (train / "circle" / "again").symlink_to(train / "circle")
+    (train / "square" / "stripes").symlink_to("../stripe")  # another class's folder: a second label
+    (train / "circle" / ".hidden").mkdir()
+    (train / "circle" / ".hidden" / "x.png").write_bytes((train / "circle" / "0.png").read_bytes())
+    split = scan_split(train)
+    assert len(split.files) == 12 and len({path for path, _ in split.files}) == 12
+    assert {name for _, name in split.files} == {"circle", "square", "stripe"}
+    assert sorted(split.skipped_links) == sorted(str(train / p) for p in ("circle/again", "circle/loop",
+                                                                           "square/stripes"))
+    with caplog.at_level("WARNING", logger="trainctl"):
+        check_readable(root, [split])
+    assert "skipped 3 folder link(s) under" in caplog.text and f"circle/loop -> {train}" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_callback_that_fails_at_fit_end_costs_the_run_nothing(tmp_path):
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1"], tmp_path, TRAINCTL_FAULTS="raise_at_fit_end=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [run] = list((tmp_path / "runs").iterdir())
+    assert (run / "metrics.json").is_file() and "test/acc" in (run / "metrics.json").read_text()
+    said = " ".join((proc.stdout + proc.stderr).split())  # the log's console handler: stdout off a terminal
+    assert "callback FailAtFitEnd.on_fit_end failed (RuntimeError: injected failure at fit end); the run's " \
+           "metrics are saved" in said and "Traceback" not in proc.stdout + proc.stderr
+    assert "Traceback" in (run / "train.log").read_text()  # for whoever debugs it
+
+
+def test_a_verdict_that_fails_leaves_the_metrics(tmp_path, monkeypatch, caplog):
+    import json
+
+    import trainctl.engine.fit as fit_module
+    from trainctl.api import train
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(fit_module, "diagnose", broken)
+    cfg = compose(["experiment=smoke", "trainer.epochs=1"])
+    with caplog.at_level("WARNING", logger="trainctl"):
+        result = train(cfg, run_dir=tmp_path / "run")
+    assert result["diagnosis"]["verdict"] == "unknown" and "test/acc" in result
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["diagnosis"]["verdict"] == "unknown"
+    assert "the verdict failed (ZeroDivisionError: float division by zero)" in caplog.text
+
+
+def _start(args, cwd):
+    import subprocess
+    import sys
+
+    from conftest import with_test_device
+
+    return subprocess.Popen([sys.executable, "-m", "trainctl", *with_test_device(args)], cwd=cwd, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for(condition, timeout=60.0):
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("when", ["imports", "run dir made"])
+def test_a_signal_before_training_exits_with_its_code_and_leaves_nothing(tmp_path, signum, when):
+    import time
+
+    proc = _start(["train", "experiment=smoke", "trainer.epochs=50"], tmp_path)
+    if when == "imports":
+        time.sleep(0.5)
+    else:  # the moment Hydra has made the run directory: data, model and the loop are still to come
+        _wait_for(lambda: (tmp_path / "runs").is_dir() and any((tmp_path / "runs").iterdir()))
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert "Traceback" not in err and f"stopped by {'SIGINT (Ctrl-C)' if signum == 2 else 'SIGTERM'}" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_eval_or_twice_exits_with_its_code(tmp_path, signum):
+    import time
+
+    proc = _start(["eval", "ckpt=nothing-yet.pt"], tmp_path)
+    time.sleep(0.3)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum and "Traceback" not in err, err[-2000:]
+    proc = _start(["train", "experiment=smoke", "trainer.epochs=50"], tmp_path)
+    time.sleep(0.5)
+    proc.send_signal(signum)
+    time.sleep(0.05)
+    proc.send_signal(signum)  # a second Ctrl-C: out at once, with the same code
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum and "Traceback" not in err, err[-2000:]

@@ -129,6 +129,29 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eva
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    from trainctl.engine.signals import ignore_signals_after_atexit, install_process_handlers
+
+    restore_handlers = install_process_handlers()  # as early as can be: a signal from here on exits 130/143
+    if argv is None:  # the process's own command line
+        ignore_signals_after_atexit()
+    try:
+        return _main(args)
+    except KeyboardInterrupt as stop:  # a signal outside the training loop (that one reports its own stop)
+        from trainctl.engine.signals import signal_text
+
+        signum = getattr(stop, "signum", 2)
+        print(f"stopped by {signal_text(signum)}; nothing half-written is left behind", file=sys.stderr)
+        return 128 + signum
+    finally:
+        if argv is None:  # the process's own command line: Python's shutdown follows
+            from trainctl.engine.signals import exit_on_signals_at_shutdown
+
+            exit_on_signals_at_shutdown()
+        else:  # called from Python (tests, scripts): the caller's handlers come back
+            restore_handlers()
+
+
+def _main(args: list[str]) -> int:
     if not args:  # no command is a usage error (as git and pip treat it): the usage, on stderr, exit 2
         print(USAGE, end="", file=sys.stderr)
         return 2
@@ -167,5 +190,3 @@ def main(argv: list[str] | None = None) -> int:
 
         report_user_error(e)
         return 2
-    except KeyboardInterrupt:
-        return 130

@@ -5,6 +5,7 @@
     TRAINCTL_FAULTS="kill_in_save=3"        SIGKILL during the 3rd checkpoint save, before its rename
     TRAINCTL_FAULTS="kill_after_save=2"     SIGKILL right after the 2nd checkpoint save
     TRAINCTL_FAULTS="nan_at_batch=5"        make the loss of training batch 5 (counted over the run) NaN
+    TRAINCTL_FAULTS="raise_at_fit_end=1"    a callback that raises at fit end (after metrics.json is written)
     TRAINCTL_FAULTS="...,fault_rank=1"      only in the process of rank 1 of a data-parallel run (default: all)
 
 Several faults combine with commas. The tests of exact resume and graceful stops drive the real CLI with it.
@@ -99,9 +100,17 @@ class SaveFaults(Callback):
             _kill()
 
 
+class FailAtFitEnd(Callback):
+    """Raises at fit end, as a picture or summary that breaks on an unusual model would."""
+
+    def on_fit_end(self, trainer: Trainer, result: dict) -> None:
+        raise RuntimeError("injected failure at fit end")
+
+
 def fault_callbacks() -> list[Callback]:
     faults, rank = requested_faults(), os.environ.get("RANK", "0")
     if not faults or faults.get("fault_rank", rank) != rank:
         return []
     step_faults = {"kill_at_step", "signal_at_step"} & set(faults)
-    return [SaveFaults(faults), *([StepFaults(faults)] if step_faults else [])]
+    return [SaveFaults(faults), *([StepFaults(faults)] if step_faults else []),
+            *([FailAtFitEnd()] if "raise_at_fit_end" in faults else [])]

@@ -49,6 +49,10 @@ def run_summary(args: list[str]) -> int:
     validate(cfg, overrides)
     spec, notes = spec_from_config(cfg.dataset)
     if cfg.model.get("weights") is not None:
+        if cfg.model.get("arch") is not None:  # a weights name is checked as training checks it, without a download
+            from trainctl.components.convnets import check_weights
+
+            check_weights(cfg.model.arch, cfg.model.weights)
         cfg.model.weights = None  # the same layers either way; pretrained ones would be downloaded for nothing
         notes.append("pretrained weights were not loaded: they change no shape or count.")
 

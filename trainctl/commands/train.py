@@ -114,6 +114,32 @@ def remove_untouched_outputs() -> None:
             _sweep_dir.parent.rmdir()
 
 
+class NewRunDir(Callback):
+    """Notes, before Hydra makes it, the run directory this command will make (none when it exists already: a
+    resumed run's), so that a signal that stops the command before its run begins leaves no empty one behind."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _new_run_dir
+        _new_run_dir = None
+        with contextlib.suppress(Exception):  # a run.dir that cannot be resolved: Hydra reports it next
+            HydraConfig.instance().set_config(config)  # as Hydra does next: `${hydra:...}` in run.dir needs it
+            run_dir = Path(str(config.hydra.run.dir))  # the value Hydra will use: its resolvers are cached
+            _new_run_dir = None if run_dir.exists() else run_dir
+
+
+_new_run_dir: Path | None = None
+
+
+def remove_interrupted_outputs() -> None:
+    """After a signal that stopped the command before its run began: the run (or multirun) directory Hydra made
+    for it, when it holds nothing of the run yet."""
+    remove_untouched_outputs()
+    if _new_run_dir is not None and _new_run_dir.is_dir():
+        if not any(_new_run_dir.iterdir()):
+            _new_run_dir.rmdir()  # made, and stopped before anything was written in it
+        remove_if_untouched(_new_run_dir, resumed=False)
+
+
 def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
     """Delete a run directory that this command created and that holds only Hydra's config copy and the log,
     so a command that failed its checks leaves nothing behind. Never a resumed run's directory."""
@@ -227,6 +253,9 @@ def run_train(args: list[str]) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own text and exiting 1
     try:
         main()
+    except KeyboardInterrupt:  # a signal outside the loop (engine.signals): no directory it made stays behind empty
+        remove_interrupted_outputs()
+        raise
     except Exception as e:
         message = explain(e, [a for a in overrides if not a.startswith("-")])
         if message is None:

@@ -114,6 +114,7 @@ def _torchvision_model(arch: str, weights: str | None, num_classes: int) -> nn.M
     builder = torchvision.models.get_model_builder(arch)
     if weights is None:
         return builder(num_classes=num_classes)
+    check_weights(arch, weights)
     try:
         model = builder(weights=weights)
     except Exception as e:  # bad weight names and failed downloads come in many types; the message matters
@@ -122,6 +123,26 @@ def _torchvision_model(arch: str, weights: str | None, num_classes: int) -> nn.M
             "use (into ~/.cache/torch); on an offline machine copy them there, or set model.weights=null."
         ) from None
     return _replace_classifier(model, num_classes)
+
+
+def check_weights(arch: str, weights: str) -> None:
+    """`model.weights` must name one of the architecture's pretrained weights (torchvision's enum, read without
+    a download), so a typo is named before anything is fetched, and by `trainctl summary` too."""
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(arch)
+    except Exception:  # an architecture torchvision has no weights table for: its builder will say
+        return
+    try:
+        enum.verify(weights)
+    except (KeyError, ValueError, TypeError):
+        from trainctl.registry import did_you_mean
+
+        names = list(enum.__members__)
+        raise UserError(f"model.weights={weights} names no pretrained weights of {arch}"
+                        f"{did_you_mean(str(weights), names)}: use one of {', '.join(names)} (DEFAULT is the best), "
+                        "or model.weights=null to start from random weights") from None
 
 
 def _replace_classifier(model: nn.Module, num_classes: int) -> nn.Module:

@@ -1,8 +1,9 @@
 """Safe arithmetic formulas from configs (`scheduler=lambda scheduler.formula="0.5 ** (epoch // 10)"`).
 
 Parsed with `ast` and compiled, node by node, into plain closures: numbers, the named variables,
-+ - * / // % **, unary signs, and a few math functions. No attribute access, no calls to anything else, no
-`eval`: a config file can never run code.
++ - * / // % **, unary signs, and the `math` module's real functions and constants, by their bare name (`cos`) or
+as Python writes them (`math.cos`). No other attribute access, no calls to anything else, no `eval`: a config
+file can never run code.
 
 Evaluation time is bounded by construction, not by a clock (a timer would fail a run on a slow machine):
 every value is a float, so each operation is O(1) (Python's integers would make `9 ** 9 ** 9` compute a
@@ -24,6 +25,7 @@ MAX_NODES = 200
 LIMIT = 1e300  # the largest magnitude a power may produce (floats end near 1.8e308)
 
 Value = Callable[[dict[str, float]], float]
+FIX = "Change the formula so that it gives a finite number for every value it is given (min() and max() bound it)"
 
 
 def power(base: float, exponent: float) -> float:
@@ -46,12 +48,21 @@ OPERATORS = {
     ast.USub: operator.neg, ast.UAdd: operator.pos,
 }
 # name: (function, fewest arguments, most arguments or None for any number)
-FUNCTIONS: dict[str, tuple[Callable[..., float], int, int | None]] = {
-    "cos": (math.cos, 1, 1), "sin": (math.sin, 1, 1), "exp": (math.exp, 1, 1), "log": (math.log, 1, 2),
-    "sqrt": (math.sqrt, 1, 1), "min": (lambda *a: min(a), 1, None), "max": (lambda *a: max(a), 1, None),
-    "abs": (abs, 1, 1), "floor": (math.floor, 1, 1), "ceil": (math.ceil, 1, 1),
+# The math functions of one or two real arguments, each O(1) on floats (factorial, comb and the like, which work
+# on integers of any size, are left out: their time grows with their argument).
+MATH_FUNCTIONS: dict[str, tuple[Callable[..., float], int, int | None]] = {
+    **{name: (getattr(math, name), 1, 1) for name in (
+        "cos", "sin", "tan", "acos", "asin", "atan", "cosh", "sinh", "tanh", "acosh", "asinh", "atanh", "exp",
+        "expm1", "log10", "log2", "log1p", "sqrt", "fabs", "floor", "ceil", "trunc", "degrees", "radians", "erf",
+        "erfc", "gamma", "lgamma")},
+    **{name: (getattr(math, name), 2, 2) for name in ("atan2", "copysign", "fmod", "remainder")},
+    "log": (math.log, 1, 2), "pow": (lambda a, b: power(a, b), 2, 2), "hypot": (math.hypot, 1, None),
 }
-CONSTANTS = {"pi": math.pi, "e": math.e}
+FUNCTIONS: dict[str, tuple[Callable[..., float], int, int | None]] = {
+    **MATH_FUNCTIONS, "min": (lambda *a: min(a), 1, None), "max": (lambda *a: max(a), 1, None), "abs": (abs, 1, 1),
+}
+MATH_CONSTANTS = {"pi": math.pi, "e": math.e, "tau": math.tau}
+CONSTANTS = MATH_CONSTANTS
 
 
 def _arity(name: str) -> str:
@@ -87,7 +98,19 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
     if nodes > MAX_NODES:
         raise refuse(f"a formula may have at most {MAX_NODES} parts, this one has {nodes}: simplify it")
 
+    def math_name(node: ast.AST) -> str | None:
+        """`math.cos` as `cos` (what `import math` code writes); None for any other attribute."""
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "math"
+                and (node.attr in MATH_FUNCTIONS or node.attr in MATH_CONSTANTS)):
+            return node.attr
+        return None
+
     def build(node: ast.AST) -> Value:
+        if (name := math_name(node)) is not None and name in MATH_CONSTANTS:
+            constant = MATH_CONSTANTS[name]
+            return lambda env: constant
+        if isinstance(node, ast.Call) and (name := math_name(node.func)) is not None:
+            node = ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=node.args, keywords=node.keywords)
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
             try:
                 number = float(node.value)
@@ -115,7 +138,8 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
             args = [build(a) for a in node.args]
             return lambda env: float(function(*(a(env) for a in args)))  # floor/ceil give ints: keep floats
         allowed = ", ".join([*variables, *CONSTANTS, *FUNCTIONS])
-        raise refuse(f"'{ast.unparse(node)}' is not allowed in a formula (numbers, + - * / // % **, and {allowed})")
+        raise refuse(f"'{ast.unparse(node)}' is not allowed in a formula (numbers, + - * / // % **, and {allowed}; "
+                     "math.NAME works too)")
 
     compute = build(tree.body)
 
@@ -123,9 +147,9 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
         try:
             value = compute({k: float(v) for k, v in env.items()})
         except (ArithmeticError, ValueError) as e:
-            raise refuse(f"failed at {_format_env(env)}: {e}") from None
+            raise refuse(f"failed at {_format_env(env)}: {e}. {FIX}") from None
         if not math.isfinite(value):
-            raise refuse(f"failed at {_format_env(env)}: the result is {value}, not a finite number")
+            raise refuse(f"failed at {_format_env(env)}: the result is {value}, not a finite number. {FIX}")
         return value
 
     formula(**{v: 0 for v in variables})  # fail now, not in epoch 37

@@ -8,12 +8,15 @@ all valid ones. Options come from the packaged config tree plus any user config 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from trainctl.config.compose import GROUPS, group_options
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
 
-CHECKED_GROUPS = (*GROUPS, "experiment", "sweep", "callbacks", "debug")
+CHECKED_GROUPS = (*GROUPS, "experiment", "sweep", "hparams_search", "callbacks", "debug")
+# Groups whose default is no option at all (null): `~group` has nothing to remove but the user's own choice.
+EMPTY_BY_DEFAULT = ("experiment", "sweep", "hparams_search", "debug")
 FLAGS_WITH_VALUE = {"-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name", "-c", "--cfg",
                     "-p", "--package", "-sc", "--shell-completion", "--experimental-rerun"}
 
@@ -136,16 +139,34 @@ def _check_grid_size(sweeps: list[object]) -> None:
                         "hydra.sweeper.n_trials=N")
 
 
+def _options(group: str, extra_dirs: tuple[Path, ...] = ()) -> list[str]:
+    """A group's options; `hparams_search` (lightning-hydra-template's name) also offers the `sweep` presets,
+    which `register_schemas` stores under it only once Hydra is about to compose."""
+    options = group_options(group, extra_dirs)
+    if group == "hparams_search":
+        options = sorted({*options, *group_options("sweep")})
+    return options
+
+
 def check_keys(args: list[str]) -> None:
-    """An override with no key (`=1`, `+=x`, `~`) would reach Hydra's internals as a group override."""
+    """An override with no key (`=1`, `+=x`, `~`, `@=1`) would reach Hydra's internals as a group override."""
     skip_next = False
     for arg in args:
+        if arg == "--":  # argparse drops it, or not, depending on the Python version and where it stands
+            raise UserError("`--` is not an override: trainctl train takes key=value overrides and Hydra's flags "
+                            "as they are; remove the `--`.")
         if skip_next or arg.startswith("-"):
             skip_next = arg in FLAGS_WITH_VALUE
             continue
         key, sep, value = arg.partition("=")
         if not key.lstrip("+~").strip() and (sep or key):
             raise UserError(f"the override '{arg}' names no key: write key=value, e.g. trainer.epochs=3")
+        group, at, _ = key.lstrip("+~").partition("@")
+        if at and not group.strip():
+            raise UserError(f"the override '{arg}' names no config group before '@' (group@package=option): "
+                            "write group=option, e.g. model=mlp")
+        check_hydra_key(key.lstrip("+~"), arg)
+        _check_group_prefix(key, value, sep, args)
         if key.lstrip("+") in ("hydra.run.dir", "hydra.sweep.dir") and sep and not value.strip().strip("'\"").strip():
             raise UserError(f"{arg}: an empty output directory would put the run's files in the working directory; "
                             f"give a path, e.g. {key.lstrip('+')}=runs/mine, or leave it out")
@@ -155,6 +176,50 @@ def check_keys(args: list[str]) -> None:
             name = key.lstrip("~")
             raise UserError(f"{arg}: trainctl's settings can be changed but not removed; set {name}=<value> "
                             f"instead (`trainctl train --cfg job` shows the current values; null where allowed).")
+
+
+def check_hydra_key(key: str, arg: str) -> None:
+    """A `hydra.*` key must name a setting of Hydra's own config: `+hydra.foo=1` would otherwise be added to it
+    and read by nothing. Below a free-form node (the sweeper's, the launcher's, a logging config, `job.env_set`)
+    any key may be added; the sweeper checks its own."""
+    import dataclasses
+    import typing
+
+    from hydra.conf import HydraConf
+
+    from trainctl.config.hydra_errors import unknown_key_message
+
+    if not key.startswith("hydra."):
+        return
+    node: Any = HydraConf
+    parts = key.split(".")
+    for depth, part in enumerate(parts[1:], start=2):
+        if not dataclasses.is_dataclass(node):
+            return
+        fields = typing.get_type_hints(node)
+        if part not in fields:
+            raise UserError(unknown_key_message(".".join(parts[:depth]), list(fields), arg.partition("=")[2])
+                            + " Hydra's settings: `trainctl train --cfg hydra`; trainctl's: `trainctl train --cfg job`.")
+        node = fields[part]
+        if typing.get_origin(node) is typing.Union:  # Optional[X]
+            node = next((a for a in typing.get_args(node) if a is not type(None)), None)
+
+
+def _check_group_prefix(key: str, value: str, sep: str, args: list[str]) -> None:
+    """`+model=mlp` (add a choice to a group that has one) and `~experiment` (remove a choice that is empty
+    unless given): Hydra's words for the first are YAML's, and the second silently trains the default config."""
+    if any(a in ("-cp", "--config-path", "-cn", "--config-name") or a.startswith(("--config-path=", "--config-name="))
+           for a in args):
+        return  # another primary config: its defaults are not trainctl's
+    name = key.lstrip("+~")
+    if key.startswith("+") and sep and name in CHECKED_GROUPS:
+        raise UserError(f"{key}={value}: {name} already has a choice in trainctl's defaults, and `+` adds a "
+                        f"second one; write {name}={value} (without +) to choose {value}.")
+    if key.startswith("~") and name in EMPTY_BY_DEFAULT:
+        given = next((a for a in args if a.lstrip("+").partition("=")[0] == name), None)
+        what = f"it drops the {given} you gave" if given else f"{name} is empty unless you choose one"
+        raise UserError(f"{key}{sep}{value}: {what}, so the run would fall back to trainctl's default config "
+                        f"(model=cnn on fashionmnist); leave {name}= out to run without one.")
 
 
 def expand_device_index(args: list[str]) -> list[str]:
@@ -196,11 +261,11 @@ def check_group_choices(args: list[str]) -> None:
     if opaque:
         return
     for group, value in pairs:
-        options = group_options(group, tuple(extra_dirs))
+        options = _options(group, tuple(extra_dirs))
         if value not in options:
             raise UserError(
                 f"unknown {group} '{value}'{did_you_mean(value, options)} (valid: {', '.join(options)}). "
-                f"See `trainctl list {group}`."
+                f"See `trainctl list {'sweep' if group == 'hparams_search' else group}`."
             )
 
 

@@ -45,8 +45,30 @@ def _form_problems(key: str, value: Any, forms: list[str]) -> list[str]:
     return [f"{key}={value!r} is not allowed: give {', '.join(accepted[:-1])} or {accepted[-1]}, or null"]
 
 
+INT64_MAX = 2**63 - 1  # torch and numpy hold integers in 64 bits: a larger one fails deep inside them
+
+
+def _shown(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _int64_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
+    """An integer no 64-bit number holds (`model.hidden=[<150 digits>]`), where no range of its own names it."""
+    listed = isinstance(value, (list, tuple))
+    if any(limit in meta for limit in (("each_le", "each_lt") if listed else ("le", "lt"))):
+        return []  # its own upper limit says more
+    values = value if listed else [value]
+    if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > INT64_MAX for v in values):
+        return [f"{key}={_shown(value)} is too large: an integer setting holds at most {INT64_MAX:,} "
+                "(a 64-bit number); give a smaller value"]
+    return []
+
+
 def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
-    problems = _finite_problems(key, value)
+    problems = _finite_problems(key, value) or _int64_problems(key, value, meta)
+    if problems:
+        return problems
     if "forms" in meta:
         problems = problems or _form_problems(key, value, meta["forms"])
     if problems or (isinstance(value, str) and "forms" in meta):
@@ -59,7 +81,7 @@ def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
     }
     for name, (ok, sign) in checks.items():
         if name in meta and _is_number(value) and not ok(value, meta[name]):  # a list has its each_* limits
-            problems.append(f"{key}={value} is out of range: it must be {sign} {meta[name]}")
+            problems.append(f"{key}={_shown(value)} is out of range: it must be {sign} {meta[name]}")
         each = f"each_{name}"
         if each in meta and isinstance(value, (list, tuple)):
             bad = [v for v in value if isinstance(v, (int, float)) and not ok(v, meta[each])]

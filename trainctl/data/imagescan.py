@@ -29,6 +29,7 @@ class SplitFiles:
     classes: tuple[str, ...]
     files: list[tuple[str, str]]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
+    skipped_links: list[str] = field(default_factory=list)  # folder links that lead to a folder already read
 
 
 def _visible(name: str) -> bool:
@@ -43,21 +44,68 @@ def list_entries(folder: Path) -> list[os.DirEntry]:
         raise unreadable_folder_error(folder, "dataset.root", blocked_ancestor(folder)) from None
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)  # through links: the folder a link leads to
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 def scan_split(folder: Path) -> SplitFiles:
-    """The class folders of one split and every visible file under them (recursively, in a stable order)."""
+    """The class folders of one split and every visible file under them (recursively, in a stable order).
+
+    Folder links are followed (a class folder may live elsewhere), but each real folder is read once: a link
+    back up the tree (a loop) or to a folder already read is skipped and named, instead of reading the same
+    images again, about 40 levels deep for a loop, with another class's label."""
     entries = list_entries(folder)
     classes = tuple(e.name for e in entries if e.is_dir())
     files: list[tuple[str, str]] = []
+    # The split folder, the folders above it (a link to one is a loop) and every class folder are read as
+    # themselves only: a link to another class's folder would give its images a second label.
+    above = [folder.resolve(), *folder.resolve().parents]
+    seen = {identity for path in above if (identity := _identity(str(path))) is not None}
+    tops: dict[str, tuple[int, int] | None] = {}
+    links: list[str] = []
     for name in classes:
+        top = str(folder / name)
+        identity = _identity(top)
+        if identity in seen or identity in tops.values():
+            links.append(top)
+            continue
+        tops[name] = identity
+    seen |= {identity for identity in tops.values() if identity is not None}
+    for name in tops:
         errors: list[OSError] = []
-        for dirpath, dirnames, filenames in sorted(os.walk(folder / name, onerror=errors.append, followlinks=True)):
-            dirnames[:] = [d for d in dirnames if _visible(d)]
-            files += [(os.path.join(dirpath, f), name) for f in sorted(filenames) if _visible(f)]
+        top = str(folder / name)
+        found: list[tuple[str, list[str]]] = []
+        for dirpath, dirnames, filenames in os.walk(top, onerror=errors.append, followlinks=True):
+            kept = []
+            for d in sorted(dirnames):
+                if not _visible(d):
+                    continue
+                identity = _identity(os.path.join(dirpath, d))
+                if identity is None or identity in seen:
+                    links.append(os.path.join(dirpath, d))
+                    continue
+                seen.add(identity)
+                kept.append(d)
+            dirnames[:] = kept  # os.walk descends into these only: pruned before it goes on
+            found.append((dirpath, sorted(f for f in filenames if _visible(f))))
+        files += [(os.path.join(dirpath, f), name) for dirpath, names in sorted(found) for f in names]
         for error in errors:
             if isinstance(error, PermissionError):
                 bad = Path(error.filename)
                 raise unreadable_folder_error(bad, "dataset.root", blocked_ancestor(bad))
-    return SplitFiles(folder, classes, files)
+    return SplitFiles(folder, classes, files, skipped_links=links)
+
+
+def skipped_links_message(root: Path, links: list[str]) -> str:
+    named = ", ".join(f"{os.path.relpath(link, root)} -> {os.path.realpath(link)}" for link in links[:SHOWN])
+    more = f", and {len(links) - SHOWN} more" if len(links) > SHOWN else ""
+    return (f"skipped {len(links)} folder link(s) under {root} that lead to a folder already read (a loop, or a "
+            f"second way to the same images, which would count them twice): {named}{more}. Remove the link(s), "
+            "or copy the images if they belong there too")
 
 
 def check_classes(train: SplitFiles, others: list[SplitFiles]) -> None:
@@ -131,6 +179,9 @@ def skipped_files_message(root: Path, skipped: list[tuple[str, str]], total: int
 
 def check_readable(root: Path, splits: list[SplitFiles]) -> None:
     """Warn about skipped files; refuse a split left without images, or a training class left without any."""
+    links = [link for split in splits for link in split.skipped_links]
+    if links:
+        log.warning("%s", skipped_links_message(root, links))
     skipped = [item for split in splits for item in split.skipped]
     if skipped:
         log.warning("%s", skipped_files_message(root, skipped, sum(len(s.files) + len(s.skipped) for s in splits)))

@@ -127,12 +127,48 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise UserError(f"checkpoint {path} is corrupt or not a trainctl checkpoint ({_load_failure(e)}).") from None
     if not isinstance(state, dict) or "model" not in state or "format_version" not in state:
         raise UserError(f"checkpoint {path} is not a trainctl checkpoint (no model/format_version entries).")
+    check_entries(state, path)
     if state["format_version"] > FORMAT_VERSION:
         raise UserError(
             f"checkpoint {path} has format {state['format_version']}, newer than this trainctl reads "
             f"({FORMAT_VERSION}): upgrade trainctl."
         )
     return state
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# What each entry trainctl writes holds, checked once on load: a file made or edited elsewhere (a `format_version`
+# that is a string, `model` as a list) is one message here, not a TypeError wherever the entry is first used.
+ENTRY_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "format_version": ("a whole number", _is_int),
+    "model": ("a dict of tensors (a state dict)",
+              lambda v: isinstance(v, dict) and all(isinstance(t, torch.Tensor) for t in v.values())),
+    "optimizer": ("a dict (a state dict)", lambda v: isinstance(v, dict)),
+    "scheduler": ("a dict (a state dict)", lambda v: isinstance(v, dict)),
+    "ema": ("a dict or null", lambda v: v is None or isinstance(v, dict)),
+    "scaler": ("a dict or null", lambda v: v is None or isinstance(v, dict)),
+    "rng": ("a dict", lambda v: isinstance(v, dict)),
+    "config": ("a dict", lambda v: isinstance(v, dict)),
+    "epoch": ("a whole number >= 0", lambda v: _is_int(v) and v >= 0),
+    "step": ("a whole number >= 0", lambda v: _is_int(v) and v >= 0),
+    "batches_in_epoch": ("a whole number >= 0", lambda v: _is_int(v) and v >= 0),
+    "best_epoch": ("a whole number >= 0", lambda v: _is_int(v) and v >= 0),
+    "history": ("a list of dicts", lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v)),
+    "throughputs": ("a list", lambda v: isinstance(v, list)),
+}
+
+
+def check_entries(state: dict[str, Any], path: Path) -> None:
+    """Each entry trainctl knows holds what trainctl writes there."""
+    for name, (kind, fits) in ENTRY_KINDS.items():
+        if name in state and not fits(state[name]):
+            shown = repr(state[name]) if not isinstance(state[name], (dict, list)) else type(state[name]).__name__
+            raise UserError(f"checkpoint {path} is not a trainctl checkpoint: its '{name}' entry is {shown[:60]}, "
+                            f"where trainctl writes {kind}. Use a checkpoint that trainctl wrote "
+                            "(runs/<run>/checkpoints/last.pt or best.pt).")
 
 
 RESUMED_ENTRIES = ("config", "model", "optimizer", "scheduler", "rng")  # what `restore` and resume read

@@ -17,15 +17,34 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 if TYPE_CHECKING:
     from trainctl.engine.step import Trainer
 
 log = logging.getLogger("trainctl")
+T = TypeVar("T")
 
 EVENTS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_train_step", "on_validation_end", "on_epoch_end",
           "on_checkpoint_saved", "on_fit_end", "on_exception")
+
+
+# Events after the result is in hand (metrics.json is written before `fit_end`): what a callback does then
+# (pictures, summaries, figures, a user's report) may fail, but never costs the run its result or exit code.
+AFTER_TRAINING = ("on_fit_end",)
+
+
+def after_training(what: str, work: Callable[[], T]) -> T | None:
+    """Run an analysis of a finished run (the verdict, a callback at fit end): a failure is logged with its name,
+    one line on the console and the traceback in train.log, and the run goes on; None when it failed."""
+    try:
+        return work()
+    except Exception as e:  # noqa: BLE001  (any failure of an analysis: the run's result stands)
+        first = (str(e).strip().splitlines() or [""])[0]
+        log.warning("%s failed (%s%s); the run's metrics are saved, this is left out (traceback in train.log)",
+                    what, type(e).__name__, f": {first}" if first else "")
+        logging.getLogger("trainctl.file").error("%s failed", what, exc_info=True)
+        return None
 
 
 class StopTraining(Exception):
@@ -116,13 +135,20 @@ class Events:
                 name, t, event_args = self._pending.pop(0)
                 for callback in self.callbacks:
                     try:
-                        getattr(callback, name)(t, *event_args)
+                        self._call(callback, name, t, event_args)
                     except StopTraining as e:
                         stop = stop or e
         finally:
             self._pending = None
         if stop is not None:
             raise stop
+
+    @staticmethod
+    def _call(callback: Callback, name: str, trainer: Any, args: tuple[Any, ...]) -> None:
+        if name not in AFTER_TRAINING:
+            getattr(callback, name)(trainer, *args)
+            return
+        after_training(f"callback {type(callback).__name__}.{name}", lambda: getattr(callback, name)(trainer, *args))
 
     def train_step(self, trainer: Trainer) -> None:
         for callback in self.step_listeners:

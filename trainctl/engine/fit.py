@@ -24,7 +24,7 @@ from trainctl.data.splits import DataBundle, ceil_div
 from trainctl.engine.build import build_trainer
 from trainctl.engine.checkpoint import restore
 from trainctl.engine.diagnosis import diagnose
-from trainctl.engine.events import Callback, EpochEnd, StopTraining
+from trainctl.engine.events import Callback, EpochEnd, StopTraining, after_training
 from trainctl.engine.distributed import Single
 from trainctl.engine.signals import Interrupted
 from trainctl.engine.step import Trainer, evaluate, evaluated_samples, train_one_epoch
@@ -159,9 +159,12 @@ def _finish(t: Trainer) -> dict[str, Any]:
         # checkpoints included): the time-to-accuracy figure.
         "time/train_to_test_s": time.perf_counter() - t.fit_started,
     })
-    verdict = diagnose(s.history, t.data.spec.task, t.data.spec.num_classes, target_variance(t.data), s.status)
-    log.info("%s", verdict.line())
-    result["diagnosis"] = verdict.as_dict()
+    verdict = after_training("the verdict", lambda: diagnose(s.history, t.data.spec.task, t.data.spec.num_classes,
+                                                             target_variance(t.data), s.status))
+    if verdict is not None:
+        log.info("%s", verdict.line())
+    result["diagnosis"] = verdict.as_dict() if verdict is not None else {"verdict": "unknown",
+                                                                            "reason": "the verdict failed: see train.log"}
     result["history"] = s.history
     if t.dist.is_main:
         write_json(t.run_dir / "metrics.json", result)

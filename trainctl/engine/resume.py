@@ -80,7 +80,7 @@ def resume_overrides(args: list[str]) -> list[str]:
     saved = run_dir / ".hydra" / "overrides.yaml"
     try:
         base = yaml.safe_load(saved.read_text()) if saved.is_file() else []
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, ValueError, yaml.YAMLError) as e:  # ValueError: bytes that are no UTF-8 text
         raise UserError(f"cannot read {saved}: {str(e).splitlines()[0]}. It is not a run directory trainctl "
                         "wrote; resume from a checkpoint file instead.") from None
     if not isinstance(base, list) or not all(isinstance(o, str) for o in base):

@@ -33,7 +33,7 @@ from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_valu
                                   trial_overrides)
 from trainctl.sweep.settings import check_settings
 from trainctl.sweep.space_check import check_space
-from trainctl.sweep.storage import check_storage, storage_files, storage_spec
+from trainctl.sweep.storage import check_storage, check_storage_files, storage_files, storage_spec
 from trainctl.sweep.storage_lock import LOCK_FILE, lock_path, make_study_lock
 from trainctl.sweep.study import fail_stale_trials, make_sweep_dir, name_metrics, open_study, owner, removed_on_error
 from trainctl.sweep.trial_link import (ENV_STORAGE, ENV_STUDY, ENV_TRIAL_NUMBER, forget_in_process,
@@ -84,8 +84,14 @@ class SweepDriver:
         direction = self.s["direction"]
         if direction is None:
             directions = [metric_direction(name) for name in names]
+        elif isinstance(direction, list):
+            directions = direction
+        elif len(names) > 1:  # one word for several metrics would maximise a loss or minimise an accuracy
+            raise UserError(f"objective names {len(names)} metrics {names} but hydra.sweeper.direction={direction} "
+                            "is one direction: give one per metric, e.g. hydra.sweeper.direction=["
+                            f"{','.join(metric_direction(n) for n in names)}], or leave it out (each metric's own)")
         else:
-            directions = direction if isinstance(direction, list) else [direction] * len(names)
+            directions = [direction]
         bad = [d for d in directions if d not in ("maximize", "minimize")]
         if bad:
             raise UserError(f"hydra.sweeper.direction has {bad}: use maximize or minimize (a list for several)")
@@ -168,6 +174,7 @@ class SweepDriver:
             check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides))
         self.spec = storage_spec(self.s["storage"], self.sweep_dir)
         check_storage(self.s["storage"], self.spec)
+        check_storage_files(self.s["storage"], self.spec)
         if type(self.launcher).__name__ == "JoblibLauncher":  # its jobs run on this machine, on its GPUs
             self.gpus = plan_pool(self.config.device, list(space.distributions), self.s["n_jobs"],
                                   self.s["gpus_per_trial"])

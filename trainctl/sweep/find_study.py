@@ -16,7 +16,7 @@ import yaml
 
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
-from trainctl.sweep.storage import open_storage, storage_files, storage_spec
+from trainctl.sweep.storage import check_intact, open_storage, storage_files, storage_spec
 
 RESULTS = "optimization_results.yaml"
 DEFAULT_FILES = {"optuna.db": "sqlite", "optuna.journal": "journal"}
@@ -78,6 +78,7 @@ def _check_files(spec: str, target: str) -> None:
         if not path.is_file():
             raise UserError(f"{target}: the study's storage {path} does not exist; {GIVE}")
         if spec.startswith("sqlite:"):
+            check_intact(path, target)  # damaged (truncated) is not "no Optuna database"
             try:
                 with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
                     found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='studies'").fetchone()

@@ -3,6 +3,7 @@ before anything is written, and opened."""
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,45 @@ def open_storage(spec: str, heartbeat: dict[str, Any] | None = None) -> Any:
     with warnings.catch_warnings():  # heartbeats are "experimental" arguments of Optuna's since 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(spec, engine_kwargs=engine_kwargs, **(heartbeat or {}))
+
+
+def check_storage_files(setting: str | None, spec: str) -> None:
+    """A storage file the user named lies in a folder that exists (a typo would otherwise start a new study in a
+    new folder, apart from the one meant), and an SQLite file that exists is intact."""
+    culprit = f"hydra.sweeper.storage={setting_text(setting)}"
+    for path in storage_files(spec):
+        if setting not in (None, "sqlite", "journal") and not path.parent.is_dir():
+            raise UserError(f"{culprit}: the folder {path.parent} does not exist: create it first (mkdir -p "
+                            f"{path.parent}) or correct the path; trainctl does not create it, so that a typo "
+                            "cannot start a second, separate study")
+        if spec.startswith("sqlite:"):
+            check_intact(path, culprit)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def sqlite_damage(path: Path) -> str | None:
+    """What SQLite finds wrong with an existing database file (None: intact, absent, empty or no SQLite file at
+    all), read-only: a file cut short by a full disk or an interrupted copy."""
+    import sqlite3
+
+    try:
+        with path.open("rb") as f:
+            if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                return None  # not SQLite: the caller says what it expected
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            found = [row[0] for row in db.execute("PRAGMA quick_check")]
+    except OSError:
+        return None  # unreadable or absent: opening it says so
+    except sqlite3.Error as e:
+        return str(e)
+    return None if found == ["ok"] else "; ".join(str(f) for f in found[:3])
+
+
+def check_intact(path: Path, culprit: str) -> None:
+    damage = sqlite_damage(path)
+    if damage is not None:
+        raise UserError(f"{culprit}: the study database {path} is damaged (SQLite: {damage}), as a file cut short by "
+                        "a full disk or an interrupted copy is: copy it again from where the sweep ran, or restore "
+                        f"a backup (`sqlite3 {path} .recover` may save its trials)")
