@@ -159,7 +159,9 @@ def _finish(t: Trainer) -> dict[str, Any]:
         # checkpoints included): the time-to-accuracy figure.
         "time/train_to_test_s": time.perf_counter() - t.fit_started,
     })
-    verdict = diagnose(s.history, t.data.spec.task, t.data.spec.num_classes, target_variance(t.data), s.status)
+    steps = cfg.trainer.max_steps_per_epoch
+    verdict = diagnose(s.history, t.data.spec.task, t.data.spec.num_classes, target_variance(t.data), s.status,
+                       cut_short=f"trainer.max_steps_per_epoch={steps}" if steps else None)
     log.info("%s", verdict.line())
     result["diagnosis"] = verdict.as_dict()
     result["history"] = s.history
