@@ -104,6 +104,16 @@ def test_list_shows_every_component(tmp_path):
     assert "lenet" in only_models and "fashionmnist" not in only_models
 
 
+def test_list_off_a_terminal_cuts_no_value_whatever_the_columns(tmp_path):
+    from trainctl.config.compose import option_description
+
+    proc = run_cli(["list", "model"], tmp_path, COLUMNS="60")
+    assert proc.returncode == 0, proc.stderr
+    [cnn] = [line for line in proc.stdout.splitlines() if line.startswith("│ cnn ")]
+    assert option_description("model", "cnn") in cnn  # one line, whole, however long
+    assert "channels=[16, 32]" in cnn
+
+
 def test_list_of_one_option_shows_each_key_with_its_help(tmp_path):
     proc = run_cli(["list", "model", "cnn"], tmp_path)
     assert proc.returncode == 0, proc.stderr

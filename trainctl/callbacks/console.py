@@ -83,7 +83,9 @@ class ConsoleLogger(Callback):
                             rate=f"{step.samples_per_s:,.0f}")
 
     def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None:
-        if self.task is not None:
+        if self.task is not None:  # the bar reaches its end (steps are seen at log points only), then goes
+            self.bar.update(self.task, completed=trainer.batches)
+            self.bar.refresh()
             self.bar.remove_task(self.task)
             self.task = None
         m = end.metrics

@@ -40,7 +40,7 @@ def run_sweep_report(args: list[str]) -> int:
         print(USAGE)
         return 0
     target, options = _parse(args)
-    from rich.console import Console
+    from trainctl.terminal import make_console
     from rich.markup import escape
 
     from trainctl.sweep.find_study import find_study
@@ -54,5 +54,5 @@ def run_sweep_report(args: list[str]) -> int:
         raise UserError(f"out={out}: cannot write the report there ({e.strerror or e}): give a writable "
                         "directory") from None
     print_importances(sections)
-    Console(emoji=False).print(f"report: {escape(str(page))} (plots beside it: report_*.png)", soft_wrap=True)
+    make_console().print(f"report: {escape(str(page))} (plots beside it: report_*.png)", soft_wrap=True)
     return 0

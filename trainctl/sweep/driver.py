@@ -285,10 +285,10 @@ class SweepDriver:
                             f"error is in its run directory's train.log and in {self.sweep_dir / 'trials.csv'}.")
 
     def _dry_run(self, space: SearchSpace, directions: list[str]) -> list[Any]:
-        from rich.console import Console
+        from trainctl.terminal import make_console
         from rich.markup import escape
 
-        console = Console(emoji=False)
+        console = make_console()
         sampler, pruner = (escape(setting_line(self.s[k])) for k in ("sampler", "pruner"))
         console.print(f"[bold]dry run[/] of study {escape(self.study_name)}: {self.n_trials} trials, sampler "
                       f"{sampler}, pruner {pruner}, directions {directions}, in {self.sweep_dir}")
