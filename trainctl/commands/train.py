@@ -97,6 +97,9 @@ class Preflight(Callback):
         if notice:
             logging.getLogger("trainctl").warning(notice)
         self._check(config, multirun=True)
+        from trainctl.config.job_names import remember_varied
+
+        remember_varied(config.hydra.overrides.task)  # what each job's directory name shows
         _sweep_dir = Path(config.hydra.sweep.dir)  # the same value Hydra uses: the run-name token is cached
 
 

@@ -234,7 +234,8 @@ class SweepDriver:
     def _overrides(self, trial: optuna.trial.Trial, gpu: int | None) -> list[str]:
         lent = overrides_for(gpu) if gpu is not None else []
         return [*self.space.fixed, *trial_overrides(trial.params, self.space.verbatim), *lent,
-                f"hydra.sweep.dir={format_value(str(self.sweep_dir))}"]
+                f"hydra.sweep.dir={format_value(str(self.sweep_dir))}",
+                "hydra.sweep.subdir=${hydra.job.num}"]  # a trial's directory is its number (run_dir above)
 
     def _run_trial(self, trial: optuna.trial.Trial, gpu: int | None) -> None:
         register_in_process(trial)
