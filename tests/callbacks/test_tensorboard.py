@@ -91,8 +91,8 @@ def test_each_job_of_a_grid_multirun_is_a_row_of_the_hparams_tab(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     [sweep] = run_dirs(tmp_path)
     rows = {job.name: hparams_session(job)[0] for job in sorted(sweep.iterdir()) if job.is_dir()}
-    assert {name: p["optimizer.lr"] for name, p in rows.items()} == {"0": pytest.approx(1e-3),
-                                                                     "1": pytest.approx(1e-2)}
+    assert {name: p["optimizer.lr"] for name, p in rows.items()} == {"0_optimizer.lr=0.001": pytest.approx(1e-3),
+                                                                     "1_optimizer.lr=0.01": pytest.approx(1e-2)}
 
 
 def test_a_log_directory_mixing_a_run_and_a_grid_shows_the_headline_results_first(tmp_path):

@@ -64,14 +64,14 @@ def test_two_job_multirun(tmp_path):
     assert proc.returncode == 0, proc.stderr
     [sweep] = run_dirs(tmp_path)
     assert sweep.name.startswith("sweep_")
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert [j.name for j in jobs] == ["0", "1"]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [j.name for j in jobs] == ["0_optimizer.lr=0.01", "1_optimizer.lr=0.05"]
     lrs = []
     for job in jobs:
         assert_complete_run(job)
         lrs.append(yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["optimizer"]["lr"])
     assert lrs == [0.01, 0.05]
-    assert (sweep / "multirun.yaml").is_file()
+    assert (sweep / "multirun.yaml").is_file() and (sweep / "results.csv").is_file()
 
 
 def test_cfg_job_prints_the_config_and_writes_nothing(tmp_path):
