@@ -54,18 +54,26 @@ RESUME_IN_MULTIRUN = ("resume= continues one run and cannot be part of a multiru
 IDENTITY = ("sampler", "pruner", "direction", "seed", "pruner_startup_trials", "pruner_warmup_epochs")
 
 
-def default_study_name(config: DictConfig, arguments: list[str], settings: dict[str, Any]) -> str:
-    """<model>-<dataset>-<hash>: the same command names the same study, so running it again resumes it.
+def default_study_name(config: DictConfig, arguments: list[str], settings: dict[str, Any],
+                       searched: list[str] = ()) -> str:
+    """<model>-<dataset>-<what it searches>-<hash>, e.g. cnn-fashionmnist-lr,dropout,batch_size-1a2b3c4d (the
+    model left out when the search chooses it): the same command names the same study, so running it again
+    resumes it.
 
     The hash covers the overrides, the search space and the settings that shape the search; n_trials, n_jobs
     and the like stay out, so raising n_trials continues the same study.
     """
+    from trainctl.config.job_names import short_name
+
     choices = config.hydra.runtime.choices
     lines = sorted(arguments) + sorted(f"{k}={v}" for k, v in settings["params"].items())
     lines += [f"{k}={setting_line(settings[k])}" for k in IDENTITY]
     text = "\n".join(lines)
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-    return f"{choices.get('model', 'model')}-{choices.get('dataset', 'data')}-{digest}".replace("/", "_")
+    keys = short_name(",".join(dict.fromkeys(k.rsplit(".", 1)[-1] for k in searched)), limit=48)
+    subject = [] if "model" in searched else [str(choices.get("model", "model"))]
+    parts = [*subject, str(choices.get("dataset", "data")), *([keys] if keys else []), digest]
+    return "-".join(parts).replace("/", "_")
 
 
 class SweepDriver:
@@ -154,7 +162,8 @@ class SweepDriver:
         if self.config.get("resume") or "resume" in space.distributions or space.fixed_values.get("resume"):
             raise UserError(RESUME_IN_MULTIRUN)
         self.names, directions = self._objectives()
-        self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s)
+        self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s,
+                                                                     list(space.distributions))
         self.sweep_dir = Path(self.s["sweep_dir"] or Path("runs") / "optuna" / self.study_name)
         self.n_trials = self.s["n_trials"]
         if self.s["sampler"] == "grid":
