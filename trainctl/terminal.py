@@ -43,10 +43,9 @@ def console_handler() -> logging.Handler:
     return handler
 
 
-def summary_table(metrics: dict[str, Any], run_dir: Path | None = None) -> Table:
-    """The metrics as a two-column table. A path in its title wraps with the table (mid-name, when stdout is a
-    pipe): `print_summary` puts it on a line of its own instead."""
-    title = f"trainctl run: {run_dir}" if run_dir is not None else "trainctl run"
+def summary_table(metrics: dict[str, Any], title: str = "trainctl run") -> Table:
+    """The metrics as a two-column table. A path goes on a line of its own (`print_summary`), never in the table:
+    a table wraps it mid-name when the screen is narrow."""
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -60,8 +59,18 @@ def summary_table(metrics: dict[str, Any], run_dir: Path | None = None) -> Table
     return table
 
 
-def print_summary(metrics: dict[str, Any], run_dir: Path, label: str = "run") -> None:
+def per_class_table(accuracies: dict[str, float], title: str) -> Table:
+    """Each class's accuracy, one row per class."""
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("class")
+    table.add_column("accuracy", justify="right")
+    for name, value in accuracies.items():
+        table.add_row(str(name), f"{value:.4f}")
+    return table
+
+
+def print_summary(metrics: dict[str, Any], run_dir: Path, label: str = "run", title: str = "trainctl run") -> None:
     """The summary table, then `label: <path>` on one line, never wrapped or cropped whatever the width, so
     the path can be copied whole (into `resume=`, `ckpt=`, `tensorboard --logdir`)."""
-    console.print(summary_table(metrics))
+    console.print(summary_table(metrics, title))
     console.print(f"{label}: {run_dir}", soft_wrap=True, markup=False, highlight=False)

@@ -77,6 +77,7 @@ def test_two_job_multirun(tmp_path):
 def test_cfg_job_prints_the_config_and_writes_nothing(tmp_path):
     proc = run_cli(["train", "--cfg", "job", "model=lenet", "optimizer=sgd", "optimizer.lr=0.05"], tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert "objective: val/acc" in proc.stdout and "${" not in proc.stdout  # values, not interpolations
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["model"]["name"] == "lenet" and cfg["optimizer"] == {
         "name": "sgd", "no_decay_bias_norm": False, "lr": 0.05, "momentum": 0.9, "nesterov": False,

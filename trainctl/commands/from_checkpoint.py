@@ -43,6 +43,9 @@ def parse_options(args: list[str], options: tuple[str, ...], usage: str) -> tupl
             raise UserError(f"{key}= is empty: give a value. {usage}")
     if found.get("trust_targets", "false") not in ("true", "false"):
         raise UserError(f"trust_targets={found['trust_targets']} is not a boolean: use true or false")
+    if not Path(found["ckpt"]).expanduser().exists():  # said now, before seconds of importing torch
+        raise UserError(f"ckpt={found['ckpt']}: no such file or directory. Give a run directory (runs/<run>: "
+                        "its checkpoints/best.pt) or a .pt file from its checkpoints/ folder.")
     return found, config_overrides
 
 

@@ -76,6 +76,16 @@ def default_study_name(config: DictConfig, arguments: list[str], settings: dict[
     return "-".join(parts).replace("/", "_")
 
 
+def _outcome_text(ret: Any, reason: str | None, values: Any) -> str:
+    """What follows a trial's state in the log: its error, its objective value(s), or why it was pruned."""
+    if reason:
+        return f": {reason}"
+    if values is not None:
+        return f" {values}"
+    pruned = getattr(ret, "_return_value", None)
+    return f" ({pruned})" if isinstance(pruned, optuna.TrialPruned) and str(pruned) else ""
+
+
 class SweepDriver:
     def __init__(self, settings: dict[str, Any], config: DictConfig, launcher: Any) -> None:
         self.s = {k: _plain(v) for k, v in settings.items()}
@@ -268,14 +278,14 @@ class SweepDriver:
             if gpu is not None:
                 self.gpus.release(gpu)
             where = f" on cuda:{gpu}" if gpu is not None else ""
-            log.info("trial %d%s %s%s", trial.number, where, state.name, f": {reason}" if reason else f" {values}")
+            log.info("trial %d%s %s%s", trial.number, where, state.name, _outcome_text(ret, reason, values))
             self._check_failures()
 
     def _outcome(self, ret: Any, error: BaseException | None) -> tuple[TrialState, Any, str | None]:
         if ret is None:
             return TrialState.FAIL, None, f"{type(error).__name__}: {error}"
         if ret.status != JobStatus.COMPLETED:
-            if isinstance(ret._return_value, optuna.TrialPruned):
+            if isinstance(ret._return_value, optuna.TrialPruned):  # "pruned after epoch N": said, not an error
                 return TrialState.PRUNED, None, None
             err = ret._return_value
             return TrialState.FAIL, None, f"{type(err).__name__}: {err}"
