@@ -22,10 +22,11 @@ OPTIONS = ("ckpt", "split", "out", "device", "trust_targets")
 
 
 def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
-    from trainctl.commands.from_checkpoint import check_choice, parse_options
+    from trainctl.commands.from_checkpoint import check_choice, check_exists, parse_options
 
     options, config_overrides = parse_options(args, OPTIONS, USAGE)
     check_choice(options, "split", SPLITS)
+    check_exists(options["ckpt"])
     return options, config_overrides
 
 

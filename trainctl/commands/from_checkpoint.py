@@ -43,10 +43,14 @@ def parse_options(args: list[str], options: tuple[str, ...], usage: str) -> tupl
             raise UserError(f"{key}= is empty: give a value. {usage}")
     if found.get("trust_targets", "false") not in ("true", "false"):
         raise UserError(f"trust_targets={found['trust_targets']} is not a boolean: use true or false")
-    if not Path(found["ckpt"]).expanduser().exists():  # said now, before seconds of importing torch
-        raise UserError(f"ckpt={found['ckpt']}: no such file or directory. Give a run directory (runs/<run>: "
-                        "its checkpoints/best.pt) or a .pt file from its checkpoints/ folder.")
     return found, config_overrides
+
+
+def check_exists(ckpt: str) -> None:
+    """A `ckpt=` that names nothing is said at once, before the seconds it takes to import torch."""
+    if not Path(ckpt).expanduser().exists():
+        raise UserError(f"ckpt={ckpt}: no such file or directory. Give a run directory (runs/<run>: its "
+                        "checkpoints/best.pt) or a .pt file from its checkpoints/ folder.")
 
 
 def check_choice(options: dict[str, str], key: str, choices: tuple[str, ...]) -> str:
