@@ -8,7 +8,6 @@ or many, stop at exactly `n_trials`. On a machine with GPUs each running trial i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
@@ -35,6 +34,7 @@ from trainctl.sweep.space_check import check_space
 from trainctl.sweep.storage import check_storage, storage_files, storage_spec
 from trainctl.sweep.storage_lock import LOCK_FILE, lock_path, make_study_lock
 from trainctl.sweep.study import fail_stale_trials, make_sweep_dir, name_metrics, open_study, owner, removed_on_error
+from trainctl.sweep.study_name import default_study_name
 from trainctl.sweep.trial_link import (ENV_STORAGE, ENV_STUDY, ENV_TRIAL_NUMBER, forget_in_process,
                                        register_in_process)
 from trainctl.metrics import direction as metric_direction
@@ -51,31 +51,6 @@ def _plain(value: Any) -> Any:
 RESUME_IN_MULTIRUN = ("resume= continues one run and cannot be part of a multirun (-m): resume each run with its "
                       "own `trainctl train resume=<run dir>`; an optuna sweep continues when the same command "
                       "runs again")
-IDENTITY = ("sampler", "pruner", "direction", "seed", "pruner_startup_trials", "pruner_warmup_epochs")
-
-
-def default_study_name(config: DictConfig, arguments: list[str], settings: dict[str, Any],
-                       searched: list[str] = ()) -> str:
-    """<model>-<dataset>-<what it searches>-<hash>, e.g. cnn-fashionmnist-lr,dropout,batch_size-1a2b3c4d (the
-    model left out when the search chooses it): the same command names the same study, so running it again
-    resumes it.
-
-    The hash covers the overrides, the search space and the settings that shape the search; n_trials, n_jobs
-    and the like stay out, so raising n_trials continues the same study.
-    """
-    from trainctl.config.job_names import short_name
-
-    choices = config.hydra.runtime.choices
-    lines = sorted(arguments) + sorted(f"{k}={v}" for k, v in settings["params"].items())
-    lines += [f"{k}={setting_line(settings[k])}" for k in IDENTITY]
-    text = "\n".join(lines)
-    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-    keys = short_name(",".join(dict.fromkeys(k.rsplit(".", 1)[-1] for k in searched)), limit=48)
-    subject = [] if "model" in searched else [str(choices.get("model", "model"))]
-    parts = [*subject, str(choices.get("dataset", "data")), *([keys] if keys else []), digest]
-    return "-".join(parts).replace("/", "_")
-
-
 def _outcome_text(ret: Any, reason: str | None, values: Any) -> str:
     """What follows a trial's state in the log: its error, its objective value(s), or why it was pruned."""
     if reason:
