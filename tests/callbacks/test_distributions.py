@@ -97,7 +97,7 @@ def test_gradient_norm_per_epoch_and_per_log_point(insight_run):
     run, _ = insight_run
     per_epoch = events(run).Scalars(NORM_TAG)
     assert [s.step for s in per_epoch] == list(range(1, EPOCHS + 1))
-    per_log = events(run / "steps").Scalars(STEP_NORM_TAG)
+    per_log = events(run).Scalars(STEP_NORM_TAG)
     assert [s.step for s in per_log] == [2, 5]  # batches 2 of 3 per epoch: optimizer steps 2 and 3 + 2
     assert all(torch.isfinite(torch.tensor(s.value)) and s.value > 0 for s in [*per_epoch, *per_log])
 
@@ -127,7 +127,7 @@ def test_with_the_defaults_none_of_it_is_written(default_run):
     tags = accumulator.Tags()
     assert tags["histograms"] == [] and not tags["graph"]
     assert NORM_TAG not in tags["scalars"] and "train/loss" in tags["scalars"]
-    assert STEP_NORM_TAG not in events(default_run / "steps").Tags()["scalars"]
+    assert STEP_NORM_TAG not in tags["scalars"]
     assert not (default_run / DIR).exists()
 
 

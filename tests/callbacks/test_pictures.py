@@ -48,7 +48,7 @@ def fashion_run(tmp_path_factory, fake_fashion):
 
 def test_the_validation_grid_is_drawn_each_epoch_from_the_stored_pixels(fashion_run, fake_fashion):
     run, acc, _ = fashion_run
-    grids = acc.Images("images/val_predictions")
+    grids = acc.Images("visuals/val_predictions")
     assert [e.step for e in grids] == [1, 2]
     cell = 4 * 28  # 28-pixel images scaled 4x so their labels fit under them
     assert (grids[0].width, grids[0].height) == (PER_ROW * (cell + PADDING) + PADDING,
@@ -65,21 +65,21 @@ def test_the_validation_grid_is_drawn_each_epoch_from_the_stored_pixels(fashion_
 
 def test_labels_are_green_when_right_and_red_when_wrong(fashion_run):
     _, acc, _ = fashion_run
-    shown = picture(acc.Images("images/val_predictions")[-1]).astype(int)
+    shown = picture(acc.Images("visuals/val_predictions")[-1]).astype(int)
     r, g = shown[..., 0], shown[..., 1]
     green = ((g > 180) & (r < 120)).sum()
     red = ((r > 200) & (g < 120)).sum()
     assert green + red > 200  # the predicted labels are written in colour
-    worst = picture(acc.Images("images/test_most_wrong")[0]).astype(int)
+    worst = picture(acc.Images("visuals/test_most_wrong")[0]).astype(int)
     assert worst.shape[:2] == shown.shape[:2]  # num_images=12 as well
 
 
 def test_the_most_wrong_test_images_and_the_confusion_matrix_come_at_the_best_epoch(fashion_run):
     _, acc, metrics = fashion_run
-    for tag in ("images/test_most_wrong", "figures/confusion_matrix"):
+    for tag in ("visuals/test_most_wrong", "visuals/confusion_matrix"):
         [event] = acc.Images(tag)
         assert event.step == metrics["best_epoch"]
-    [matrix] = acc.Images("figures/confusion_matrix")
+    [matrix] = acc.Images("visuals/confusion_matrix")
     assert matrix.width > 400 and matrix.height > 400
 
 
@@ -155,8 +155,8 @@ def test_a_regression_run_gets_its_predictions_figure_and_no_image_grids(tmp_pat
     assert proc.returncode == 0, proc.stderr
     [run] = run_dirs(tmp_path)
     acc = events(run)
-    assert acc.Tags()["images"] == ["figures/predictions"]
-    [figure] = acc.Images("figures/predictions")
+    assert acc.Tags()["images"] == ["visuals/predictions"]
+    [figure] = acc.Images("visuals/predictions")
     assert figure.step == 1 and figure.height > 400
     assert not [t for t in acc.Tags()["tensors"] if t.startswith("pr_curve/")]
     assert "WARNING" not in (run / "train.log").read_text()

@@ -64,19 +64,20 @@ def test_two_job_multirun(tmp_path):
     assert proc.returncode == 0, proc.stderr
     [sweep] = run_dirs(tmp_path)
     assert sweep.name.startswith("sweep_")
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert [j.name for j in jobs] == ["0", "1"]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [j.name for j in jobs] == ["0_optimizer.lr=0.01", "1_optimizer.lr=0.05"]
     lrs = []
     for job in jobs:
         assert_complete_run(job)
         lrs.append(yaml.safe_load((job / ".hydra" / "config.yaml").read_text())["optimizer"]["lr"])
     assert lrs == [0.01, 0.05]
-    assert (sweep / "multirun.yaml").is_file()
+    assert (sweep / "multirun.yaml").is_file() and (sweep / "results.csv").is_file()
 
 
 def test_cfg_job_prints_the_config_and_writes_nothing(tmp_path):
     proc = run_cli(["train", "--cfg", "job", "model=lenet", "optimizer=sgd", "optimizer.lr=0.05"], tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert "objective: val/acc" in proc.stdout and "${" not in proc.stdout  # values, not interpolations
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["model"]["name"] == "lenet" and cfg["optimizer"] == {
         "name": "sgd", "no_decay_bias_norm": False, "lr": 0.05, "momentum": 0.9, "nesterov": False,
@@ -102,6 +103,16 @@ def test_list_shows_every_component(tmp_path):
     assert "hidden=[512, 512]" in proc.stdout  # main parameters come from the option's YAML
     only_models = run_cli(["list", "model"], tmp_path).stdout
     assert "lenet" in only_models and "fashionmnist" not in only_models
+
+
+def test_list_off_a_terminal_cuts_no_value_whatever_the_columns(tmp_path):
+    from trainctl.config.compose import option_description
+
+    proc = run_cli(["list", "model"], tmp_path, COLUMNS="60")
+    assert proc.returncode == 0, proc.stderr
+    [cnn] = [line for line in proc.stdout.splitlines() if line.startswith("│ cnn ")]
+    assert option_description("model", "cnn") in cnn  # one line, whole, however long
+    assert "channels=[16, 32]" in cnn
 
 
 def test_list_of_one_option_shows_each_key_with_its_help(tmp_path):

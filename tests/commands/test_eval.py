@@ -28,6 +28,12 @@ def test_eval_on_val_reproduces_the_best_epochs_validation(trained):
     metrics = json.loads((run / "metrics.json").read_text())
     # The EMA weights, the same split and the same step settings: the very numbers validation logged.
     assert evaluated["val/loss"] == metrics["val/loss"] and evaluated["val/acc"] == metrics["val/acc"]
+    lines = proc.stdout.splitlines()
+    assert any(line.strip() == "eval: val split" for line in lines)  # a title that says what was evaluated
+    assert f"checkpoint: {run / 'checkpoints' / 'best.pt'}" in lines  # the path whole, on its own line
+    assert "val accuracy per class" in proc.stdout
+    for name, acc in evaluated["val/acc_per_class"].items():
+        assert any(line.startswith(f"│ {name} ") and f"{acc:.4f}" in line for line in lines), name
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -48,3 +54,9 @@ def test_eval_rejects_bad_overrides_naming_the_key(trained, override, message):
 def test_eval_without_arguments_is_a_usage_error(tmp_path):
     proc = run_cli(["eval"], tmp_path)
     assert proc.returncode == 2 and "which checkpoint?" in proc.stderr
+
+
+def test_a_missing_checkpoint_says_what_a_run_directory_means(tmp_path):
+    proc = run_cli(["eval", "ckpt=runs/nope"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "ckpt=runs/nope: no such file or directory" in proc.stderr and "checkpoints/best.pt" in proc.stderr

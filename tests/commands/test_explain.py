@@ -57,7 +57,7 @@ def tensorboard_images(run: Path) -> dict[str, list]:
 
     events = EventAccumulator(str(run), size_guidance={"images": 0})
     events.Reload()
-    return {tag: events.Images(tag) for tag in events.Tags()["images"] if tag.startswith("explain/")}
+    return {tag: events.Images(tag) for tag in events.Tags()["images"] if tag.startswith("visuals/explain_")}
 
 
 def files(run: Path) -> set[Path]:
@@ -72,7 +72,7 @@ def test_gradcam_is_the_cnns_default_and_draws_a_png_and_a_tensorboard_image(cnn
     width, height = png_size(png)
     inches = heatmap_inches(5)  # 2 rows of 4 samples, each drawn as image + overlay
     assert (width, height) == (round(inches[0] * DPI), round(inches[1] * DPI)) == (1200, 460)
-    [image] = tensorboard_images(cnn_run)["explain/gradcam"]
+    [image] = tensorboard_images(cnn_run)["visuals/explain_gradcam"]
     assert (image.width, image.height, image.step) == (width, height, 1)  # at the checkpoint's epoch
     assert not list((cnn_run / "explain").glob(".*tmp*"))
 
@@ -81,7 +81,7 @@ def test_saliency_is_the_mlps_default(mlp_run):
     proc = run_cli(["explain", f"ckpt={mlp_run / 'checkpoints' / 'last.pt'}", "n=3", "split=val"], mlp_run)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert png_size(mlp_run / "explain" / "saliency_val.png") == (900, 260)  # one row of 3 samples
-    assert "explain/saliency" in tensorboard_images(mlp_run)
+    assert "visuals/explain_saliency" in tensorboard_images(mlp_run)
 
 
 @pytest.mark.parametrize(("args", "png", "size", "said"), [
@@ -92,7 +92,7 @@ def test_saliency_is_the_mlps_default(mlp_run):
 def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
     assert main(["explain", f"ckpt={cnn_run}", *args]) == 0
     assert png_size(cnn_run / "explain" / png) == size
-    assert f"explain/{args[0].removeprefix('method=')}" in tensorboard_images(cnn_run)
+    assert f"visuals/explain_{args[0].removeprefix('method=')}" in tensorboard_images(cnn_run)
     out = " ".join(capsys.readouterr().out.split())
     assert f"{said}: written to {cnn_run / 'explain' / png}" in out
 

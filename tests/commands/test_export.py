@@ -97,6 +97,18 @@ def test_pt2_without_preprocessing_takes_the_normalised_tensor(cnn):
         assert torch.allclose(program(normalised), expected_logits(cnn, images[:7]), atol=1e-5)
 
 
+def test_pt2_keeps_only_its_example_batch_not_the_whole_test_split(cnn, tmp_path):
+    import zipfile
+
+    cwd, run, _, images = cnn
+    out = tmp_path / "model.pt2"
+    proc = run_cli(["export", f"ckpt={run}", "format=pt2", f"out={out}"], cwd)
+    assert proc.returncode == 0, proc.stderr
+    sizes = {i.filename.split("/", 1)[-1]: i.file_size for i in zipfile.ZipFile(out).infolist()}
+    [inputs] = [size for name, size in sizes.items() if name.startswith("data/sample_inputs/")]
+    assert 64 * 28 * 28 <= inputs < images.shape[0] * 28 * 28  # 64 uint8 images, not all 100 of the split
+
+
 def test_safetensors_with_the_json_that_rebuilds_the_model(cnn, tmp_path):
     from trainctl.deploy.weights import load_model
 

@@ -32,6 +32,7 @@ LIGHT = [
     (["train", "model=cnnn"], 2),  # unknown option
     (["train", "dataset.root=/nowhere", "dataset.system_dirs=[]"], 2),  # data files missing
     (["eval"], 2),  # usage error
+    (["eval", "ckpt=runs/nope"], 2),  # no such checkpoint: said before torch loads
     (["sweep-report", "nowhere"], 2),  # Optuna and matplotlib only, even to draw
 ]
 

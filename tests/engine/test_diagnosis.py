@@ -80,18 +80,18 @@ def test_train_accuracy_far_above_val_accuracy_is_overfitting_not_poor_fit():
     assert close.verdict == "ok"  # a gap of 0.07 only, and val/loss falling by less than 1% an epoch
 
 
-def test_a_val_loss_still_falling_at_the_end_is_underfitting_with_more_epochs_suggested():
+def test_a_val_loss_still_falling_at_the_end_is_still_improving_not_underfitting():
     val = [0.9, 0.7, 0.6, 0.55, 0.50]
     train = [1.0, 0.75, 0.62, 0.56, 0.51]
     d = diagnose(history(train, val), "classification", 10)
-    assert d.verdict == "underfitting"
+    assert d.verdict == "still_improving"
     assert d.reason.startswith("val/loss was still falling when training stopped: 0.6 at epoch 3 → 0.5 at epoch 5")
     assert d.suggestions[0].startswith("more epochs (trainer.epochs=10")
 
 
-def test_one_epoch_is_underfitting_too_few_to_judge():
+def test_one_epoch_is_unknown_too_few_to_judge():
     d = diagnose(history([0.5], [0.4]), "classification", 10)
-    assert d.verdict == "underfitting"
+    assert d.verdict == "unknown"
     assert "one epoch is too few to judge" in d.reason and "val/loss 0.4" in d.reason
     assert d.best_val_loss_epoch == 1 and d.epochs == 1
 
@@ -128,13 +128,42 @@ def test_non_finite_losses_are_left_out_and_said():
 
 def test_no_val_loss_judges_the_training_curve_and_no_loss_at_all_is_unknown():
     d = diagnose(history([1.0, 0.8, 0.6, 0.45]), "classification", 10)
-    assert d.verdict == "underfitting" and d.reason.startswith("train/loss was still falling")
+    assert d.verdict == "still_improving" and d.reason.startswith("train/loss was still falling")
     assert d.best_val_loss_epoch is None
     flat = diagnose(history([1.0, 0.5, 0.5, 0.5]), "classification", 10)
     assert flat.verdict == "ok" and "no validation loss to compare with" in flat.reason
     none = diagnose(history([math.nan, math.nan], [math.nan, math.nan]), "classification", 10)
     assert none.verdict == "unknown" and "nothing to judge" in none.reason
     assert diagnose([], "classification", 10).verdict == "unknown"
+
+
+def test_a_loss_that_reaches_zero_is_judged_without_dividing_by_it():
+    d = diagnose(history([0.3, 0.01, 0.0, 0.0], [0.2, 0.0, 0.0, 0.0], val_acc=[0.9, 0.95, 0.96, 0.97]),
+                 "classification", 10)
+    assert d.verdict == "ok" and d.best_val_loss == 0.0
+    falling = diagnose(history([0.3, 0.2, 0.1], [0.0, -0.5, -1.0]), "classification", 10)  # a loss below 0
+    assert falling.verdict == "still_improving" and "% in 2 epoch(s)" not in falling.reason
+
+
+@pytest.mark.parametrize("train_acc, val_acc, said", [
+    ([0.9, 0.99, 1.0], [0.9, 0.95, 0.97], "train/acc is 1"),
+    ([0.9, 0.95, 0.97], [0.95, 1.0, 1.0], "val/acc is 1"),
+    ([0.9, 1.0, 1.0], [0.95, 1.0, 1.0], "val/acc is 1 and train/acc is 1"),
+])
+def test_an_accuracy_at_its_ceiling_is_not_underfitting_and_says_why_it_cannot_judge(train_acc, val_acc, said):
+    d = diagnose(history([0.5, 0.2, 0.1], [0.4, 0.2, 0.1], train_acc, val_acc), "classification", 10)
+    assert d.verdict == "unknown" and d.suggestions == []
+    assert d.reason.startswith(f"{said} (every sample right): the curves cannot tell")
+
+
+def test_a_pruned_trial_or_a_cut_short_run_gets_a_reason_and_no_advice():
+    falling = history([1.0, 0.75, 0.62], [0.9, 0.7, 0.6])
+    pruned = diagnose(falling, "classification", 10, status="pruned")
+    assert pruned.verdict == "unknown" and pruned.suggestions == [] and "pruned this trial" in pruned.reason
+    dev = diagnose(falling[:1], "classification", 10, cut_short="trainer.max_steps_per_epoch=1")
+    assert dev.verdict == "unknown" and dev.suggestions == []
+    assert dev.line() == ("verdict: unknown — every epoch was cut short (trainer.max_steps_per_epoch=1): a check "
+                          "that the run works end to end, not training to judge")
 
 
 def test_regression_is_judged_by_r2_from_the_target_variance():
@@ -201,7 +230,20 @@ def one_epoch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dirs(cwd)[0]
 
 
-def test_a_one_epoch_run_is_underfitting(one_epoch_run):
+def test_a_one_epoch_run_is_not_judged(one_epoch_run):
     metrics, log = metrics_and_log(one_epoch_run)
-    assert metrics["diagnosis"]["verdict"] == "underfitting"
-    assert "verdict: underfitting — one epoch is too few to judge" in log
+    assert metrics["diagnosis"]["verdict"] == "unknown"
+    assert "verdict: unknown — one epoch is too few to judge" in log
+
+
+def test_a_run_whose_val_loss_reaches_zero_finishes_and_so_does_its_resume(tmp_path):
+    # A large learning rate on well-separated blobs: val/loss is exactly 0.0 in float32 from epoch 1 on.
+    proc = run_cli(["train", "experiment=smoke", "optimizer.lr=0.1", "model.hidden=[256]"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = run_dirs(tmp_path)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0.0 in [row["val/loss"] for row in metrics["history"]]
+    assert metrics["diagnosis"]["verdict"] == "unknown" and "val/acc is 1" in metrics["diagnosis"]["reason"]
+    resumed = run_cli(["train", f"resume={run}", "trainer.epochs=3"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3

@@ -85,7 +85,7 @@ def test_tensorboard_has_per_epoch_scalars_and_the_config(tmp_path):
     events = EventAccumulator(str(tmp_path / "run"), size_guidance={"tensors": 0, "scalars": 0})
     events.Reload()
     scalars = events.Tags()["scalars"]
-    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "lr", "throughput/train_images_per_s"):
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "train/lr", "throughput/train_images_per_s"):
         assert tag in scalars, tag
         assert [e.step for e in events.Scalars(tag)] == [1, 2, 3]
     assert "test/acc" in scalars

@@ -101,6 +101,24 @@ def test_the_recorded_storage_and_study_are_used(tmp_path):
     assert find_study(str(tmp_path), "first")[0].study_name == "first"
 
 
+def test_a_copied_sweep_directory_reports_on_its_own_study_not_the_original(tmp_path):
+    import shutil
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    make_study(original, "s", n_trials=3)
+    (original / "optimization_results.yaml").write_text(yaml.safe_dump(
+        {"study_name": "s", "storage": f"sqlite:///{original / 'optuna.db'}", "objectives": ["val/acc"]}))
+    shutil.copytree(original, copy)
+    make_study(original, "s", n_trials=2)  # the original goes on: 5 trials there, 3 in the copy
+    study, out_dir, names = find_study(str(copy))
+    assert (len(study.trials), out_dir, names) == (3, copy, ["val/acc"])
+    (copy / "optuna.db").unlink()  # a copy without its database: refused, not read from the original
+    with pytest.raises(UserError, match=r"copy holds no optuna.db or optuna.journal, and its "
+                                        r"optimization_results.yaml names the storage of another sweep directory"):
+        find_study(str(copy))
+
+
 @pytest.mark.parametrize("setup, target, study, message", [
     (None, "missing", None, "missing: no such directory or file"),
     ("empty", ".", None, "is not a sweep directory: it holds none of optimization_results.yaml"),

@@ -109,3 +109,6 @@ def test_the_blobs_mlp_preset_teaches(tmp_path):
     assert any(t.state.name == "PRUNED" for t in trials)
     with open(tmp_path / "runs" / "optuna" / "b" / "trials.csv") as f:
         assert sum(r["state"] == "PRUNED" for r in csv.DictReader(f)) >= 1
+    output = proc.stdout + proc.stderr
+    assert "PRUNED None" not in output and "PRUNED (pruned after epoch" in output
+    assert "test  (best epoch" not in output and "pruned after epoch" in output

@@ -52,7 +52,7 @@ def test_each_trial_is_one_run_with_one_event_directory(sweeps):
     events.Reload()
     [written] = events.Tensors("custom_scalars__config__")
     layout = layout_pb2.Layout.FromString(written.tensor_proto.string_val[0])
-    assert [c.title for c in layout.category] == ["train vs val"]  # no empty per-step charts
+    assert [c.title for c in layout.category] == ["train vs val", "per step"]
 
 
 def test_each_trials_status_matches_its_optuna_state(sweeps):

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +196,11 @@ def test_dry_run_prints_the_space_and_trains_nothing(tmp_path):
     assert "optimizer.lr: float log [0.001, 0.1]" in proc.stdout
     assert proc.stdout.count("trial ") == 3 and "model.hidden=[" in proc.stdout
     assert not (tmp_path / "runs").exists()
+    # The default study name says what is searched: the model, the dataset, the searched keys, a hash.
+    assert re.search(r"dry run of study mlp-blobs-lr,hidden-[0-9a-f]{8}:", proc.stdout), proc.stdout
+    models = sweep(tmp_path, "optimizer.lr=tag(log,interval(1e-3,1e-1))", "model=choice(mlp,cnn)",
+                   "hydra.sweeper.dry_run=true", "hydra.sweeper.n_trials=1")
+    assert re.search(r"dry run of study blobs-lr,model-[0-9a-f]{8}:", models.stdout), models.stdout
 
 
 @pytest.mark.parametrize(("objective", "directions"), [

@@ -30,10 +30,19 @@ class ModelCheckpoint(Callback):
 
     def on_validation_end(self, trainer: Trainer, end: EpochEnd) -> None:
         s = trainer.state
-        end.is_best = improved(end.metrics[self.monitor], s.best_value, self.mode)
+        end.is_best = improved(end.metrics[self.monitor], s.best_value, self.mode) or self._breaks_tie(trainer, end)
         if end.is_best:
             s.best_value, s.best_epoch = end.metrics[self.monitor], end.epoch
         _save(trainer, "last", *(("best",) if end.is_best else ()))
+
+    def _breaks_tie(self, trainer: Trainer, end: EpochEnd) -> bool:
+        """A tie on the monitored metric (accuracy on a small validation set often repeats) goes to the epoch
+        with the lower val/loss, the secondary metric: otherwise best.pt would keep the worse model."""
+        s, tie_breaker = trainer.state, "val/loss"
+        if self.monitor == tie_breaker or end.metrics[self.monitor] != s.best_value or not s.best_epoch:
+            return False
+        new, old = end.metrics.get(tie_breaker), s.history[s.best_epoch - 1].get(tie_breaker)
+        return new is not None and old is not None and new < old
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:
         # A signal stopped the run: the engine recorded its position (a mid-epoch step or an epoch's end that

@@ -83,7 +83,9 @@ class ConsoleLogger(Callback):
                             rate=f"{step.samples_per_s:,.0f}")
 
     def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None:
-        if self.task is not None:
+        if self.task is not None:  # the bar reaches its end (steps are seen at log points only), then goes
+            self.bar.update(self.task, completed=trainer.batches)
+            self.bar.refresh()
             self.bar.remove_task(self.task)
             self.task = None
         m = end.metrics
@@ -99,7 +101,12 @@ class ConsoleLogger(Callback):
         n_test, evaluated = len(trainer.data.test), result.get("test/samples")
         partial = (f" on {evaluated} of {n_test} samples (trainer.max_eval_batches="
                    f"{trainer.cfg.trainer.max_eval_batches})" if evaluated is not None and evaluated < n_test else "")
-        log.info("test %s%s (best epoch %d); outputs in %s", shown, partial, result["best_epoch"], trainer.run_dir)
+        if not test:  # a pruned sweep trial has no test pass
+            log.info("%s after epoch %d (best epoch %d); outputs in %s", result.get("status", "stopped"),
+                     result["epochs"], result["best_epoch"], trainer.run_dir)
+        else:
+            log.info("test %s%s (best epoch %d); outputs in %s", shown, partial, result["best_epoch"],
+                     trainer.run_dir)
         self._close()
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:

@@ -1,8 +1,8 @@
 """Weight and gradient distributions and the gradient norm in TensorBoard (`tensorboard.histograms=true`).
 
 Tags: `weights/<name>` and `gradients/<name>` once per epoch (HISTOGRAMS and DISTRIBUTIONS tabs), the global
-gradient norm `train/grad_norm` per epoch (the mean over the epoch's optimizer steps) and `step/grad_norm` at
-each log point (the mean since the previous one, in `<run>/steps`, by optimizer step).
+gradient norm `train/grad_norm` per epoch (the mean over the epoch's optimizer steps) and `train/grad_norm_step`
+at each log point (the mean since the previous one, by optimizer step).
 
 The gradients are those the optimizer applies, caught by an optimizer step pre-hook, because the trainer frees
 them (`zero_grad(set_to_none=True)`) right after the step. So they are: the mean over `trainer.grad_accum_steps`
@@ -33,7 +33,7 @@ from trainctl.engine.step import Trainer
 log = logging.getLogger("trainctl")
 
 NORM_TAG = "train/grad_norm"
-STEP_NORM_TAG = "step/grad_norm"
+STEP_NORM_TAG = "train/grad_norm_step"
 
 
 def _logger(trainer: Trainer) -> TensorBoardLogger | None:
@@ -94,12 +94,12 @@ class Distributions(Callback):
 
     def on_step_end(self, trainer: Trainer, step: StepEnd) -> None:
         logger = _logger(trainer)
-        if self.since_log is None or logger is None or logger.step_writer is None:
+        if self.since_log is None or logger is None or logger.writer is None:
             return
         total, steps = self.since_log.tolist()
         self.since_log.zero_()
         if steps:
-            logger.step_writer.add_scalar(STEP_NORM_TAG, total / steps, step.step)
+            logger.writer.add_scalar(STEP_NORM_TAG, total / steps, step.step)
 
     def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None:
         logger = _logger(trainer)

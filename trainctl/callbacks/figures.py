@@ -71,7 +71,7 @@ def write_classification(writer: Any, predictions: Predictions, names: Sequence[
     probs, targets = predictions.outputs, predictions.targets
     counts = confusion_counts(targets, probs.argmax(1), len(names))
     title = f"test split, best epoch ({step}): {int(counts.sum()):,} samples"
-    add_picture(writer, "figures/confusion_matrix", render(confusion_figure(counts, names, title)), step,
+    add_picture(writer, "visuals/confusion_matrix", render(confusion_figure(counts, names, title)), step,
                 compress_level=6)
     for c, name in enumerate(names):
         writer.add_pr_curve(f"pr_curve/{tag_safe(name)}", targets == c, probs[:, c], step)
@@ -112,5 +112,5 @@ def regression_figure(predictions: Predictions, title: str) -> Any:
 
 def write_regression(writer: Any, predictions: Predictions, step: int) -> None:
     title = f"test split, best epoch ({step}): prediction against target"
-    add_picture(writer, "figures/predictions", render(regression_figure(predictions, title)), step,
+    add_picture(writer, "visuals/predictions", render(regression_figure(predictions, title)), step,
                 compress_level=6)

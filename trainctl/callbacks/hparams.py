@@ -7,6 +7,11 @@ the log directory, so with several studies (or different runs) under one directo
 would appear. Without one, TensorBoard builds the columns from every session (all of them appear), gives each
 text column a discrete filter of the values seen, and takes the metric columns from the runs' own scalar tags
 (`val/acc`, `test/acc`, ...), so "show metrics" draws the run's real curves.
+
+TensorBoard shows the first five metric columns, in the tags' alphabetical order, and hides the rest until
+ticked. So each run also writes its headline results once, at its best epoch, under `best/` (which sorts before
+every curve's tag): the objective, val/loss and the test metrics are the columns a person sees first, and every
+run of a mixed log directory (a run, a grid, a sweep) has them, so the parallel-coordinates view draws its lines.
 """
 
 from __future__ import annotations
@@ -18,14 +23,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 HPARAM_GROUPS = ("model", "dataset", "optimizer", "scheduler", "loss", "device")
+# Recorded by every run with the value it used, overridden or not: the columns that compare any two runs.
+MAIN_KEYS = ("optimizer.lr", "trainer.batch_size", "trainer.epochs", "seed")
+HEADLINE = "best/"  # the prefix of the headline results' tags
 STATUS_KEY = "status"  # the column that says how the run ended, in trainctl's words (metrics.json's "status")
 FAILED = "failed"
 PRUNED = "pruned"
 
 
 def hparams_of(cfg: DictConfig) -> dict[str, Any]:
-    """What tells runs apart in the HParams tab: the chosen option of each config group and every override on
-    the command line (a sweep trial's parameters among them), with the config's own types."""
+    """What tells runs apart in the HParams tab: the chosen option of each config group, the value of each of
+    MAIN_KEYS, and every override on the command line (a grid's or a sweep trial's parameters among them), with
+    the config's own types."""
     chosen: dict[str, Any] = {}
     overrides: list[str] = []
     from hydra.core.hydra_config import HydraConfig
@@ -42,14 +51,27 @@ def hparams_of(cfg: DictConfig) -> dict[str, Any]:
 
         chosen = {g: component_name(cfg[g]) for g in HPARAM_GROUPS if g in cfg}
     params: dict[str, Any] = {k: str(v) for k, v in chosen.items()}
+    for key in MAIN_KEYS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            params[key] = value
     for override in overrides:
         key, _, value = override.partition("=")
         key = key.lstrip("+~")
         if key.startswith("hydra.") or key in params:
             continue
         params[key] = OmegaConf.select(cfg, key, default=value)
-    params.setdefault("seed", int(cfg.seed))
     return params
+
+
+def headline_results(result: dict[str, Any]) -> dict[str, float]:
+    """The scalars HParams shows first (`best/<metric>`): the objective(s) and val/loss at the best epoch, and
+    the test metrics of the best checkpoint."""
+    objective = result.get("objective")
+    names = [objective] if isinstance(objective, str) else list(objective or [])
+    names += ["val/loss", *(k for k in result if k.startswith("test/"))]
+    return {HEADLINE + name: result[name] for name in dict.fromkeys(names)
+            if isinstance(result.get(name), float) and math.isfinite(result[name])}
 
 
 def run_status(result: dict[str, Any]) -> str:

@@ -1,10 +1,10 @@
 """What TensorBoard shows of the model's predictions, switched by `tensorboard.*`:
 
 - `images`: each epoch, the first `num_images` validation samples with true and predicted labels
-  (`images/val_predictions`); at the end, the `num_images` test samples the best model gets most wrong
-  (`images/test_most_wrong`). Image inputs only.
-- `figures`: at the end, the test confusion matrix (`figures/confusion_matrix`) and a precision-recall curve per
-  class (`pr_curve/<class>`); for regression, predictions against targets (`figures/predictions`).
+  (`visuals/val_predictions`); at the end, the `num_images` test samples the best model gets most wrong
+  (`visuals/test_most_wrong`). Image inputs only.
+- `figures`: at the end, the test confusion matrix (`visuals/confusion_matrix`) and a precision-recall curve per
+  class (`pr_curve/<class>`); for regression, predictions against targets (`visuals/predictions`).
 - `projector`: at the end, penultimate-layer features of `projector_samples` test samples (PROJECTOR tab).
 
 Nothing here runs in the hot loop. The end-of-fit pictures share one extra pass of the best model over the test
@@ -35,8 +35,10 @@ from trainctl.engine.step import Trainer
 
 log = logging.getLogger("trainctl")
 
-VAL_TAG = "images/val_predictions"
-WORST_TAG = "images/test_most_wrong"
+# Under `visuals/`, which sorts after `val/`: TensorBoard's Time Series orders its groups by tag, so pictures never
+# push the curves down.
+VAL_TAG = "visuals/val_predictions"
+WORST_TAG = "visuals/test_most_wrong"
 
 
 def wanted(options: DictConfig) -> bool:

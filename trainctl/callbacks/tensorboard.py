@@ -1,12 +1,13 @@
-"""TensorBoard event files in the run directory: the config as text, per-epoch scalars with train and validation
-overlaid (a custom-scalars layout), per-step loss and learning rate, test scalars, and an HParams session
-(hparams.py).
+"""TensorBoard events in the run directory, one TensorBoard run per training run: the config as text, per-epoch
+scalars with train and validation overlaid (a custom-scalars layout), per-step loss, learning rate and throughput
+(`*_step` tags, as Lightning names them), test scalars, the headline results HParams shows first, and an HParams
+session (hparams.py).
 
-Two event files, because TensorBoard's purge on resume drops every tag of a file from one step number on: the
-run directory's own file counts epochs, `<run>/steps/` counts optimizer steps, and each is purged at its own
-counter when a run resumes, so every point keeps exactly one value. A sweep trial keeps only the first: its
-trials are compared by their epoch curves and HParams rows, and a second run per trial would double the run
-list (sweep trials are never resumed).
+One event file holds two counters: epoch scalars are stepped by epoch, per-step ones by optimizer step. When a
+run resumes, TensorBoard drops every value of the file from the purge step on; purging at the checkpoint's
+optimizer step drops exactly the per-step points logged after it, while every epoch point (an epoch number is
+never above the optimizer steps it took, and an epoch is logged after its checkpoint) stays: every point keeps
+exactly one value.
 """
 
 from __future__ import annotations
@@ -17,61 +18,53 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from trainctl.callbacks.hparams import FAILED, hparams_of, run_status, write_session
+from trainctl.callbacks.hparams import FAILED, headline_results, hparams_of, run_status, write_session
 from trainctl.engine.events import Callback, EpochEnd, StepEnd
 from trainctl.engine.signals import Interrupted
 from trainctl.engine.step import Trainer
 
 log = logging.getLogger("trainctl")
 
-STEPS_DIR = "steps"  # TensorBoard shows it as the run `<run>/steps`
+EPOCH_TAGS = {"lr": "train/lr"}  # metrics.json's names → tags (a bare `lr` read as optimizer.lr in HParams)
 
 
 class TensorBoardLogger(Callback):
     def __init__(self) -> None:
-        self.writer: Any = None  # epochs; other callbacks write their pictures here too
-        self.step_writer: Any = None
+        self.writer: Any = None  # other callbacks write their pictures here too
         self.layout_written = False
         self.started = 0.0
 
     def on_fit_start(self, trainer: Trainer) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        from trainctl.sweep.trial_link import in_sweep
-
         resumed = trainer.resumed
         self.started = time.time()
         self.writer = SummaryWriter(log_dir=str(trainer.run_dir),
-                                    purge_step=trainer.state.epoch + 1 if resumed else None)
-        if not in_sweep():
-            self.step_writer = SummaryWriter(log_dir=str(trainer.run_dir / STEPS_DIR),
-                                             purge_step=trainer.state.step + 1 if resumed else None)
+                                    purge_step=trainer.state.step + 1 if resumed else None)
         if not resumed:
             text = "```yaml\n" + OmegaConf.to_yaml(trainer.cfg, resolve=True) + "```"
             self.writer.add_text("config", text, 0)
 
     def on_step_end(self, trainer: Trainer, step: StepEnd) -> None:
-        if self.step_writer is None:  # a sweep trial
-            return
         # Values the engine has read at this log point anyway: no extra host sync.
-        self.step_writer.add_scalar("step/train_loss", step.loss, step.step)
-        self.step_writer.add_scalar("step/lr", step.lr, step.step)
-        self.step_writer.add_scalar("step/train_samples_per_s", step.samples_per_s, step.step)
+        self.writer.add_scalar("train/loss_step", step.loss, step.step)
+        self.writer.add_scalar("train/lr_step", step.lr, step.step)
+        self.writer.add_scalar("throughput/train_samples_per_s_step", step.samples_per_s, step.step)
 
     def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None:
         if not self.layout_written:
-            self.writer.add_custom_scalars(train_val_layout(end.metrics, per_step=self.step_writer is not None))
+            self.writer.add_custom_scalars(train_val_layout(end.metrics))
             self.layout_written = True
         for name, value in {**end.metrics, "throughput/train_images_per_s": end.samples_per_s}.items():
-            self.writer.add_scalar(name, value, end.epoch)
-        for writer in (self.writer, self.step_writer):
-            if writer is not None:
-                writer.flush()
+            self.writer.add_scalar(EPOCH_TAGS.get(name, name), value, end.epoch)
+        self.writer.flush()
 
     def on_fit_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
         for name, value in result.items():
             if name.startswith("test/") and isinstance(value, float):
                 self.writer.add_scalar(name, value, result["best_epoch"])
+        for name, value in headline_results(result).items():
+            self.writer.add_scalar(name, value, result["best_epoch"])
         write_session(self.writer.file_writer, hparams_of(trainer.cfg), run_status(result), result["epochs"],
                       self.started)
         self._close()
@@ -85,21 +78,18 @@ class TensorBoardLogger(Callback):
         self._close()  # interrupted or failed: what was logged so far reaches the disk
 
     def _close(self) -> None:
-        for writer in (self.writer, self.step_writer):
-            if writer is not None:
-                writer.flush()
-                writer.close()
-        self.writer = self.step_writer = None
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+        self.writer = None
 
 
-def train_val_layout(metrics: dict[str, float], per_step: bool = True) -> dict[str, Any]:
+def train_val_layout(metrics: dict[str, float]) -> dict[str, Any]:
     """TensorBoard's custom-scalars layout: one chart per metric with its train and val curves overlaid, and
-    the per-step loss beside them when the run logs it (tab CUSTOM SCALARS)."""
+    the per-step loss and learning rate beside them (tab CUSTOM SCALARS)."""
     names = sorted({k.split("/", 1)[1] for k in metrics if k.startswith("train/")}
                    & {k.split("/", 1)[1] for k in metrics if k.startswith("val/")})
     charts = {name: ["Multiline", [f"^train/{name}$", f"^val/{name}$"]] for name in names}
-    if not per_step:
-        return {"train vs val": charts}
     return {"train vs val": charts,
-            "per step": {"training loss": ["Multiline", ["^step/train_loss$"]],
-                         "learning rate": ["Multiline", ["^step/lr$"]]}}
+            "per step": {"training loss": ["Multiline", ["^train/loss_step$"]],
+                         "learning rate": ["Multiline", ["^train/lr_step$"]]}}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from trainctl.config.compose import group_options, option_defaults
+from trainctl.terminal import make_console
 
 PACKAGES = ("torch", "torchvision", "hydra-core", "omegaconf", "optuna", "tensorboard", "rich")
 
@@ -33,7 +33,7 @@ def run_doctor(args: list[str]) -> int:
     from trainctl.data.locate import availability
     from trainctl.device import auto_device, describe_devices
 
-    console = Console(emoji=False)
+    console = make_console()
     versions = Table(title="versions", title_justify="left", show_header=False)
     for name, value in [("trainctl", __version__), ("python", platform.python_version()),
                         *((p, _version(p)) for p in PACKAGES)]:

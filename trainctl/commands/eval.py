@@ -22,10 +22,11 @@ OPTIONS = ("ckpt", "split", "out", "device", "trust_targets")
 
 
 def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
-    from trainctl.commands.from_checkpoint import check_choice, parse_options
+    from trainctl.commands.from_checkpoint import check_choice, check_exists, parse_options
 
     options, config_overrides = parse_options(args, OPTIONS, USAGE)
     check_choice(options, "split", SPLITS)
+    check_exists(options["ckpt"])
     return options, config_overrides
 
 
@@ -40,7 +41,7 @@ def run_eval(args: list[str]) -> int:
     from trainctl.engine.build import deterministic_mode
     from trainctl.engine.step import evaluate
     from trainctl.files import write_json
-    from trainctl.terminal import console, print_summary
+    from trainctl.terminal import console, per_class_table, print_summary
 
     run = restore_run(options["ckpt"], options.get("device", "auto"), overrides,
                       options.get("trust_targets") == "true")
@@ -53,6 +54,11 @@ def run_eval(args: list[str]) -> int:
     result.update({"checkpoint": str(path), "epoch": run.state["epoch"], "samples": len(split)})
     out = Path(options.get("out") or run.run_dir / f"eval_{options['split']}.json")
     write_json(out, result)
-    print_summary(result, path, label="checkpoint")
-    console.print(f"written to {out}")
+    split_name = options["split"]
+    shown = {k: v for k, v in result.items() if k != "checkpoint"}  # the path gets a line of its own, whole
+    print_summary(shown, path, label="checkpoint", title=f"eval: {split_name} split")
+    per_class = result.get(f"{split_name}/acc_per_class")
+    if isinstance(per_class, dict) and per_class:
+        console.print(per_class_table(per_class, f"{split_name} accuracy per class"))
+    console.print(f"written to {out}", soft_wrap=True, markup=False, highlight=False)
     return 0

@@ -2,7 +2,7 @@
 
 Rebuilds the run from its checkpoint exactly as `trainctl eval` does (the same safe loading), takes the first `n`
 images of a split and draws what the model looks at: a PNG grid in `<run>/explain/` and the same picture in the
-run's TensorBoard (tag `explain/<method>`, at the checkpoint's epoch). Only those `n` images are transformed and
+run's TensorBoard (tag `visuals/explain_<method>`, at the checkpoint's epoch). Only those `n` images are transformed and
 run through the model.
 """
 
@@ -30,7 +30,7 @@ USAGE = """usage: trainctl explain ckpt=PATH [method=NAME] [split=test|val|train
 
 What a trained image classifier looks at, for the first n images of a split (default 16; featuremaps: 4).
 PATH is a checkpoint file or a run directory (its checkpoints/best.pt). The picture is written to
-<run>/explain/<method>_<split>.png and to the run's TensorBoard (tag explain/<method>).
+<run>/explain/<method>_<split>.png and to the run's TensorBoard (tag visuals/explain_<method>).
 methods:
   gradcam     Grad-CAM heatmaps (default for models with conv layers); also gradcampp, xgradcam, layercam,
               scorecam (torchcam's CAM variants)
@@ -97,7 +97,7 @@ def run_explain(args: list[str]) -> int:
         name = f"{method}_{options['split']}" + ("" if explained is None else f"_class{explained}") + ".png"
     path = run.run_dir / "explain" / name
     atomic_write_bytes(path, lambda f: f.write(picture.png))
-    _to_tensorboard(run.run_dir, f"explain/{method}", picture.rgb, int(run.state.get("epoch", 0)))
+    _to_tensorboard(run.run_dir, f"visuals/explain_{method}", picture.rgb, int(run.state.get("epoch", 0)))
     console.print(f"{what}: written to {path}", soft_wrap=True, highlight=False)
     return 0
 

@@ -46,6 +46,13 @@ def parse_options(args: list[str], options: tuple[str, ...], usage: str) -> tupl
     return found, config_overrides
 
 
+def check_exists(ckpt: str) -> None:
+    """A `ckpt=` that names nothing is said at once, before the seconds it takes to import torch."""
+    if not Path(ckpt).expanduser().exists():
+        raise UserError(f"ckpt={ckpt}: no such file or directory. Give a run directory (runs/<run>: its "
+                        "checkpoints/best.pt) or a .pt file from its checkpoints/ folder.")
+
+
 def check_choice(options: dict[str, str], key: str, choices: tuple[str, ...]) -> str:
     """The option's value (the first choice when not given), refused when it is not one of `choices`."""
     value = options.setdefault(key, choices[0])

@@ -15,6 +15,7 @@ from rich.table import Table
 from trainctl.config.compose import GROUPS, group_options, option_defaults, option_description
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
+from trainctl.terminal import make_console
 
 PRESET_GROUPS = ("experiment", "sweep", "callbacks", "debug")  # listed by name and description: their content is a diff
 
@@ -134,7 +135,7 @@ def run_list(args: list[str]) -> int:
               + "\nOr a section of the run's settings: " + ", ".join(SECTIONS) + " (trainctl list trainer).")
         return 0
     if len(args) == 1 and args[0] in SECTIONS:
-        _print_section(Console(emoji=False), args[0])
+        _print_section(make_console(), args[0])
         return 0
     if len(args) > 2 or (len(args) == 2 and args[0] in PRESET_GROUPS):
         raise UserError(f"trainctl list takes a group and, for {', '.join(GROUPS)}, an option, not "
@@ -143,7 +144,7 @@ def run_list(args: list[str]) -> int:
         if args[0] not in groups:
             raise UserError(f"unknown group '{args[0]}'{did_you_mean(args[0], groups)} (groups: {', '.join(groups)})")
         groups = [args[0]]
-    console = Console(emoji=False)
+    console = make_console()
     if len(args) == 2:
         _print_keys(console, args[0], args[1])
         return 0

@@ -11,8 +11,8 @@ USAGE = """usage: trainctl sweep-report TARGET [study=NAME] [out=DIR]
 
 The report of an Optuna sweep: best trials, parameter importances and plots (optimisation history, parallel
 coordinates, slices, importances, intermediate values) as report.html (opens offline) and report_*.png.
-TARGET is a sweep directory (runs/optuna/<study>), its optuna.db or optuna.journal, or a storage URL
-(sqlite:///PATH, journal:PATH, postgresql://...). study= picks a study when the storage holds several;
+TARGET is a sweep directory (runs/optuna/<study>, or a grid multirun's runs/sweep_<time>), its optuna.db or
+optuna.journal, or a storage URL (sqlite:///PATH, journal:PATH, postgresql://...). study= picks a study when the storage holds several;
 out= is where the report goes (default: the sweep directory)."""
 OPTIONS = ("study", "out")
 
@@ -40,13 +40,19 @@ def run_sweep_report(args: list[str]) -> int:
         print(USAGE)
         return 0
     target, options = _parse(args)
-    from rich.console import Console
+    from trainctl.terminal import make_console
     from rich.markup import escape
 
     from trainctl.sweep.find_study import find_study
     from trainctl.sweep.report import objective_names, print_importances, write_report
 
-    study, out_dir, recorded = find_study(target, options.get("study"))
+    from trainctl.sweep.grid import grid_study, is_grid_dir
+
+    if Path(target).is_dir() and is_grid_dir(Path(target)):  # a grid multirun: its jobs as an in-memory study
+        study, recorded = grid_study(Path(target))
+        out_dir = Path(target)
+    else:
+        study, out_dir, recorded = find_study(target, options.get("study"))
     out = Path(options.get("out") or out_dir)
     try:
         page, sections = write_report(study, out, objective_names(study, recorded))
@@ -54,5 +60,5 @@ def run_sweep_report(args: list[str]) -> int:
         raise UserError(f"out={out}: cannot write the report there ({e.strerror or e}): give a writable "
                         "directory") from None
     print_importances(sections)
-    Console(emoji=False).print(f"report: {escape(str(page))} (plots beside it: report_*.png)", soft_wrap=True)
+    make_console().print(f"report: {escape(str(page))} (plots beside it: report_*.png)", soft_wrap=True)
     return 0

@@ -97,6 +97,9 @@ class Preflight(Callback):
         if notice:
             logging.getLogger("trainctl").warning(notice)
         self._check(config, multirun=True)
+        from trainctl.config.job_names import remember_varied
+
+        remember_varied(config.hydra.overrides.task)  # what each job's directory name shows
         _sweep_dir = Path(config.hydra.sweep.dir)  # the same value Hydra uses: the run-name token is cached
 
 
@@ -223,6 +226,7 @@ def register_sweeper() -> None:
     Plugins.instance().register(TrainctlOptunaSweeper)
 
 
+SHOW_CONFIG = ("--cfg", "-c", "--help", "-h")  # Hydra's flags that print the config instead of running
 REFUSED_FLAGS = {"--experimental-rerun": "it unpickles a file, and a pickle can run any code; run the "
                                          "command again, or resume=<run dir> to continue a run"}
 
@@ -249,6 +253,8 @@ def run_train(args: list[str]) -> int:
     global _user_args
     _user_args = list(args)
     overrides = scratch_overrides(resume_overrides(quote_paths(args)))
+    if any(a in SHOW_CONFIG or a.startswith("--cfg=") for a in args) and "--resolve" not in args:
+        overrides.append("--resolve")  # values, not `${trainctl_first_set:...}`: what the run would use
     sys.argv = ["trainctl" if completing else "trainctl train", *overrides]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own text and exiting 1
     try:

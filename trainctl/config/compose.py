@@ -43,6 +43,10 @@ def register_schemas() -> None:
         OmegaConf.register_new_resolver("trainctl_log_file", log_file)
     if not OmegaConf.has_resolver("trainctl_groups"):
         OmegaConf.register_new_resolver("trainctl_groups", groups_help)
+    from trainctl.config.job_names import RESOLVER, job_dir_name
+
+    if not OmegaConf.has_resolver(RESOLVER):
+        OmegaConf.register_new_resolver(RESOLVER, job_dir_name)
 
 
 def config_dir() -> Path:

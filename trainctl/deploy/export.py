@@ -47,7 +47,7 @@ def example_batch(split: SplitLike, rules: InputRules, preprocess: bool, dtype: 
     [0, 1]) with `preprocess`, the model's own normalised input without. Two samples at least, so that the
     batch dimension is not taken for a constant."""
     raw, _ = next(iter(split.ordered(n, identity)))
-    raw = raw[:n].cpu()
+    raw = raw[:n].cpu().clone()  # storage of its own: a view would carry the whole split into the .pt2's inputs
     if raw.shape[0] < 2:
         raw = torch.cat([raw, raw])
     if not rules.images:

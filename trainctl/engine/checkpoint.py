@@ -120,7 +120,8 @@ def save_checkpoint(path: Path, state: dict[str, Any], before_replace: Callable[
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and check a checkpoint; any problem is one UserError naming the file."""
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist. Check the path (runs/<run>/checkpoints/last.pt).")
+        raise UserError(f"checkpoint {path} does not exist. Check the path: a run keeps runs/<run>/checkpoints/"
+                        "best.pt (the best epoch) and last.pt (the latest, what resume= continues).")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # garbage bytes make torch.load raise nearly anything (IndexError, KeyError, ...)

@@ -1,5 +1,6 @@
-"""The verdict at the end of a run: `underfitting`, `overfitting` or `ok`, read from the per-epoch train and
-validation curves (`state.history`), with the numbers that led to it and what to try next.
+"""The verdict at the end of a run: `underfitting`, `overfitting`, `still_improving` or `ok` (or `unknown`,
+with the reason it cannot judge), read from the per-epoch train and validation curves (`state.history`), with
+the numbers that led to it and what to try next.
 
 Pure rules on plain numbers (no torch), in the order a practitioner checks them:
 
@@ -7,8 +8,12 @@ Pure rules on plain numbers (no torch), in the order a practitioner checks them:
 2. validation loss rose after its minimum while the training loss kept falling, or stayed put while the
    training loss fell on, so the train–val gap grew, or train accuracy ends far above validation accuracy
    → overfitting, with the epoch to stop at;
-3. one epoch, or a validation loss still falling when training stopped → underfitting (train longer);
-4. otherwise ok. Without any finite loss to read the verdict is `unknown`.
+3. an accuracy at its ceiling (val/acc or train/acc of 1) → unknown: nothing is left to improve on that set, so
+   the curves cannot tell a model that needs more from one that is done;
+4. a validation loss still falling when training stopped → still_improving (train longer: that is not
+   underfitting, which says the model cannot fit);
+5. otherwise ok. One epoch, a run cut short on purpose (a pruned trial, `debug=fast_dev_run`) or no finite loss
+   → unknown, with the reason and no advice.
 """
 
 from __future__ import annotations
@@ -45,13 +50,15 @@ ACC_GAP = 0.15
 # Overfitting is only called from 3 epochs on: a single rise after one epoch is as likely noise (and the first
 # epoch's training loss, an average over a model still learning, is no baseline for a gap).
 MIN_EPOCHS_FOR_OVERFITTING = 3
+# An accuracy at or above this is at its ceiling (every sample right, up to float rounding of the mean).
+CEILING = 1 - 1e-9
 
 
 @dataclass
 class Diagnosis:
     """What `diagnose` concludes; `as_dict()` is what metrics.json holds under `diagnosis`."""
 
-    verdict: str  # underfitting, overfitting, ok, or unknown (no finite loss to read)
+    verdict: str  # underfitting, overfitting, still_improving, ok, or unknown (the reason says why)
     reason: str  # one sentence with the numbers
     suggestions: list[str] = field(default_factory=list)
     epochs: int = 0
@@ -121,10 +128,13 @@ def poor_threshold(task: str, num_classes: int) -> float | None:
 
 
 def diagnose(history: Sequence[dict[str, Any]], task: str, num_classes: int = 0,
-             target_variance: float | None = None, status: str = "completed") -> Diagnosis:
+              target_variance: float | None = None, status: str = "completed", cut_short: str | None = None
+             ) -> Diagnosis:
     """The verdict on a run from its per-epoch `history` (rows with `epoch`, `train/loss`, `val/loss`, and
     `train/acc`/`val/acc` or `train/mse`/`val/mse`). `target_variance` (regression) makes R² and so "poor"
-    possible; `status` "early_stopped" means training stopped because validation no longer improved."""
+    possible; `status` "early_stopped" means training stopped because validation no longer improved, "pruned"
+    that a sweep stopped the trial. `cut_short` names the setting that made the epochs partial on purpose
+    (`trainer.max_steps_per_epoch=1` of debug=fast_dev_run): such a run is a check, not training to judge."""
     train, val = _series(history, "train/loss"), _series(history, "val/loss")
     score, train_score, val_score = _scores(history, task, target_variance)
     d = Diagnosis("unknown", "", epochs=len(history), final_val_loss=_last(val), final_train_loss=_last(train),
@@ -136,7 +146,14 @@ def diagnose(history: Sequence[dict[str, Any]], task: str, num_classes: int = 0,
     if not curve:
         d.reason = "no finite train/loss or val/loss was recorded, so there is nothing to judge"
         return _noted(d)
-    for rule in (_poor, _overfitting, _still_learning):
+    if status == "pruned":
+        d.reason = f"the sweep pruned this trial after {d.epochs} epoch(s): stopped on purpose, not judged"
+        return d
+    if cut_short is not None:
+        d.reason = (f"every epoch was cut short ({cut_short}): a check that the run works end to end, not "
+                    "training to judge")
+        return d
+    for rule in (_poor, _overfitting, _one_epoch, _at_ceiling, _still_learning):
         if rule(d, train, val, task, num_classes, status):
             return _noted(d)
     _ok(d, train, val)
@@ -191,7 +208,7 @@ def _overfitting(d: Diagnosis, train: Points, val: Points, task: str, num_classe
     if fitting_on and last > best * (1 + RISE_TOLERANCE):
         d.reason = (f"val/loss was lowest at epoch {best_epoch} ({_num(best)}) and rose to {_num(last)} by epoch "
                     f"{last_epoch} while {fell}")
-    elif fitting_on and gap_last - gap_best >= GAP_GROWTH * abs(best):
+    elif fitting_on and gap_last > 0 and gap_last - gap_best >= GAP_GROWTH * abs(best):  # val above train
         d.reason = (f"val/loss has not improved since epoch {best_epoch} ({_num(best)}; {_num(last)} at epoch "
                     f"{last_epoch}) while {fell}: the train–val gap grew {_num(gap_best)} → {_num(gap_last)}")
     elif acc_gap is not None and acc_gap >= ACC_GAP:
@@ -213,28 +230,56 @@ def _overfitting(d: Diagnosis, train: Points, val: Points, task: str, num_classe
     return True
 
 
+def _one_epoch(d: Diagnosis, train: Points, val: Points, task: str, num_classes: int, status: str) -> bool:
+    if d.epochs > 1:
+        return False
+    d.verdict = "unknown"
+    d.reason = (f"one epoch is too few to judge (val/loss {_fmt(d.final_val_loss)}, train/loss "
+                f"{_fmt(d.final_train_loss)}): the model has seen its data once and is very likely still improving")
+    d.suggestions = [_longer(d)]
+    return True
+
+
+def _at_ceiling(d: Diagnosis, train: Points, val: Points, task: str, num_classes: int, status: str) -> bool:
+    """An accuracy of 1 leaves no room to improve on that set: a falling loss there only grows confidence, so
+    neither "underfitting" nor "still improving" would be true. Say why the run cannot be judged."""
+    if d.score != "acc":
+        return False
+    full = [f"{split}/acc is 1" for split, value in (("val", d.final_val_score), ("train", d.final_train_score))
+            if value is not None and value >= CEILING]
+    if not full:
+        return False
+    d.verdict = "unknown"
+    d.reason = (f"{' and '.join(full)} (every sample right): the curves cannot tell a model that needs more "
+                "training from one that is done, so there is no verdict; a harder or larger validation set "
+                "(or test/acc) says more")
+    return True
+
+
 def _still_learning(d: Diagnosis, train: Points, val: Points, task: str, num_classes: int, status: str) -> bool:
     curve, name = (val, "val/loss") if val else (train, "train/loss")
-    longer = f"more epochs (trainer.epochs={2 * max(d.epochs, 5)}, or resume=<run> with it)"
-    if d.epochs <= 1:
-        d.verdict = "underfitting"
-        d.reason = (f"one epoch is too few to judge (val/loss {_fmt(d.final_val_loss)}, train/loss "
-                    f"{_fmt(d.final_train_loss)}): the model has seen its data once and is very likely still "
-                    "improving")
-        d.suggestions = [longer]
-        return True
     if status == "early_stopped" or len(curve) < 2:
         return False  # early stopping ended it because validation no longer improved
     window = min(IMPROVING_WINDOW, len(curve) - 1)
     (start_epoch, start), (end_epoch, end) = curve[-1 - window], curve[-1]
-    if start - end < IMPROVING_PER_EPOCH * window * abs(start):
+    # `<=`: a loss that reached 0 (and stayed there) is not falling, and its share below is never 0 / 0.
+    if start - end <= 0 or start - end < IMPROVING_PER_EPOCH * window * abs(start):
         return False
-    d.verdict = "underfitting"
+    d.verdict = "still_improving"
     d.reason = (f"{name} was still falling when training stopped: {_num(start)} at epoch {start_epoch} → "
-                f"{_num(end)} at epoch {end_epoch} ({_num(100 * (start - end) / abs(start))}% in {window} "
-                f"epoch(s))")
-    d.suggestions = [longer, "a larger model if the curve flattens while accuracy is still low"]
+                f"{_num(end)} at epoch {end_epoch} ({_percent(start - end, start)} in {window} epoch(s)); "
+                "more epochs would very likely still pay")
+    d.suggestions = [_longer(d)]
     return True
+
+
+def _longer(d: Diagnosis) -> str:
+    return f"more epochs (trainer.epochs={2 * max(d.epochs, 5)}, or resume=<run> with it)"
+
+
+def _percent(part: float, whole: float) -> str:
+    """`part` as a share of `whole`, guarded: a whole of 0 has no share."""
+    return f"{_num(100 * part / abs(whole))}%" if whole else "all of it"
 
 
 def _ok(d: Diagnosis, train: Points, val: Points) -> None:

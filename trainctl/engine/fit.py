@@ -159,8 +159,10 @@ def _finish(t: Trainer) -> dict[str, Any]:
         # checkpoints included): the time-to-accuracy figure.
         "time/train_to_test_s": time.perf_counter() - t.fit_started,
     })
+    steps = cfg.trainer.max_steps_per_epoch
+    cut_short = f"trainer.max_steps_per_epoch={steps}" if steps else None
     verdict = after_training("the verdict", lambda: diagnose(s.history, t.data.spec.task, t.data.spec.num_classes,
-                                                             target_variance(t.data), s.status))
+                                                             target_variance(t.data), s.status, cut_short=cut_short))
     if verdict is not None:
         log.info("%s", verdict.line())
     result["diagnosis"] = verdict.as_dict() if verdict is not None else {"verdict": "unknown",

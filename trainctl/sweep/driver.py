@@ -8,7 +8,6 @@ or many, stop at exactly `n_trials`. On a machine with GPUs each running trial i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
@@ -36,6 +35,7 @@ from trainctl.sweep.space_check import check_space
 from trainctl.sweep.storage import check_storage, check_storage_files, storage_files, storage_spec
 from trainctl.sweep.storage_lock import LOCK_FILE, lock_path, make_study_lock
 from trainctl.sweep.study import fail_stale_trials, make_sweep_dir, name_metrics, open_study, owner, removed_on_error
+from trainctl.sweep.study_name import default_study_name
 from trainctl.sweep.trial_link import (ENV_STORAGE, ENV_STUDY, ENV_TRIAL_NUMBER, forget_in_process,
                                        register_in_process)
 from trainctl.metrics import direction as metric_direction
@@ -52,21 +52,14 @@ def _plain(value: Any) -> Any:
 RESUME_IN_MULTIRUN = ("resume= continues one run and cannot be part of a multirun (-m): resume each run with its "
                       "own `trainctl train resume=<run dir>`; an optuna sweep continues when the same command "
                       "runs again")
-IDENTITY = ("sampler", "pruner", "direction", "seed", "pruner_startup_trials", "pruner_warmup_epochs")
-
-
-def default_study_name(config: DictConfig, arguments: list[str], settings: dict[str, Any]) -> str:
-    """<model>-<dataset>-<hash>: the same command names the same study, so running it again resumes it.
-
-    The hash covers the overrides, the search space and the settings that shape the search; n_trials, n_jobs
-    and the like stay out, so raising n_trials continues the same study.
-    """
-    choices = config.hydra.runtime.choices
-    lines = sorted(arguments) + sorted(f"{k}={v}" for k, v in settings["params"].items())
-    lines += [f"{k}={setting_line(settings[k])}" for k in IDENTITY]
-    text = "\n".join(lines)
-    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
-    return f"{choices.get('model', 'model')}-{choices.get('dataset', 'data')}-{digest}".replace("/", "_")
+def _outcome_text(ret: Any, reason: str | None, values: Any) -> str:
+    """What follows a trial's state in the log: its error, its objective value(s), or why it was pruned."""
+    if reason:
+        return f": {reason}"
+    if values is not None:
+        return f" {values}"
+    pruned = getattr(ret, "_return_value", None)
+    return f" ({pruned})" if isinstance(pruned, optuna.TrialPruned) and str(pruned) else ""
 
 
 class SweepDriver:
@@ -162,7 +155,8 @@ class SweepDriver:
         if self.config.get("resume") or "resume" in space.distributions or space.fixed_values.get("resume"):
             raise UserError(RESUME_IN_MULTIRUN)
         self.names, directions = self._objectives()
-        self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s)
+        self.study_name = self.s["study_name"] or default_study_name(self.config, arguments, self.s,
+                                                                     list(space.distributions))
         self.sweep_dir = Path(self.s["sweep_dir"] or Path("runs") / "optuna" / self.study_name)
         self.n_trials = self.s["n_trials"]
         if self.s["sampler"] == "grid":
@@ -246,7 +240,8 @@ class SweepDriver:
     def _overrides(self, trial: optuna.trial.Trial, gpu: int | None) -> list[str]:
         lent = overrides_for(gpu) if gpu is not None else []
         return [*self.space.fixed, *trial_overrides(trial.params, self.space.verbatim), *lent,
-                f"hydra.sweep.dir={format_value(str(self.sweep_dir))}"]
+                f"hydra.sweep.dir={format_value(str(self.sweep_dir))}",
+                "hydra.sweep.subdir=${hydra.job.num}"]  # a trial's directory is its number (run_dir above)
 
     def _run_trial(self, trial: optuna.trial.Trial, gpu: int | None) -> None:
         register_in_process(trial)
@@ -271,14 +266,14 @@ class SweepDriver:
             if gpu is not None:
                 self.gpus.release(gpu)
             where = f" on cuda:{gpu}" if gpu is not None else ""
-            log.info("trial %d%s %s%s", trial.number, where, state.name, f": {reason}" if reason else f" {values}")
+            log.info("trial %d%s %s%s", trial.number, where, state.name, _outcome_text(ret, reason, values))
             self._check_failures()
 
     def _outcome(self, ret: Any, error: BaseException | None) -> tuple[TrialState, Any, str | None]:
         if ret is None:
             return TrialState.FAIL, None, f"{type(error).__name__}: {error}"
         if ret.status != JobStatus.COMPLETED:
-            if isinstance(ret._return_value, optuna.TrialPruned):
+            if isinstance(ret._return_value, optuna.TrialPruned):  # "pruned after epoch N": said, not an error
                 return TrialState.PRUNED, None, None
             err = ret._return_value
             return TrialState.FAIL, None, f"{type(err).__name__}: {err}"
@@ -298,10 +293,10 @@ class SweepDriver:
                             f"error is in its run directory's train.log and in {self.sweep_dir / 'trials.csv'}.")
 
     def _dry_run(self, space: SearchSpace, directions: list[str]) -> list[Any]:
-        from rich.console import Console
+        from trainctl.terminal import make_console
         from rich.markup import escape
 
-        console = Console(emoji=False)
+        console = make_console()
         sampler, pruner = (escape(setting_line(self.s[k])) for k in ("sampler", "pruner"))
         console.print(f"[bold]dry run[/] of study {escape(self.study_name)}: {self.n_trials} trials, sampler "
                       f"{sampler}, pruner {pruner}, directions {directions}, in {self.sweep_dir}")

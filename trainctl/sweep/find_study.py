@@ -30,17 +30,32 @@ def _first_line(error: BaseException) -> str:
 
 
 def _from_directory(folder: Path) -> tuple[str, str | None, list[str] | None]:
-    """(storage spec, study name or None, objective names or None) of a sweep directory."""
+    """(storage spec, study name or None, objective names or None) of a sweep directory.
+
+    The directory's own optuna.db or optuna.journal comes first: a sweep directory that was copied or moved
+    still records the storage path of the original, and reading that would report on another study. The recorded
+    storage is followed only when the directory holds none (a database server, a journal elsewhere), and never
+    when it is the default file of another sweep directory."""
     results = folder / RESULTS
+    name: str | None = None
+    objectives: list[str] | None = None
+    recorded: str | None = None
     if results.is_file():
         try:
             data = yaml.safe_load(results.read_text()) or {}
-            return str(data["storage"]), data.get("study_name"), data.get("objectives")
+            recorded, name, objectives = str(data["storage"]), data.get("study_name"), data.get("objectives")
         except (yaml.YAMLError, KeyError, TypeError) as e:
             raise UserError(f"{results} is not a sweep's results file ({_first_line(e)}): {GIVE}") from None
-    for name, kind in DEFAULT_FILES.items():
-        if (folder / name).is_file():
-            return storage_spec(kind, folder), None, None
+    for default, kind in DEFAULT_FILES.items():
+        if (folder / default).is_file():
+            return storage_spec(kind, folder), name, objectives
+    if recorded is not None:
+        elsewhere = [p for p in storage_files(recorded) if p.name in DEFAULT_FILES and _is_sweep_dir(p.parent)]
+        if elsewhere:
+            raise UserError(f"{folder} holds no {' or '.join(DEFAULT_FILES)}, and its {RESULTS} names the storage "
+                            f"of another sweep directory ({elsewhere[0]}): it looks copied without its study. Copy "
+                            f"that file into {folder}, or give it itself: trainctl sweep-report {elsewhere[0]}")
+        return recorded, name, objectives
     inside = sorted(str(p) for p in [*folder.glob("*"), *folder.glob("*/*")] if _is_sweep_dir(p))
     hint = f" (sweep directories in it: {', '.join(inside[:5])}{', ...' if len(inside) > 5 else ''})" if inside else ""
     raise UserError(f"{folder} is not a sweep directory: it holds none of {RESULTS}, "

@@ -112,11 +112,11 @@ def write_report(study: optuna.Study, out_dir: Path, names: list[str]) -> tuple[
 
 def print_importances(sections: list[Section]) -> None:
     """The importance table of each objective on the console, or the one line that says why there is none."""
-    from rich.console import Console
+    from trainctl.terminal import make_console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(emoji=False)
+    console = make_console()
     for s in sections:
         if s.importances is None:
             console.print(f"{escape(s.objective.name)}: {escape(s.note or '')}", soft_wrap=True)

@@ -77,7 +77,7 @@ def trials_csv(trials: list[FrozenTrial], objectives: list[str]) -> str:
 
 
 def print_top(study: optuna.Study, objectives: list[str], top: int = 10) -> None:
-    from rich.console import Console
+    from trainctl.terminal import make_console
     from rich.markup import escape
     from rich.table import Table
 
@@ -94,4 +94,4 @@ def print_top(study: optuna.Study, objectives: list[str], top: int = 10) -> None
     for t in done[:top]:
         params = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         table.add_row(str(t.number), *(f"{v:.4f}" for v in t.values), escape(params))
-    Console(emoji=False).print(table)
+    make_console().print(table)
