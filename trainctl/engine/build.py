@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -92,7 +93,7 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
     previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
+    _set_deterministic(enabled)
     torch.backends.cudnn.benchmark = not enabled
     try:
         yield
@@ -110,5 +111,38 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
             "run stopped. Choose a model without that layer, train on another device, or set "
             "trainer.deterministic=false.") from None
     finally:
-        torch.use_deterministic_algorithms(previous[0])
+        _set_deterministic(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
+
+
+def _set_deterministic(enabled: bool) -> None:
+    """`torch.use_deterministic_algorithms`, called only to change the setting: the call imports torch's
+    compiler stack (torch._inductor, about 2 s of CPU) to tell it too, which a run that keeps the default
+    never needs."""
+    if torch.are_deterministic_algorithms_enabled() != enabled:
+        torch.use_deterministic_algorithms(enabled)
+
+
+# Optimizer methods torch wraps in `torch._disable_dynamo`, whose first call imports torch's compiler stack.
+_DYNAMO_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+@contextlib.contextmanager
+def compiler_unloaded(compiles: bool) -> Iterator[None]:
+    """A run that compiles nothing, kept from importing torch._dynamo (about 1 s of CPU, a third of `import
+    torch`, only so that an optimizer's methods could be excluded from compiled code, which such a run never
+    has). torch caches the wrapped function on its first call; this fills that cache with the function itself
+    for the run, and empties it afterwards so a later compiling run in the process gets torch's own."""
+    if compiles or "torch._dynamo" in sys.modules:
+        yield
+        return
+    functions = [f for f in (getattr(getattr(torch.optim.Optimizer, name), "__wrapped__", None)
+                             for name in _DYNAMO_WRAPPED) if f is not None and not hasattr(f, "__dynamo_disable")]
+    for f in functions:
+        setattr(f, "__dynamo_disable", f)
+    try:
+        yield
+    finally:
+        for f in functions:
+            if "torch._dynamo" not in sys.modules:
+                delattr(f, "__dynamo_disable")

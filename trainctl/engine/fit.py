@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from trainctl.data.catalog import build_dataset
 from trainctl.data.splits import DataBundle, ceil_div
 from trainctl.engine.build import build_trainer
-from trainctl.engine.checkpoint import restore
+from trainctl.engine.capture import restore
 from trainctl.engine.diagnosis import diagnose
 from trainctl.engine.events import Callback, EpochEnd, StopTraining
 from trainctl.engine.distributed import Single

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from trainctl.config.targets import component_name
 from trainctl.config.validate import validate
 from trainctl.data.locate import check_available
-from trainctl.engine.build import deterministic_mode
+from trainctl.engine.build import compiler_unloaded, deterministic_mode
 from trainctl.engine.checkpoint import check_resumable, load_checkpoint
 from trainctl.engine.distributed import Single, is_peer_failure, peer_failure, setup
 from trainctl.engine.events import Callback
@@ -61,7 +61,8 @@ def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallba
         run_dir = Path(run_dir) if run_dir is not None else create_run_dir(hint=hint)
         run_dir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(group.broadcast(str(run_dir)))  # the other processes compose their own name: rank 0's wins
-    with deterministic_mode(cfg.trainer.deterministic):
+    compiles = bool(cfg.trainer.compile or cfg.trainer.cuda_graphs)
+    with deterministic_mode(cfg.trainer.deterministic), compiler_unloaded(compiles):
         if cfg.cv.folds > 1:
             from trainctl.engine.crossval import cross_validate
 
