@@ -10,6 +10,8 @@ import os
 import sys
 from typing import Callable
 
+from trainctl import clock  # first: where the kernel cannot tell the process's start, this import is it
+
 USAGE = """\
 usage: trainctl <command> [args]
 
@@ -128,6 +130,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eva
 
 
 def main(argv: list[str] | None = None) -> int:
+    clock.mark("python start-up")
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:  # no command is a usage error (as git and pip treat it): the usage, on stderr, exit 2
         print(USAGE, end="", file=sys.stderr)

@@ -38,7 +38,12 @@ Line = tuple[str, tuple[int, int, int]]  # a text and its colour
 
 def is_image_batch(x: torch.Tensor) -> bool:
     """Only [N, C, H, W] inputs are pictures (not the `sine` sequences or the `blobs` points)."""
-    return x.dim() == 4 and x.shape[1] in (1, 3, 4)
+    return is_image_shape(tuple(x.shape[1:]))
+
+
+def is_image_shape(sample_shape: tuple[int, ...]) -> bool:
+    """Whether samples of this shape ([C, H, W]) are pictures: known from the data's spec before any pass."""
+    return len(sample_shape) == 3 and sample_shape[0] in (1, 3, 4)
 
 
 def for_display(x: torch.Tensor, dataset: DictConfig) -> torch.Tensor:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -122,27 +121,3 @@ def _set_deterministic(enabled: bool) -> None:
     if torch.are_deterministic_algorithms_enabled() != enabled:
         torch.use_deterministic_algorithms(enabled)
 
-
-# Optimizer methods torch wraps in `torch._disable_dynamo`, whose first call imports torch's compiler stack.
-_DYNAMO_WRAPPED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
-
-
-@contextlib.contextmanager
-def compiler_unloaded(compiles: bool) -> Iterator[None]:
-    """A run that compiles nothing, kept from importing torch._dynamo (about 1 s of CPU, a third of `import
-    torch`, only so that an optimizer's methods could be excluded from compiled code, which such a run never
-    has). torch caches the wrapped function on its first call; this fills that cache with the function itself
-    for the run, and empties it afterwards so a later compiling run in the process gets torch's own."""
-    if compiles or "torch._dynamo" in sys.modules:
-        yield
-        return
-    functions = [f for f in (getattr(getattr(torch.optim.Optimizer, name), "__wrapped__", None)
-                             for name in _DYNAMO_WRAPPED) if f is not None and not hasattr(f, "__dynamo_disable")]
-    for f in functions:
-        setattr(f, "__dynamo_disable", f)
-    try:
-        yield
-    finally:
-        for f in functions:
-            if "torch._dynamo" not in sys.modules:
-                delattr(f, "__dynamo_disable")

@@ -13,11 +13,12 @@ from omegaconf import DictConfig
 from trainctl.config.targets import component_name
 from trainctl.config.validate import validate
 from trainctl.data.locate import check_available
-from trainctl.engine.build import compiler_unloaded, deterministic_mode
+from trainctl.engine.build import deterministic_mode
 from trainctl.engine.checkpoint import check_resumable, load_checkpoint
 from trainctl.engine.distributed import Single, is_peer_failure, peer_failure, setup
 from trainctl.engine.events import Callback
 from trainctl.engine.finetune import init_source
+from trainctl.engine.lazy_compiler import compiler_unloaded
 from trainctl.engine.fit import fit
 from trainctl.engine.resume import check_same_run, checkpoint_path, run_dir_of
 from trainctl.files import create_run_dir
