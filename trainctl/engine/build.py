@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,3 +122,24 @@ def _set_deterministic(enabled: bool) -> None:
     if torch.are_deterministic_algorithms_enabled() != enabled:
         torch.use_deterministic_algorithms(enabled)
 
+
+# A CPU step below this many multiply-adds (bounded above by parameters x batch x input size) runs on one thread:
+# its operations are too small to share, and the other threads' waiting (OpenMP spins between operations) would
+# burn more CPU than the training itself.
+TINY_STEP = 1 << 20
+
+
+@contextlib.contextmanager
+def one_thread_when_tiny(model: nn.Module, batch_size: int, input_shape: Sequence[int], device: torch.device
+                         ) -> Iterator[None]:
+    """torch on one CPU thread while a model this small trains or evaluates, then as many as before."""
+    previous = torch.get_num_threads()
+    bound = sum(p.numel() for p in model.parameters()) * batch_size * math.prod(input_shape)
+    if device.type != "cpu" or bound >= TINY_STEP or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from trainctl import clock
 from trainctl.data.catalog import build_dataset
 from trainctl.data.splits import DataBundle, ceil_div
-from trainctl.engine.build import build_trainer
+from trainctl.engine.build import build_trainer, one_thread_when_tiny
 from trainctl.engine.capture import restore
 from trainctl.engine.diagnosis import diagnose
 from trainctl.engine.events import Callback, EpochEnd, StopTraining
@@ -48,31 +48,40 @@ def fit(cfg: DictConfig, run_dir: Path, device: torch.device, callbacks: Sequenc
     torch.manual_seed(cfg.seed)
     data = (data or build_dataset(cfg.dataset, cfg.seed)).to(device)
     clock.mark("data")
-    with group.graceful_stop() as stop:
-        t = build_trainer(cfg, data, device, run_dir, group.main_only(callbacks), stop, group)
-        clock.mark("model build")
-        group.seed_process(cfg.seed)
-        t.checkpoints.remove_stale_temps()
-        check_task_metrics(cfg, data.spec.task, data.spec.num_classes)
-        check_single_sample_batches(t)
-        if checkpoint is not None:
-            restore(t, checkpoint)
-            t.resumed = True
-        detect = torch.autograd.detect_anomaly() if cfg.trainer.detect_anomaly else contextlib.nullcontext()
-        try:
-            t.events.emit("on_fit_start", t)
-            clock.mark("summary, writers, log")
-            t.events.step_listeners.append(_FirstStep())
-            t.fit_started = time.perf_counter()
-            with detect:
-                _epochs(t)
-        except StopTraining as stop_training:
-            t.state.status = stop_training.status
-            log.info("training stopped after epoch %d: %s", t.state.epoch, stop_training)
-        except BaseException as error:
-            t.events.exception(t, error)  # interrupted or failed: callbacks save what must be saved, flush logs
-            raise
-    return _finish(t)
+    with contextlib.ExitStack() as scope:
+        with group.graceful_stop() as stop:
+            t = build_trainer(cfg, data, device, run_dir, group.main_only(callbacks), stop, group)
+            clock.mark("model build")
+            scope.enter_context(one_thread_when_tiny(t.raw_model, cfg.trainer.batch_size, data.spec.input_shape,
+                                                     device))
+            _start(t, checkpoint)
+        return _finish(t)
+
+
+def _start(t: Trainer, checkpoint: dict[str, Any] | None) -> None:
+    """Restore (resuming), check, announce the start and train every epoch."""
+    cfg = t.cfg
+    t.dist.seed_process(cfg.seed)
+    t.checkpoints.remove_stale_temps()
+    check_task_metrics(cfg, t.data.spec.task, t.data.spec.num_classes)
+    check_single_sample_batches(t)
+    if checkpoint is not None:
+        restore(t, checkpoint)
+        t.resumed = True
+    detect = torch.autograd.detect_anomaly() if cfg.trainer.detect_anomaly else contextlib.nullcontext()
+    try:
+        t.events.emit("on_fit_start", t)
+        clock.mark("summary, writers, log")
+        t.events.step_listeners.append(_FirstStep())
+        t.fit_started = time.perf_counter()
+        with detect:
+            _epochs(t)
+    except StopTraining as stop_training:
+        t.state.status = stop_training.status
+        log.info("training stopped after epoch %d: %s", t.state.epoch, stop_training)
+    except BaseException as error:
+        t.events.exception(t, error)  # interrupted or failed: callbacks save what must be saved, flush logs
+        raise
 
 
 class _FirstStep(Callback):
