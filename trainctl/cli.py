@@ -130,10 +130,13 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": _train, "eval": _eva
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; its exit code. Without `argv` (the console script, `python -m trainctl`) the process
-    ends right after: its objects are then frozen out of the cyclic garbage collector, whose final sweep over
+    """Run one command; its exit code. Without `argv` (the console script, `python -m trainctl`) the command
+    is the process: a run's clock starts with the process, and the process ends right after the command, so
+    its objects are then frozen out of the cyclic garbage collector, whose final sweep over
     torch's hundreds of thousands of objects would cost about 0.4 s of CPU at exit (a quarter of `import torch`)
     and free nothing the exit does not. A caller that passes `argv` keeps its collector as it was."""
+    if argv is None:
+        clock.process_is_the_run()
     try:
         return _main(argv)
     finally:

@@ -31,6 +31,7 @@ PROCESS_START = _imported - (_seconds_since_process_start() or 0.0)
 
 _marks: list[tuple[str, float]] = []
 _origin: float | None = None  # where the current run's clock starts
+_process_is_the_run = False  # set by the command line when it is the process's entry point
 
 
 def mark(phase: str) -> None:
@@ -38,13 +39,19 @@ def mark(phase: str) -> None:
     _marks.append((phase, time.perf_counter()))
 
 
+def process_is_the_run() -> None:
+    """The command line is this process's entry point: its first run's clock starts with the process."""
+    global _process_is_the_run
+    _process_is_the_run = True
+
+
 def begin_run() -> float:
-    """Start a run's clock and return its origin (a perf_counter() value): the process's start for its first
-    run, whose start-up is the run's; now for a later run in the same process (a multirun's next job, the next
-    fold, another `train()` call), whose earlier phases belong to the run before."""
-    global _origin
-    if _origin is None:
-        _origin = PROCESS_START
+    """Start a run's clock and return its origin (a perf_counter() value): the process's start for the first
+    run of a `trainctl` process, whose start-up is the run's; now for any other run (a multirun's next job, the
+    next fold, `train()` called from Python), whose earlier phases are not its own."""
+    global _origin, _process_is_the_run
+    if _process_is_the_run:
+        _origin, _process_is_the_run = PROCESS_START, False
     else:
         _origin = time.perf_counter()
         _marks.clear()
