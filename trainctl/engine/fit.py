@@ -181,9 +181,9 @@ def _finish(t: Trainer) -> dict[str, Any]:
         "objective": names[0] if single else names,
         "objective_value": best_epoch_metrics[names[0]] if single else [best_epoch_metrics[o] for o in names],
         "throughput/train_images_per_s": sum(s.throughputs) / max(len(s.throughputs), 1),
-        # This process's wall time from its start (or this run's, after another in the process) to its first
-        # training step, and from there to the test metrics in hand (validation and checkpoints included): the
-        # time-to-accuracy figure. time/finish_s, the rest, is added at the end.
+        # Wall time from the process's start (a run started otherwise: from its own set-up, `clock.begin_run`)
+        # to the first training step, and from there to the test metrics in hand (validation and checkpoints
+        # included): the time-to-accuracy figure. time/finish_s, the rest, is added at the end.
         "time/startup_s": t.fit_started - clock.run_origin(),
         "time/train_to_test_s": time.perf_counter() - t.fit_started,
     })
