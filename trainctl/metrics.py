@@ -17,6 +17,9 @@ HIGHER_IS_BETTER = ("acc", "top5")
 
 # Config keys whose value names a metric; each must be one the run produces.
 METRIC_KEYS = ("objective", "checkpoint.monitor", "scheduler.monitor", "early_stopping.monitor")
+# metrics.json's wall-clock figures: they differ between any two runs, however exact the training.
+WALL_CLOCK = ("throughput/train_images_per_s", "time/startup_s", "time/train_to_test_s", "time/finish_s",
+              "time/phases")
 
 
 def has_top5(num_classes: int) -> bool:

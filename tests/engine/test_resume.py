@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from trainctl.engine.checkpoint import load_checkpoint
+from trainctl.metrics import WALL_CLOCK
 
 from conftest import run_cli, run_dirs
 
@@ -23,13 +24,12 @@ pytestmark = pytest.mark.slow
 RUN = ["model=mlp", "model.hidden=[32]", "model.dropout=0.2", "dataset=blobs", "dataset.n_train=640",
        "dataset.n_test=128", "trainer.epochs=3", "trainer.batch_size=32", "trainer.progress=false",
        "tensorboard.figures=false"]  # matplotlib's figures cost each run a second; tests/callbacks checks them
-TIMING = ("throughput/train_images_per_s", "time/train_to_test_s")
 
 
 def comparable(run_dir):
     """metrics.json without the wall-clock figures (they differ between any two runs)."""
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    return {k: v for k, v in metrics.items() if k not in TIMING}
+    return {k: v for k, v in metrics.items() if k not in WALL_CLOCK}
 
 
 def weights(run_dir, name="last.pt"):

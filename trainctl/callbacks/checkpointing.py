@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from trainctl.engine.checkpoint import capture
+from trainctl.engine.capture import capture
 from trainctl.engine.events import Callback, EpochEnd
 from trainctl.engine.signals import Interrupted
 from trainctl.engine.step import Trainer

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from trainctl.config.targets import component_name
 from trainctl.engine.events import Callback, EpochEnd, StepEnd
 from trainctl.engine.step import Trainer
-from trainctl.terminal import console, print_summary
+from trainctl.terminal import console
 
 log = logging.getLogger("trainctl")
 
@@ -94,20 +94,7 @@ class ConsoleLogger(Callback):
                  m["lr"], f"{end.samples_per_s:,.0f}", "  *best*" if end.is_best else "")
 
     def on_fit_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
-        self.bar.stop()
-        print_summary(result, trainer.run_dir)
-        test = {k: v for k, v in result.items() if k.startswith("test/") and isinstance(v, float)}
-        shown = "  ".join(f"{k.removeprefix('test/')} {v:.4f}" for k, v in test.items())
-        n_test, evaluated = len(trainer.data.test), result.get("test/samples")
-        partial = (f" on {evaluated} of {n_test} samples (trainer.max_eval_batches="
-                   f"{trainer.cfg.trainer.max_eval_batches})" if evaluated is not None and evaluated < n_test else "")
-        if not test:  # a pruned sweep trial has no test pass
-            log.info("%s after epoch %d (best epoch %d); outputs in %s", result.get("status", "stopped"),
-                     result["epochs"], result["best_epoch"], trainer.run_dir)
-        else:
-            log.info("test %s%s (best epoch %d); outputs in %s", shown, partial, result["best_epoch"],
-                     trainer.run_dir)
-        self._close()
+        self._close()  # the engine logs the test line before the pictures and prints the table after them
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:
         self._close()

@@ -14,15 +14,17 @@ from __future__ import annotations
 import functools
 import io
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from PIL import Image, ImageDraw, ImageFont
 from torch.nn import functional as F
 
 from trainctl.callbacks.predictions import Predictions
+
+if TYPE_CHECKING:  # Pillow is imported where a picture is drawn: a run without pictures never loads it
+    from PIL import Image
 
 CELL_WIDTH = 112  # images narrower than this are scaled up (nearest: pixels stay sharp) so a label fits
 MAX_WIDTH = 160  # larger images are scaled down: the grid must stay a picture, not a poster
@@ -38,7 +40,12 @@ Line = tuple[str, tuple[int, int, int]]  # a text and its colour
 
 def is_image_batch(x: torch.Tensor) -> bool:
     """Only [N, C, H, W] inputs are pictures (not the `sine` sequences or the `blobs` points)."""
-    return x.dim() == 4 and x.shape[1] in (1, 3, 4)
+    return is_image_shape(tuple(x.shape[1:]))
+
+
+def is_image_shape(sample_shape: tuple[int, ...]) -> bool:
+    """Whether samples of this shape ([C, H, W]) are pictures: known from the data's spec before any pass."""
+    return len(sample_shape) == 3 and sample_shape[0] in (1, 3, 4)
 
 
 def for_display(x: torch.Tensor, dataset: DictConfig) -> torch.Tensor:
@@ -55,6 +62,7 @@ def add_picture(writer: Any, tag: str, picture: Image.Image | np.ndarray, step: 
                 ) -> None:
     """An RGB picture as a TensorBoard image. torch's `add_image` converts to float and back and compresses
     the PNG hard, several times the cost of the rest of an epoch's grid."""
+    from PIL import Image
     from tensorboard.compat.proto.summary_pb2 import Summary
 
     image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
@@ -67,6 +75,8 @@ def add_picture(writer: Any, tag: str, picture: Image.Image | np.ndarray, step: 
 
 @functools.lru_cache(maxsize=1)
 def _font() -> Any:
+    from PIL import ImageFont
+
     try:
         return ImageFont.load_default(size=11)
     except Exception:  # Pillow without FreeType: the fixed bitmap font
@@ -86,6 +96,8 @@ def _fit(text: str, width: int) -> str:
 @functools.lru_cache(maxsize=1024)
 def _text_mask(text: str, width: int) -> Image.Image:
     """A label rendered once as a mask, fitted to `width` pixels: drawing it again is a paste."""
+    from PIL import Image, ImageDraw
+
     mask = Image.new("L", (width, LINE_HEIGHT))
     ImageDraw.Draw(mask).text((0, 0), _fit(text, width), fill=255, font=_font())
     return mask
@@ -99,6 +111,8 @@ def _cell_size(h: int, w: int) -> tuple[int, int]:
 def image_grid(images: torch.Tensor) -> Image.Image:
     """A grid of [N, C, H, W] images in [0, 1] (on any device), `PER_ROW` a row, each scaled to a readable size
     with an empty band under it for its labels (written by `label_grid`)."""
+    from PIL import Image
+
     images = images.detach().float().cpu()
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)

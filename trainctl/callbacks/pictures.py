@@ -25,7 +25,7 @@ import torch
 from omegaconf import DictConfig
 
 from trainctl.callbacks.figures import SEQUENCES, write_classification, write_regression
-from trainctl.callbacks.images import ValidationGrid, add_picture, is_image_batch, most_wrong_picture
+from trainctl.callbacks.images import ValidationGrid, add_picture, is_image_batch, is_image_shape, most_wrong_picture
 from trainctl.callbacks.predictions import predict, unwrapped
 from trainctl.callbacks.projector import write_embedding
 from trainctl.callbacks.tensorboard import TensorBoardLogger
@@ -101,7 +101,7 @@ class PredictionPictures(Callback):
     def _first_validation_batch(self, trainer: Trainer) -> ValidationGrid | None:
         """The grid of the first validation samples, or None when they are no classified images (skipped)."""
         data = trainer.data
-        if data.spec.task != "classification":
+        if data.spec.task != "classification" or not is_image_shape(data.spec.input_shape):
             return None
         # A streamed split's DataLoader draws its seed from the global generator: leave the run's random state
         # exactly as it was, so pictures on or off train the same weights.
@@ -120,7 +120,8 @@ class PredictionPictures(Callback):
             return  # a pruned trial has no test pass, and nothing here is worth a pass of its own
         spec, cfg = trainer.data.spec, trainer.cfg
         classification = spec.task == "classification"
-        worst = self.num_images if self.images and classification else 0
+        # Only what has its data: the most wrong images need image inputs (known from the spec, before the pass).
+        worst = self.num_images if self.images and classification and is_image_shape(spec.input_shape) else 0
         first = max(self.projector_samples if self.projector else 0,
                     SEQUENCES if self.figures and not classification else 0)
         if not (worst or self.figures or self.projector):

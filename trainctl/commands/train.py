@@ -156,6 +156,9 @@ def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
 
 def _task(cfg: DictConfig) -> Any:
     """Train; return the objective (a list for multi-objective) for sweepers."""
+    from trainctl import clock
+
+    clock.mark("compose and validate")
     from hydra.types import RunMode
 
     from trainctl.api import train
@@ -167,6 +170,7 @@ def _task(cfg: DictConfig) -> Any:
 
     from trainctl.config.validate import validate_overrides
 
+    clock.mark("torch and engine imports")
     run_dir = job_output_dir()
     first = world()[0] == 0  # rank 0, or the only process: it speaks for the run
     quiet_other_ranks()

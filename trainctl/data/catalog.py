@@ -9,7 +9,7 @@ import importlib
 
 from omegaconf import DictConfig
 
-from trainctl.data.splits import DataBundle, Transform, take_train_subset
+from trainctl.data.splits import DataBundle, take_train_subset
 from trainctl.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
@@ -21,19 +21,6 @@ def load_builtin_datasets() -> Registry:
     for module in BUILTIN_SOURCES:
         importlib.import_module(module)
     return DATASETS
-
-
-def transforms_from(cfg: DictConfig) -> tuple[Transform, Transform]:
-    """(train, eval) transforms of an image dataset config: augmentation, scaling, normalisation, then the
-    user's own (`dataset.train_transforms`, `dataset.eval_transforms`)."""
-    from trainctl.data.transforms import image_transforms
-    from trainctl.data.user_transforms import user_transforms_of, with_user_transforms
-
-    train, evaluate = image_transforms(list(cfg.mean), list(cfg.std), cfg.normalize, cfg.get("crop_padding", 0),
-                                       cfg.get("hflip", False))
-    user_train, user_eval = user_transforms_of(cfg)
-    return (with_user_transforms(train, user_train, "train_transforms"),
-            with_user_transforms(evaluate, user_eval, "eval_transforms"))
 
 
 def build_dataset(cfg: DictConfig, seed: int) -> DataBundle:

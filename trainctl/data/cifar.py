@@ -13,9 +13,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from trainctl.data.catalog import DATASETS, transforms_from
+from trainctl.data.catalog import DATASETS
 from trainctl.data.locate import find_or_download, unreadable_file_error
 from trainctl.data.splits import DataBundle, DataSpec, Split, check_labels, split_off_validation
+from trainctl.data.user_transforms import transforms_from
 from trainctl.errors import UserError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

@@ -16,11 +16,12 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from trainctl.data.catalog import DATASETS, transforms_from
+from trainctl.data.catalog import DATASETS
 from trainctl.data.imagescan import SplitFiles, check_classes, check_readable, list_entries, probe_all, scan_split
 from trainctl.data.locate import blocked_ancestor, unreadable_folder_error
 from trainctl.data.splits import (STREAM_AUGMENT_PER_BATCH, Batch, DataBundle, DataSpec, Split, Transform,
                                   epoch_generator, epoch_order)
+from trainctl.data.user_transforms import transforms_from
 from trainctl.errors import UserError
 
 log = logging.getLogger("trainctl")

@@ -93,8 +93,8 @@ def _spec(train: Split, dataset: Any) -> DataSpec:
 
 
 def build_user_dataset(cfg: DictConfig, seed: int) -> DataBundle:
-    from trainctl.data.catalog import transforms_from
     from trainctl.data.splits import check_labels
+    from trainctl.data.user_transforms import transforms_from
 
     own = {k: cfg.get(k, DEFAULTS.get(k)) for k in OWN_KEYS}
     settings = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k not in OWN_KEYS])

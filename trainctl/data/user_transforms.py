@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from trainctl.config.targets import has_target, instantiate_target
 from trainctl.data.splits import Transform
+from trainctl.data.transforms import image_transforms
 from trainctl.errors import UserError
 
 log = logging.getLogger("trainctl")
@@ -118,3 +119,13 @@ def user_transforms_of(cfg: DictConfig) -> tuple[list[Callable], list[Callable]]
     """(train, eval) user transforms of a dataset config."""
     return (build_user_transforms(cfg.get("train_transforms"), "train_transforms"),
             build_user_transforms(cfg.get("eval_transforms"), "eval_transforms"))
+
+
+def transforms_from(cfg: DictConfig) -> tuple[Transform, Transform]:
+    """(train, eval) transforms of an image dataset config: augmentation, scaling, normalisation, then the
+    user's own (`dataset.train_transforms`, `dataset.eval_transforms`)."""
+    train, evaluate = image_transforms(list(cfg.mean), list(cfg.std), cfg.normalize, cfg.get("crop_padding", 0),
+                                       cfg.get("hflip", False))
+    user_train, user_eval = user_transforms_of(cfg)
+    return (with_user_transforms(train, user_train, "train_transforms"),
+            with_user_transforms(evaluate, user_eval, "eval_transforms"))

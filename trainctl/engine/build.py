@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,7 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
     previous = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
+    _set_deterministic(enabled)
     torch.backends.cudnn.benchmark = not enabled
     try:
         yield
@@ -109,5 +110,35 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
             "run stopped. Choose a model without that layer, train on another device, or set "
             "trainer.deterministic=false.") from None
     finally:
-        torch.use_deterministic_algorithms(previous[0])
+        _set_deterministic(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
+
+
+def _set_deterministic(enabled: bool) -> None:
+    """`torch.use_deterministic_algorithms`, called only to change the setting: the call imports torch's
+    compiler stack (torch._inductor, about 2 s of CPU) to tell it too, which a run that keeps the default
+    never needs."""
+    if torch.are_deterministic_algorithms_enabled() != enabled:
+        torch.use_deterministic_algorithms(enabled)
+
+
+# A CPU step below this many multiply-adds (bounded above by parameters x batch x input size) runs on one thread:
+# its operations are too small to share, and the other threads' waiting (OpenMP spins between operations) would
+# burn more CPU than the training itself.
+TINY_STEP = 1 << 20
+
+
+@contextlib.contextmanager
+def one_thread_when_tiny(model: nn.Module, batch_size: int, input_shape: Sequence[int], device: torch.device
+                         ) -> Iterator[None]:
+    """torch on one CPU thread while a model this small trains or evaluates, then as many as before."""
+    previous = torch.get_num_threads()
+    bound = sum(p.numel() for p in model.parameters()) * batch_size * math.prod(input_shape)
+    if device.type != "cpu" or bound >= TINY_STEP or previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

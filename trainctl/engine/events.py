@@ -10,6 +10,10 @@ per event. Events, in the order a run announces them:
 `step_end` comes at log points only (every `trainer.log_every_n_steps` batches), where the engine reads its
 device counters anyway. `train_step` comes after every optimizer step and is only dispatched to callbacks that
 override it, so the hot loop pays nothing for callbacks that do not listen to steps.
+
+What each event passes is the run's `trainctl.engine.step.Trainer`, typed `AnyTrainer` (an alias of `Any`) here:
+the trainer holds its `Events`, so naming its class here would make the two modules import each other.
+Callbacks annotate it with the real class.
 """
 
 from __future__ import annotations
@@ -17,13 +21,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
-
-if TYPE_CHECKING:
-    from trainctl.engine.step import Trainer
+from typing import Any, Callable, Sequence, TypeVar
 
 log = logging.getLogger("trainctl")
 T = TypeVar("T")
+
+AnyTrainer = Any  # trainctl.engine.step.Trainer (see the module docstring)
 
 EVENTS = ("on_fit_start", "on_epoch_start", "on_step_end", "on_train_step", "on_validation_end", "on_epoch_end",
           "on_checkpoint_saved", "on_fit_end", "on_exception")
@@ -80,31 +83,31 @@ class EpochEnd:
 
 
 class Callback:
-    """Base class: override the events you need; each gets the `Trainer` (model, optimizer, state, config).
+    """Base class: override the events you need; each gets the run's `Trainer` (model, optimizer, state, config).
 
     In a data-parallel run callbacks run in the process of rank 0 only, unless they set `all_ranks = True`
     (those that take part in collective operations, as checkpointing does)."""
 
     all_ranks = False
 
-    def on_fit_start(self, trainer: Trainer) -> None: ...
+    def on_fit_start(self, trainer: AnyTrainer) -> None: ...
 
-    def on_epoch_start(self, trainer: Trainer, epoch: int) -> None: ...
+    def on_epoch_start(self, trainer: AnyTrainer, epoch: int) -> None: ...
 
-    def on_step_end(self, trainer: Trainer, step: StepEnd) -> None: ...
+    def on_step_end(self, trainer: AnyTrainer, step: StepEnd) -> None: ...
 
-    def on_train_step(self, trainer: Trainer) -> None:
+    def on_train_step(self, trainer: AnyTrainer) -> None:
         """After every optimizer step. Costly: only overriding callbacks are called, from the hot loop."""
 
-    def on_validation_end(self, trainer: Trainer, end: EpochEnd) -> None: ...
+    def on_validation_end(self, trainer: AnyTrainer, end: EpochEnd) -> None: ...
 
-    def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None: ...
+    def on_epoch_end(self, trainer: AnyTrainer, end: EpochEnd) -> None: ...
 
-    def on_checkpoint_saved(self, trainer: Trainer, path: Path) -> None: ...
+    def on_checkpoint_saved(self, trainer: AnyTrainer, path: Path) -> None: ...
 
-    def on_fit_end(self, trainer: Trainer, result: dict[str, Any]) -> None: ...
+    def on_fit_end(self, trainer: AnyTrainer, result: dict[str, Any]) -> None: ...
 
-    def on_exception(self, trainer: Trainer, error: BaseException) -> None: ...
+    def on_exception(self, trainer: AnyTrainer, error: BaseException) -> None: ...
 
 
 def _overrides(callback: Callback, event: str) -> bool:
@@ -122,9 +125,9 @@ class Events:
     def __init__(self, callbacks: Sequence[Callback]) -> None:
         self.callbacks = list(callbacks)
         self.step_listeners = [cb for cb in self.callbacks if _overrides(cb, "on_train_step")]
-        self._pending: list[tuple[str, Trainer, tuple[Any, ...]]] | None = None  # set while announcing
+        self._pending: list[tuple[str, AnyTrainer, tuple[Any, ...]]] | None = None  # set while announcing
 
-    def emit(self, event: str, trainer: Trainer, *args: Any) -> None:
+    def emit(self, event: str, trainer: AnyTrainer, *args: Any) -> None:
         if self._pending is not None:
             self._pending.append((event, trainer, args))
             return
@@ -144,17 +147,17 @@ class Events:
             raise stop
 
     @staticmethod
-    def _call(callback: Callback, name: str, trainer: Any, args: tuple[Any, ...]) -> None:
+    def _call(callback: Callback, name: str, trainer: AnyTrainer, args: tuple[Any, ...]) -> None:
         if name not in AFTER_TRAINING:
             getattr(callback, name)(trainer, *args)
             return
         after_training(f"callback {type(callback).__name__}.{name}", lambda: getattr(callback, name)(trainer, *args))
 
-    def train_step(self, trainer: Trainer) -> None:
+    def train_step(self, trainer: AnyTrainer) -> None:
         for callback in self.step_listeners:
             callback.on_train_step(trainer)
 
-    def exception(self, trainer: Trainer, error: BaseException) -> None:
+    def exception(self, trainer: AnyTrainer, error: BaseException) -> None:
         """Every callback hears of the failure; one that fails in turn is logged, never hides the first error."""
         for callback in self.callbacks:
             try:

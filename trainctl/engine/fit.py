@@ -19,10 +19,11 @@ from typing import Any, Sequence
 import torch
 from omegaconf import DictConfig
 
+from trainctl import clock
 from trainctl.data.catalog import build_dataset
 from trainctl.data.splits import DataBundle, ceil_div
-from trainctl.engine.build import build_trainer
-from trainctl.engine.checkpoint import restore
+from trainctl.engine.build import build_trainer, one_thread_when_tiny
+from trainctl.engine.capture import restore
 from trainctl.engine.diagnosis import diagnose
 from trainctl.engine.events import Callback, EpochEnd, StopTraining, after_training
 from trainctl.engine.distributed import Single
@@ -31,6 +32,7 @@ from trainctl.engine.step import Trainer, evaluate, evaluated_samples, train_one
 from trainctl.errors import UserError
 from trainctl.files import write_json
 from trainctl.metrics import REGRESSION, check_task_metrics, objectives
+from trainctl.terminal import print_summary
 
 log = logging.getLogger("trainctl")
 
@@ -41,31 +43,54 @@ def fit(cfg: DictConfig, run_dir: Path, device: torch.device, callbacks: Sequenc
     """One training run into `run_dir` (a resumed one when `checkpoint` is given); in a data-parallel run, this
     process's part of it (`group`)."""
     group = group or Single()
+    clock.begin_run()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     data = (data or build_dataset(cfg.dataset, cfg.seed)).to(device)
-    with group.graceful_stop() as stop:
-        t = build_trainer(cfg, data, device, run_dir, group.main_only(callbacks), stop, group)
-        group.seed_process(cfg.seed)
-        t.checkpoints.remove_stale_temps()
-        check_task_metrics(cfg, data.spec.task, data.spec.num_classes)
-        check_single_sample_batches(t)
-        if checkpoint is not None:
-            restore(t, checkpoint)
-            t.resumed = True
-        detect = torch.autograd.detect_anomaly() if cfg.trainer.detect_anomaly else contextlib.nullcontext()
-        try:
-            t.events.emit("on_fit_start", t)
-            t.fit_started = time.perf_counter()
-            with detect:
-                _epochs(t)
-        except StopTraining as stop_training:
-            t.state.status = stop_training.status
-            log.info("training stopped after epoch %d: %s", t.state.epoch, stop_training)
-        except BaseException as error:
-            t.events.exception(t, error)  # interrupted or failed: callbacks save what must be saved, flush logs
-            raise
-    return _finish(t)
+    clock.mark("data")
+    with contextlib.ExitStack() as scope:
+        with group.graceful_stop() as stop:
+            t = build_trainer(cfg, data, device, run_dir, group.main_only(callbacks), stop, group)
+            clock.mark("model build")
+            scope.enter_context(one_thread_when_tiny(t.raw_model, cfg.trainer.batch_size, data.spec.input_shape,
+                                                     device))
+            _start(t, checkpoint)
+        return _finish(t)
+
+
+def _start(t: Trainer, checkpoint: dict[str, Any] | None) -> None:
+    """Restore (resuming), check, announce the start and train every epoch."""
+    cfg = t.cfg
+    t.dist.seed_process(cfg.seed)
+    t.checkpoints.remove_stale_temps()
+    check_task_metrics(cfg, t.data.spec.task, t.data.spec.num_classes)
+    check_single_sample_batches(t)
+    if checkpoint is not None:
+        restore(t, checkpoint)
+        t.resumed = True
+    detect = torch.autograd.detect_anomaly() if cfg.trainer.detect_anomaly else contextlib.nullcontext()
+    try:
+        t.events.emit("on_fit_start", t)
+        clock.mark("summary, writers, log")
+        t.events.step_listeners.append(_FirstStep())
+        t.fit_started = time.perf_counter()
+        with detect:
+            _epochs(t)
+    except StopTraining as stop_training:
+        t.state.status = stop_training.status
+        log.info("training stopped after epoch %d: %s", t.state.epoch, stop_training)
+    except BaseException as error:
+        t.events.exception(t, error)  # interrupted or failed: callbacks save what must be saved, flush logs
+        raise
+
+
+class _FirstStep(Callback):
+    """Marks the end of the run's first optimizer step (lazy initialisation shows there), then stops listening:
+    the loop finds the step listeners empty again."""
+
+    def on_train_step(self, trainer: Trainer) -> None:
+        clock.mark("first step")
+        trainer.events.step_listeners.remove(self)
 
 
 def check_single_sample_batches(t: Trainer) -> None:
@@ -136,6 +161,7 @@ def _finish(t: Trainer) -> dict[str, Any]:
     best_epoch_metrics = s.history[s.best_epoch - 1]
     batch_size, max_batches = cfg.trainer.eval_batch_size, cfg.trainer.max_eval_batches
     test: dict[str, Any] = {}
+    clock.mark("training and validation")
     if s.status != "pruned":  # a pruned sweep trial is never reported, so its test pass would be wasted time
         test = evaluate(model, t.dist.shard(t.data.test), t.data, t.loss_fn, batch_size, t.settings, per_class=True,
                         max_batches=max_batches, reduce=t.dist.reduce)
@@ -155,10 +181,14 @@ def _finish(t: Trainer) -> dict[str, Any]:
         "objective": names[0] if single else names,
         "objective_value": best_epoch_metrics[names[0]] if single else [best_epoch_metrics[o] for o in names],
         "throughput/train_images_per_s": sum(s.throughputs) / max(len(s.throughputs), 1),
-        # This process's wall time from its first training step to the test metrics in hand (validation and
-        # checkpoints included): the time-to-accuracy figure.
+        # Wall time from the process's start (a run started otherwise: from its own set-up, `clock.begin_run`)
+        # to the first training step, and from there to the test metrics in hand (validation and checkpoints
+        # included): the time-to-accuracy figure. time/finish_s, the rest, is added at the end.
+        "time/startup_s": t.fit_started - clock.run_origin(),
         "time/train_to_test_s": time.perf_counter() - t.fit_started,
     })
+    clock.mark("test")
+    tested = time.perf_counter()
     steps = cfg.trainer.max_steps_per_epoch
     cut_short = f"trainer.max_steps_per_epoch={steps}" if steps else None
     verdict = after_training("the verdict", lambda: diagnose(s.history, t.data.spec.task, t.data.spec.num_classes,
@@ -168,7 +198,34 @@ def _finish(t: Trainer) -> dict[str, Any]:
     result["diagnosis"] = verdict.as_dict() if verdict is not None else {"verdict": "unknown",
                                                                             "reason": "the verdict failed: see train.log"}
     result["history"] = s.history
+    if t.dist.is_main:  # the result is safe on disk and in the log before any picture is drawn
+        write_json(t.run_dir / "metrics.json", result)
+        log_test_line(t, result)
+    t.events.emit("on_fit_end", t, result)
+    clock.mark("pictures, writers")
+    result["time/finish_s"] = time.perf_counter() - tested
+    result["time/phases"] = clock.phases()
     if t.dist.is_main:
         write_json(t.run_dir / "metrics.json", result)
-    t.events.emit("on_fit_end", t, result)
+        print_summary(_shown(result), t.run_dir)
     return result
+
+
+def log_test_line(t: Trainer, result: dict[str, Any]) -> None:
+    """The test metrics in one log line, with where the run's outputs are."""
+    test = {k: v for k, v in result.items() if k.startswith("test/") and isinstance(v, float)}
+    if not test:  # a pruned sweep trial has no test pass
+        log.info("%s after epoch %d (best epoch %d); outputs in %s", result.get("status", "stopped"),
+                 result["epochs"], result["best_epoch"], t.run_dir)
+        return
+    shown = "  ".join(f"{k.removeprefix('test/')} {v:.4f}" for k, v in test.items())
+    n_test, evaluated = len(t.data.test), result.get("test/samples")
+    partial = (f" on {evaluated} of {n_test} samples (trainer.max_eval_batches="
+               f"{t.cfg.trainer.max_eval_batches})" if evaluated is not None and evaluated < n_test else "")
+    log.info("test %s%s (best epoch %d); outputs in %s", shown, partial, result["best_epoch"], t.run_dir)
+
+
+def _shown(result: dict[str, Any]) -> dict[str, Any]:
+    """The summary table's rows: the time keys last, in the order the run spent them."""
+    times = ("time/startup_s", "time/train_to_test_s", "time/finish_s")
+    return {**{k: v for k, v in result.items() if k not in times}, **{k: result[k] for k in times if k in result}}

@@ -19,6 +19,7 @@ from trainctl.engine.checkpoint import check_resumable, load_checkpoint
 from trainctl.engine.distributed import Single, is_peer_failure, peer_failure, setup
 from trainctl.engine.events import Callback
 from trainctl.engine.finetune import init_source
+from trainctl.engine.lazy_compiler import compiler_unloaded
 from trainctl.engine.fit import fit
 from trainctl.engine.resume import check_same_run, checkpoint_path, run_dir_of
 from trainctl.files import create_run_dir
@@ -63,7 +64,8 @@ def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallba
         run_dir = Path(run_dir) if run_dir is not None else create_run_dir(hint=hint)
         run_dir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(group.broadcast(str(run_dir)))  # the other processes compose their own name: rank 0's wins
-    with deterministic_mode(cfg.trainer.deterministic):
+    compiles = bool(cfg.trainer.compile or cfg.trainer.cuda_graphs)
+    with deterministic_mode(cfg.trainer.deterministic), compiler_unloaded(compiles):
         if cfg.cv.folds > 1:
             from trainctl.engine.crossval import cross_validate
 
