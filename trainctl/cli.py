@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         clock.process_is_the_run()
     try:
-        return _main(argv)
+        return _with_signals(argv)
     finally:
         if argv is None:
             import gc
@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             gc.freeze()
 
 
-def _main(argv: list[str] | None) -> int:
+def _with_signals(argv: list[str] | None) -> int:
+    """The command with trainctl's signal handlers: a signal at any moment exits 130/143 with one line."""
     clock.mark("python start-up")
     args = sys.argv[1:] if argv is None else list(argv)
     from trainctl.engine.signals import ignore_signals_after_atexit, install_process_handlers

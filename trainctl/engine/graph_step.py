@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -33,8 +33,8 @@ from trainctl.engine import cuda_graph
 from trainctl.engine.accumulator import write_batch_values
 from trainctl.engine.cuda_graph import Body, StepGraphs, Values
 
-if TYPE_CHECKING:
-    from trainctl.engine.step import Trainer
+# trainctl.engine.step.Trainer, which imports this module: naming the class here would close an import cycle
+Trainer = Any
 
 log = logging.getLogger("trainctl")
 
