@@ -64,7 +64,8 @@ def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallba
         run_dir = Path(run_dir) if run_dir is not None else create_run_dir(hint=hint)
         run_dir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(group.broadcast(str(run_dir)))  # the other processes compose their own name: rank 0's wins
-    compiles = bool(cfg.trainer.compile or cfg.trainer.cuda_graphs)
+    # CUDA graphs (cuda_graphs auto or true) can only apply on CUDA: a CPU run compiles nothing either way
+    compiles = bool(cfg.trainer.compile) or (device.type == "cuda" and cfg.trainer.cuda_graphs is not False)
     with deterministic_mode(cfg.trainer.deterministic), compiler_unloaded(compiles):
         if cfg.cv.folds > 1:
             from trainctl.engine.crossval import cross_validate
