@@ -197,13 +197,10 @@ def register_sweeper() -> None:
     Plugins.instance().register(TrainctlOptunaSweeper)
 
 
-REFUSED_FLAGS = {"--experimental-rerun": "it unpickles a file, and a pickle can run any code; run the "
-                                         "command again, or resume=<run dir> to continue a run"}
-
-
 def run_train(args: list[str]) -> int:
     """Hand `args` to Hydra exactly as a `@hydra.main` script would receive them; report config errors that
     Hydra finds while composing in trainctl's words, with the user-error exit code."""
+    from trainctl.config.hydra_args import check_flags
     from trainctl.config.hydra_errors import explain
     from trainctl.config.overrides import quote_paths
     from trainctl.engine.resume import resume_overrides
@@ -211,9 +208,7 @@ def run_train(args: list[str]) -> int:
     if "${" in os.getcwd():  # Hydra stores the absolute run directory in its config, where `${` starts a reference
         raise UserError(f"the working directory {os.getcwd()} has '${{' in its path, which Hydra reads as the start "
                         "of an interpolation in every path under it: run trainctl from a directory without '${'.")
-    for flag, why in REFUSED_FLAGS.items():
-        if any(a == flag or a.startswith(flag + "=") for a in args):
-            raise UserError(f"trainctl train does not take {flag}: {why}.")
+    check_flags(args)  # also here: run_train is an entry of its own (tests, the torchrun relaunch)
     register_schemas()
     register_sweeper()
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_task)

@@ -11,6 +11,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from trainctl.config.overrides import quote_value, unquote_value
+from trainctl.config.replay import check_saved_overrides
 from trainctl.config.schemas.models import ADDED_KEYS
 from trainctl.config.trust import check_stored_targets, replayed_targets
 from trainctl.errors import UserError
@@ -85,6 +86,7 @@ def resume_overrides(args: list[str]) -> list[str]:
                         "wrote; resume from a checkpoint file instead.") from None
     if not isinstance(base, list) or not all(isinstance(o, str) for o in base):
         raise UserError(f"{saved} is not a list of overrides: it is not a run directory trainctl wrote.")
+    check_saved_overrides(base, saved)
     check_stored_targets(replayed_targets(base), args, trusted="trust_targets=true" in args,
                          source=f"the saved overrides of {run_dir}")
 
@@ -92,7 +94,7 @@ def resume_overrides(args: list[str]) -> list[str]:
         return override.split("=", 1)[0].lstrip("+~")
 
     # init_from started the run; resuming continues from its own checkpoint instead
-    merged = {key(o): o for o in base if not key(o).startswith("hydra.") and key(o) not in ("resume", "init_from")}
+    merged = {key(o): o for o in base if key(o) not in ("resume", "init_from")}
     flags = [a for a in args if a.startswith("-")]
     merged.update({key(a): a for a in args if not a.startswith("-")})
     # The log file opens at its first line, not when Hydra sets up logging: a resume that stops before training
