@@ -83,11 +83,18 @@ class Preflight(Callback):
         return task_cfg
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from trainctl.commands.launch import launch, processes
+        from trainctl.commands.launch import launch, processes, world
 
-        n = processes(self._check(config))
+        task_cfg = self._check(config)
+        n = processes(task_cfg)
         if n > 1:  # trainer.devices=N: torchrun runs this command line N times; this process only waits
             sys.exit(launch(_user_args, n))
+        if world()[0] == 0:  # rank 0 writes the run directory (the others write to a scratch folder)
+            try:
+                claim_run_dir(Path(str(config.hydra.run.dir)), resumed=bool(task_cfg.resume))
+            except UserError as e:
+                report_user_error(e)
+                sys.exit(EXIT_USER_ERROR)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _sweep_dir
@@ -98,6 +105,21 @@ class Preflight(Callback):
             logging.getLogger("trainctl").warning(notice)
         self._check(config, multirun=True)
         _sweep_dir = Path(config.hydra.sweep.dir)  # the same value Hydra uses: the run-name token is cached
+
+
+def claim_run_dir(run_dir: Path, resumed: bool) -> None:
+    """Before Hydra writes into the run directory: take its lock for this process's life (a second `train` or
+    `resume` of it stops here, naming the process that holds it), and refuse a directory that already holds a
+    run unless this command resumes it."""
+    from trainctl.files import holds_run, lock_run_dir, unlock_run_dir
+
+    existed = run_dir.exists()
+    lock_run_dir(run_dir)
+    if not resumed and existed and holds_run(run_dir):
+        unlock_run_dir(run_dir)
+        raise UserError(f"hydra.run.dir={run_dir} already holds a run, and a run directory is never overwritten: "
+                        f"continue that run with resume={run_dir}, or train anew in another directory (leave "
+                        "hydra.run.dir out for a fresh one, or give the run a name with name=NAME).")
 
 
 _sweep_dir: Path | None = None  # the multirun's directory, once Hydra has chosen it
@@ -119,7 +141,10 @@ def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
     so a command that failed its checks leaves nothing behind. Never a resumed run's directory."""
     if resumed or not run_dir.is_dir():
         return
-    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
+    from trainctl.files import LOCK_FILE, unlock_run_dir
+
+    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", LOCK_FILE}:
+        unlock_run_dir(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # and runs/ itself when this run was all it held
             run_dir.parent.rmdir()

@@ -15,6 +15,7 @@ from trainctl.config.replay import check_saved_overrides
 from trainctl.config.schemas.models import ADDED_KEYS
 from trainctl.config.trust import check_stored_targets, replayed_targets
 from trainctl.errors import UserError
+from trainctl.files import check_not_locked
 
 COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
 # Keys older checkpoints lack, with the value that means what they did.
@@ -77,6 +78,8 @@ def resume_overrides(args: list[str]) -> list[str]:
         raise UserError("resume= continues one run and cannot be part of a multirun (-m): resume each run "
                         "with its own `trainctl train resume=<run dir>`.")
     value = unquote_value(value)
+    given = Path(value).expanduser()
+    check_not_locked(given if given.is_dir() else run_dir_of(given))  # before "no checkpoint yet": it may be starting
     run_dir = run_dir_of(checkpoint_path(value))
     saved = run_dir / ".hydra" / "overrides.yaml"
     try:

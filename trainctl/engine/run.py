@@ -20,7 +20,7 @@ from trainctl.engine.events import Callback
 from trainctl.engine.finetune import init_source
 from trainctl.engine.fit import fit
 from trainctl.engine.resume import check_same_run, checkpoint_path, run_dir_of
-from trainctl.files import create_run_dir
+from trainctl.files import create_run_dir, lock_run_dir, unlock_run_dir
 from trainctl.terminal import console
 
 MakeCallbacks = Callable[[], Sequence[Callback]]
@@ -61,12 +61,19 @@ def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallba
         run_dir = Path(run_dir) if run_dir is not None else create_run_dir(hint=hint)
         run_dir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(group.broadcast(str(run_dir)))  # the other processes compose their own name: rank 0's wins
-    with deterministic_mode(cfg.trainer.deterministic):
-        if cfg.cv.folds > 1:
-            from trainctl.engine.crossval import cross_validate
+    # One writer per run directory: `trainctl train` took the lock before Hydra wrote there (then this is a no-op
+    # and the lock lasts the process); a multirun's job or a call from Python takes it here, for this run.
+    locked = lock_run_dir(run_dir) if group.is_main else False
+    try:
+        with deterministic_mode(cfg.trainer.deterministic):
+            if cfg.cv.folds > 1:
+                from trainctl.engine.crossval import cross_validate
 
-            return cross_validate(cfg, run_dir, device, make_callbacks)
-        return fit(cfg, run_dir, device, make_callbacks(), checkpoint, group=group)
+                return cross_validate(cfg, run_dir, device, make_callbacks)
+            return fit(cfg, run_dir, device, make_callbacks(), checkpoint, group=group)
+    finally:
+        if locked:
+            unlock_run_dir(run_dir)
 
 
 def finished_metrics(checkpoint: dict[str, Any], cfg: DictConfig, run_dir: Path, quiet: bool = False
