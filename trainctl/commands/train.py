@@ -90,6 +90,7 @@ class Preflight(Callback):
         if n > 1:  # trainer.devices=N: torchrun runs this command line N times; this process only waits
             sys.exit(launch(_user_args, n))
         if world()[0] == 0:  # rank 0 writes the run directory (the others write to a scratch folder)
+            HydraConfig.instance().set_config(config)  # as Hydra does next: the dir's `${hydra:...}` need it
             try:
                 claim_run_dir(Path(str(config.hydra.run.dir)), resumed=bool(task_cfg.resume))
             except UserError as e:

@@ -5,12 +5,14 @@ adds the defaults), made fresh for each fit because each fold is a run of its ow
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from omegaconf import DictConfig
 
 from trainctl.config.targets import component_name
+from trainctl.config.trust import ignored_targets_notice, stored_targets
 from trainctl.config.validate import validate
 from trainctl.data.locate import check_available
 from trainctl.engine.build import deterministic_mode
@@ -52,6 +54,10 @@ def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallba
         checkpoint = load_checkpoint(path)  # on the CPU: restoring copies each state where it belongs
         check_resumable(checkpoint, path)
         check_same_run(checkpoint["config"], cfg, path)
+        notice = ignored_targets_notice(run_dir_of(path), stored_targets(checkpoint["config"]), cfg, path,
+                                        "The resumed run is built from its checked overrides and your command line.")
+        if notice and group.is_main:
+            logging.getLogger("trainctl").warning("resume: %s", notice)
         run_dir = Path(run_dir or run_dir_of(path)) if group.is_main else None
         finished = finished_metrics(checkpoint, cfg, Path(group.broadcast(str(run_dir))), quiet=not group.is_main)
         if finished is not None:
