@@ -112,15 +112,14 @@ def claim_run_dir(run_dir: Path, resumed: bool) -> None:
     """Before Hydra writes into the run directory: take its lock for this process's life (a second `train` or
     `resume` of it stops here, naming the process that holds it), and refuse a directory that already holds a
     run unless this command resumes it."""
-    from trainctl.files import holds_run, lock_run_dir, unlock_run_dir
+    from trainctl.files import check_not_locked, holds_run, lock_run_dir
 
-    existed = run_dir.exists()
-    lock_run_dir(run_dir)
-    if not resumed and existed and holds_run(run_dir):
-        unlock_run_dir(run_dir)
+    check_not_locked(run_dir)  # a live writer is named first; nothing of the directory is touched before
+    if not resumed and holds_run(run_dir):
         raise UserError(f"hydra.run.dir={run_dir} already holds a run, and a run directory is never overwritten: "
                         f"continue that run with resume={run_dir}, or train anew in another directory (leave "
                         "hydra.run.dir out for a fresh one, or give the run a name with name=NAME).")
+    lock_run_dir(run_dir)
 
 
 _sweep_dir: Path | None = None  # the multirun's directory, once Hydra has chosen it

@@ -32,7 +32,7 @@ def _refusal(override: str) -> str | None:
     if override.startswith("-"):
         return "is a Hydra flag, not a key=value override"
     key, sep, value = override.partition("=")
-    if not sep:
+    if not sep and not key.startswith("~"):  # `~group` deletes, as typed
         return "is not a key=value override"
     if key.lstrip("+~").startswith(("hydra.", "hydra/")):
         return "sets Hydra's own config (logging, callbacks, search path, directories)"
