@@ -53,6 +53,13 @@ def test_saved_group_choices_are_checked_as_if_typed(tmp_path):
         check_saved_overrides(["~seed"], tmp_path / "overrides.yaml")
 
 
+def test_a_saved_permission_is_never_replayed(tmp_path):
+    run = saved_run(tmp_path, ["trust_targets=true", "resume_allow_changes=true", "trainer.epochs=1"])
+    replayed = resume_overrides([f"resume={run}"])
+    assert "trainer.epochs=1" in replayed
+    assert not any(o.startswith(("trust_targets", "resume_allow_changes")) for o in replayed)
+
+
 def test_plain_saved_overrides_are_replayed(tmp_path):
     run = saved_run(tmp_path, ["model=mlp", "+callbacks=none", "trainer.epochs=1", "++seed=3", "name=first"])
     replayed = resume_overrides([f"resume={run}", "trainer.epochs=2"])

@@ -17,6 +17,7 @@ from trainctl.config.trust import check_stored_targets, replayed_targets
 from trainctl.errors import UserError
 from trainctl.files import check_not_locked
 
+PERMISSIONS = ("trust_targets", "resume_allow_changes")  # never replayed from a saved run
 COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
 # Keys older checkpoints lack, with the value that means what they did.
 NEWER_KEYS = {"model.freeze": [], "dataset.train_size": None, "dataset.train_per_class": None,
@@ -96,8 +97,9 @@ def resume_overrides(args: list[str]) -> list[str]:
     def key(override: str) -> str:
         return override.split("=", 1)[0].lstrip("+~")
 
-    # init_from started the run; resuming continues from its own checkpoint instead
-    merged = {key(o): o for o in base if key(o) not in ("resume", "init_from")}
+    # init_from started the run; resuming continues from its own checkpoint instead. A permission (trust a file's
+    # code, accept a changed config) comes from the person resuming, never from the directory being resumed.
+    merged = {key(o): o for o in base if key(o) not in ("resume", "init_from", *PERMISSIONS)}
     flags = [a for a in args if a.startswith("-")]
     merged.update({key(a): a for a in args if not a.startswith("-")})
     # The log file opens at its first line, not when Hydra sets up logging: a resume that stops before training
