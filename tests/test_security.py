@@ -254,12 +254,15 @@ def test_every_abbreviation_of_experimental_rerun_is_refused(tmp_path, flag):
     assert not marker.exists() and not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("override", ["+hydra.job_logging.handlers.x={{class: logging.FileHandler, filename: {marker}}}",
-                                      "+hydra.callbacks.x._target_=os.getcwd"])
-def test_hydra_keys_that_name_code_are_refused_cleanly(tmp_path, override):
+@pytest.mark.parametrize("override, message", [
+    ("+hydra.job_logging.handlers.x={{class: logging.FileHandler, filename: {marker}}}", "(from the command line)"),
+    ("+hydra.callbacks.x._target_=os.system", "hydra.callbacks.x._target_=os.system is not a Hydra callback"),
+])
+def test_hydra_keys_that_name_code_are_refused_cleanly(tmp_path, override, message):
     marker = tmp_path / "PWNED"
-    proc = run_cli(["train", *SMOKE, override.format(marker=marker)], tmp_path)
-    assert proc.returncode == 2 and "(from the command line)" in proc.stderr
+    proc = run_cli(["train", *SMOKE, override.format(marker=marker), f"+hydra.callbacks.x.command='touch {marker}'"],
+                   tmp_path)
+    assert proc.returncode == 2 and message in " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
     assert not marker.exists() and not (tmp_path / "runs").exists()
 

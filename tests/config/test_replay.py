@@ -91,11 +91,23 @@ def test_full_flags_and_overrides_pass():
                                  "+hydra.job_logging.handlers.x.class=logging.FileHandler",
                                  "+hydra.hydra_logging.formatters.f={'()': os.getcwd}",
                                  "hydra.job_logging.handlers={x: {class: logging.StreamHandler}}",
-                                 "+hydra.callbacks.x._target_=os.getcwd", "~hydra.callbacks.preflight",
-                                 "hydra.callbacks={}"])
+                                 "~hydra.callbacks.preflight", "hydra.callbacks={}",
+                                 "hydra.callbacks.preflight._target_=hydra.experimental.callback.Callback"])
 def test_hydra_keys_that_name_code_are_refused(arg):
     with pytest.raises(UserError, match=r"\(from the command line\)"):
         check_hydra_keys([arg])
+
+
+@pytest.mark.parametrize("arg", ["+hydra.callbacks.x._target_=os.getcwd", "+hydra.callbacks.x._target_=os.system",
+                                 "+hydra.callbacks.x={_target_: subprocess.Popen, args: [touch, x]}"])
+def test_a_hydra_callback_must_be_a_hydra_callback_class(arg):
+    with pytest.raises(UserError, match=r"hydra.callbacks.x._target_=\S+ is not a Hydra callback"):
+        check_hydra_keys([arg])
+
+
+def test_a_hydra_callback_class_passes():
+    check_hydra_keys(["+hydra.callbacks.x._target_=hydra.experimental.callbacks.LogJobReturnCallback",
+                      "+hydra.callbacks.x.count=2"])
 
 
 def test_hydra_logging_levels_and_the_run_dir_pass():

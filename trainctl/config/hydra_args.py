@@ -3,8 +3,9 @@
 Hydra parses its flags with argparse, which accepts any unambiguous prefix of a long flag: `--exp=FILE` is
 `--experimental-rerun FILE`, which unpickles FILE. trainctl reads Hydra's flags itself (config dirs, `-m`), so an
 abbreviation would also slip past those checks: every abbreviated long flag is refused, naming the full one.
-Keys under `hydra.` that name code to import or files to write (a Hydra callback, a logging handler's class)
-are refused too: trainctl's own callbacks (`callbacks=`) and log file are the supported ways.
+Keys under `hydra.` that name code are checked too: a logging handler, formatter or filter that names a class is
+refused (a config dir of the user's own is the place for those), and a Hydra callback must be a class derived
+from Hydra's `Callback`, checked before Hydra builds it (`+hydra.callbacks.x._target_=os.system` is an error).
 """
 
 from __future__ import annotations
@@ -53,9 +54,8 @@ def check_hydra_keys(args: list[str], source: str = "the command line") -> None:
         key, sep, value = arg.partition("=")
         key = key.lstrip("+~").strip()
         if key == "hydra.callbacks" or key.startswith("hydra.callbacks."):
-            raise UserError(f"{arg} (from {source}): Hydra callbacks are code that runs at every start; trainctl "
-                            "does not take them from overrides. Write a trainctl callback and add it with "
-                            "+callbacks.NAME._target_=your.module.Class (see the README).")
+            _check_hydra_callback(arg, key, value, source)
+            continue
         if not key.startswith(LOGGING):
             continue
         parts = key.split(".")
@@ -66,3 +66,19 @@ def check_hydra_keys(args: list[str], source: str = "the command line") -> None:
                             "import, which trainctl does not take from overrides. Change "
                             "levels instead (hydra.job_logging.root.level=DEBUG), or use a config dir of your "
                             "own (-cd DIR) with a hydra/job_logging file.")
+
+
+def _check_hydra_callback(arg: str, key: str, value: str, source: str) -> None:
+    """A Hydra callback added on the command line (`+hydra.callbacks.NAME._target_=pkg.Class`, as tests add fake
+    GPUs) must be a class derived from Hydra's Callback, checked before Hydra builds it; trainctl's own preflight
+    callback may not be removed or replaced, and a whole `hydra.callbacks` node may not be set."""
+    parts = key.split(".")
+    if arg.lstrip().startswith("~") or len(parts) == 2 or parts[2] == "preflight":
+        raise UserError(f"{arg} (from {source}): trainctl's own Hydra callback (its checks before anything is "
+                        "written) may not be removed or replaced; add yours with +hydra.callbacks.NAME._target_=...")
+    inline = re.search(r"_target_['\"]?\s*:\s*['\"]?([\w.]+)", value)
+    path = value.strip().strip("'\"") if parts[-1] == "_target_" else inline.group(1) if inline else None
+    if path is not None:
+        from trainctl.config.targets import check_callback_class
+
+        check_callback_class(path, ".".join(parts[:3]))

@@ -67,6 +67,33 @@ def check_not_in_run_dir(path: str, key: str) -> None:
                         "folder of your own (outside the run directories) and name it there.")
 
 
+def check_callback_class(path: str, key: str) -> None:
+    """A Hydra callback named on the command line: refused unless it is a class derived from Hydra's Callback
+    (checked before Hydra calls anything)."""
+    from hydra.experimental.callback import Callback
+    from hydra.utils import get_object
+
+    _cwd_on_path()
+    check_not_in_run_dir(path, key)
+    try:
+        target = _import_target(path, get_object)
+    except Exception as e:
+        raise UserError(f"cannot import {key}._target_={path}: {_import_problem(e)}.") from None
+    if not (inspect.isclass(target) and issubclass(target, Callback)):
+        raise UserError(f"{key}._target_={path} is not a Hydra callback (a class derived from "
+                        "hydra.experimental.callback.Callback): Hydra would call it at start-up. Give such a class, "
+                        "or add a trainctl callback with +callbacks.NAME._target_=your.module.Class.")
+
+
+def _cwd_on_path() -> None:
+    """A module in the working directory is found as `python -m` would find it, also when trainctl runs as the
+    `trainctl` console script (whose sys.path lacks the working directory); appended, so it never shadows an
+    installed package. Before any check of a target, which must see what the import would see."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
 def _import_target(path: str, get_object: Any) -> Any:
     """Import a `_target_` (the caller has put the working directory on sys.path, so a module there is found as
     `python -m` would find it, also when trainctl runs as the `trainctl` console script)."""
@@ -138,9 +165,7 @@ def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, s
 
     path = cfg._target_
     key = key or cfg._get_full_key(None) or "component"
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:  # before the check, which must see what the import would
-        sys.path.append(cwd)  # appended: the working directory never shadows an installed package
+    _cwd_on_path()
     check_not_in_run_dir(str(path), str(key))
     try:
         target = _import_target(path, get_object)
