@@ -301,7 +301,8 @@ def fashion_section(root: Path, seeds: int, scratch: Path, extra: list[str]) -> 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--root", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--sections", default="loop,airbench,fashion")
     parser.add_argument("--rounds", type=int, default=3)
