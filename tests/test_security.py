@@ -334,3 +334,15 @@ def test_name_names_the_run_directory_and_never_overwrites(tmp_path):
         proc = run_cli(["train", *SMOKE, f"name={bad}"], tmp_path)
         assert proc.returncode == 2 and "a run name is up to 64 letters" in proc.stderr
     assert len(list((tmp_path / "runs").iterdir())) == 2 and not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize("command", ["summary", "lr-find"])
+def test_summary_and_lr_find_say_the_code_a_run_names_was_ignored(tmp_path, trained_run, command):
+    run, marker = planted(tmp_path, trained_run)
+    save_overrides(run, ["+loss._target_=os.system", f"+loss.command='touch {marker}'"])
+    extra = ["lr_find.steps=10"] if command == "lr-find" else []
+    proc = run_cli([command, *SMOKE, f"init_from={run}", *extra], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert output.count("ignored code named by files of that run, never imported: loss._target_=os.system") == 1
+    assert not marker.exists()
