@@ -141,8 +141,12 @@ def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
     so a command that failed its checks leaves nothing behind. Never a resumed run's directory."""
     if resumed or not run_dir.is_dir():
         return
-    from trainctl.files import LOCK_FILE, unlock_run_dir
+    from trainctl.files import LOCK_FILE, check_not_locked, unlock_run_dir
 
+    try:
+        check_not_locked(run_dir)
+    except UserError:
+        return  # another live process's run (this one failed to take its lock): never touched
     if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", LOCK_FILE}:
         unlock_run_dir(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
