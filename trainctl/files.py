@@ -65,7 +65,8 @@ def lock_run_dir(run_dir: Path) -> bool:
 
     `flock` belongs to the open file, so the kernel drops it when the holder dies, however it dies (kill -9
     included): a lock file left behind never blocks. The file is opened close-on-exec, so a program the run
-    starts does not keep the lock alive after it.
+    starts does not keep the lock alive after it. Taking the lock writes nothing (a resume of a finished run
+    changes no byte); `note_writer` records the pid once the run writes.
     """
     key = run_dir.resolve()
     if key in _held:
@@ -75,13 +76,35 @@ def lock_run_dir(run_dir: Path) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        holder = _holder(fd)
         os.close(fd)
         raise _busy(run_dir, holder) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _held[key] = fd
     return True
+
+
+def note_writer(run_dir: Path) -> None:
+    """Record this process's pid in the lock it holds: what another process names when the kernel cannot say."""
+    fd = _held.get(run_dir.resolve())
+    mine = f"{os.getpid()}\n".encode()
+    if fd is not None and os.pread(fd, 32, 0) != mine:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, mine, 0)
+
+
+def _holder(fd: int) -> str:
+    """The pid holding the lock on `fd`'s file: from the kernel's lock table (Linux), else the pid its writer
+    recorded."""
+    inode = os.fstat(fd).st_ino
+    try:
+        with open("/proc/locks") as table:
+            for line in table:
+                fields = line.split()
+                if "FLOCK" in fields and len(fields) > 5 and fields[5].endswith(f":{inode}"):
+                    return fields[4]
+    except OSError:
+        pass
+    return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
 
 
 def _busy(run_dir: Path, holder: str) -> UserError:
@@ -101,7 +124,7 @@ def check_not_locked(run_dir: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
-        raise _busy(run_dir, os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown") from None
+        raise _busy(run_dir, _holder(fd)) from None
     finally:
         os.close(fd)
 

@@ -22,7 +22,7 @@ from trainctl.engine.events import Callback
 from trainctl.engine.finetune import init_source
 from trainctl.engine.fit import fit
 from trainctl.engine.resume import check_same_run, checkpoint_path, run_dir_of
-from trainctl.files import create_run_dir, lock_run_dir, unlock_run_dir
+from trainctl.files import create_run_dir, lock_run_dir, note_writer, unlock_run_dir
 from trainctl.terminal import console
 
 MakeCallbacks = Callable[[], Sequence[Callback]]
@@ -70,6 +70,8 @@ def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallba
     # One writer per run directory: `trainctl train` took the lock before Hydra wrote there (then this is a no-op
     # and the lock lasts the process); a multirun's job or a call from Python takes it here, for this run.
     locked = lock_run_dir(run_dir) if group.is_main else False
+    if group.is_main:
+        note_writer(run_dir)
     try:
         with deterministic_mode(cfg.trainer.deterministic):
             if cfg.cv.folds > 1:
