@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -52,6 +53,7 @@ def create_run_dir(base: Path = Path("runs"), hint: str = "run") -> Path:
 LOCK_FILE = ".lock"  # in every run directory: held (flock) by the one process that writes the run
 RUN_FILES = (".hydra", "checkpoints", "metrics.json", "train.log")  # any of these: the directory holds a run
 _held: dict[Path, int] = {}  # run directory -> the open lock file this process holds
+_unused: set[Path] = set()  # of those, lock files this process created for a run that has written nothing yet
 
 
 def holds_run(run_dir: Path) -> bool:
@@ -72,6 +74,7 @@ def lock_run_dir(run_dir: Path) -> bool:
     if key in _held:
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
+    created = not (key / LOCK_FILE).exists()
     fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -79,12 +82,17 @@ def lock_run_dir(run_dir: Path) -> bool:
         holder = _holder(fd)
         os.close(fd)
         raise _busy(run_dir, holder) from None
+    if not _held:
+        atexit.register(_release_all)
     _held[key] = fd
+    if created:
+        _unused.add(key)
     return True
 
 
 def note_writer(run_dir: Path) -> None:
     """Record this process's pid in the lock it holds: what another process names when the kernel cannot say."""
+    _unused.discard(run_dir.resolve())
     fd = _held.get(run_dir.resolve())
     mine = f"{os.getpid()}\n".encode()
     if fd is not None and os.pread(fd, 32, 0) != mine:
@@ -130,9 +138,22 @@ def check_not_locked(run_dir: Path) -> None:
 
 
 def unlock_run_dir(run_dir: Path) -> None:
-    fd = _held.pop(run_dir.resolve(), None)
-    if fd is not None:
-        os.close(fd)  # releases the flock; the file stays (removing it would race a process that opened it)
+    """Release the lock (closing the file releases the flock). A lock file this process created for a command
+    that then wrote nothing (it failed its checks, or resumed a finished run) goes too: nothing left behind."""
+    key = run_dir.resolve()
+    fd = _held.pop(key, None)
+    if fd is None:
+        return
+    if key in _unused:
+        _unused.discard(key)
+        with contextlib.suppress(OSError):
+            (key / LOCK_FILE).unlink()  # before the close: while locked, no other process holds this file
+    os.close(fd)
+
+
+def _release_all() -> None:
+    for key in list(_held):
+        unlock_run_dir(key)
 
 
 def atomic_write_bytes(path: Path, write: Callable[[Any], Any],
