@@ -91,7 +91,8 @@ def per_step(steps: Callable[[int], None], n: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--root", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--steps", type=int, default=1000, help="steps timed per loop and round")
     parser.add_argument("--rounds", type=int, default=5)

@@ -110,7 +110,8 @@ def trainctl_loop(cfg, images: int, run_dir: Path) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
     parser.add_argument("--root", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
     parser.add_argument("--images", type=int, default=20000, help="images timed per method and round")
     parser.add_argument("--rounds", type=int, default=3)

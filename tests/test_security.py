@@ -150,3 +150,199 @@ def test_input_files_for_predict_are_data_never_code(tmp_path, trained_run):
     assert "skipped 2 of 2 input file(s) that could not be read" in message
     assert "none of the 2 input file(s) could be read" in message
     assert not payload.exists()
+
+
+# --- A shared run directory is data: resume= replays no Hydra flag, no file, no code (issue 23) -------------
+
+def files_under(folder):
+    """Every file under `folder` with its size and mtime: what a refused command must leave unchanged."""
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def save_overrides(run, lines):
+    overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
+    (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, *lines]))
+
+
+def pickled_payload(path, marker):
+    path.write_bytes(pickle.dumps(Payload(marker)))
+    return path
+
+
+@pytest.mark.parametrize("lines", [
+    ["--exp={pickle}"],                                     # an abbreviation, absolute path
+    ["--experimental-re=runs/shared/config.pickle"],        # relative, inside the run directory
+    ["--experimental-rerun", "{pickle}"],
+    ["--config-dir={run}/conf", "hydra/job_logging=evil"],  # a logging config that appends to any file
+    ["--config-dir={run}/conf", "--config-name=evil"],      # a replaced primary config
+    ["-m"],                                                 # a resume turned into a multirun
+    ["+hydra.job_logging.handlers.x={{class: logging.FileHandler, filename: {marker}}}"],
+    ["experiment=../../../../../../../../..{run}/conf/evil"],  # a group option by path
+])
+def test_resume_of_a_crafted_run_directory_runs_nothing_and_writes_nothing(tmp_path, trained_run, lines):
+    run, marker = planted(tmp_path, trained_run)
+    pickle_file = pickled_payload(run / "config.pickle", marker)
+    (run / "conf" / "hydra" / "job_logging").mkdir(parents=True)
+    handler = {"version": 1, "handlers": {"x": {"class": "logging.FileHandler", "filename": str(marker)}},
+               "root": {"handlers": ["x"], "level": "INFO"}}
+    (run / "conf" / "hydra" / "job_logging" / "evil.yaml").write_text(yaml.safe_dump(handler))
+    (run / "conf" / "evil.yaml").write_text("# @package _global_\nhydra:\n  job_logging:\n"
+                                            + "".join(f"    {line}\n" for line in yaml.safe_dump(handler).splitlines()))
+    lines = [line.format(pickle=pickle_file, run=run, marker=marker) for line in lines]
+    save_overrides(run, lines)
+    before = files_under(tmp_path)
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2"], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    message = " ".join(proc.stderr.split())
+    assert f"holds '{lines[0]}', which" in message and "someone edited this run directory" in message
+    assert "Traceback" not in proc.stderr and message.count("error:") == 1
+    assert not marker.exists()
+    assert files_under(tmp_path) == before  # nothing written, inside the run directory or outside it
+
+
+def test_a_module_inside_a_run_directory_is_never_imported(tmp_path, trained_run):
+    run, marker = planted(tmp_path, trained_run)
+    (run / "evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
+                                 "import torch\nclass Net(torch.nn.Module):\n    pass\n")
+    target = "model._target_=runs.shared.evil.Net"
+    # Trusted or not, from the saved overrides, a checkpoint or the user's own command line: never imported.
+    save_overrides(run, [f"+{target}"])
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2", "resume_allow_changes=true",
+                    "trust_targets=true"], tmp_path)
+    assert proc.returncode == 2
+    assert "is a module inside the run directory" in proc.stderr and "never imports code from one" in proc.stderr
+    with_stored_config(run / "checkpoints" / "best.pt", lambda cfg: cfg.update({"model": {"_target_": target[15:]}}))
+    proc = run_cli(["eval", f"ckpt={run}", "trust_targets=true"], tmp_path)
+    assert proc.returncode == 2 and "is a module inside the run directory" in proc.stderr
+    proc = run_cli(["train", *SMOKE, f"+{target}"], tmp_path)
+    assert proc.returncode == 2 and "is a module inside the run directory" in proc.stderr
+    assert not marker.exists()
+
+
+def test_eval_says_which_code_named_by_the_run_was_ignored(tmp_path, trained_run):
+    run, marker = planted(tmp_path, trained_run)
+    save_overrides(run, ["+loss._target_=os.system"])  # the checkpoint's config is clean: eval builds from it
+    proc = run_cli(["eval", f"ckpt={run}", f"out={tmp_path / 'eval.json'}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    message = " ".join(proc.stderr.split())
+    assert message.count("ignored code named by files of that run, never imported: loss._target_=os.system") == 1
+    assert "overrides.yaml" in message
+
+
+def test_init_from_says_the_code_its_checkpoint_names_was_ignored(tmp_path, trained_run):
+    run, marker = planted(tmp_path, trained_run)
+    with_stored_config(run / "checkpoints" / "best.pt",
+                       lambda cfg: cfg["loss"].update({"_target_": "os.system", "command": f"touch {marker}"}))
+    proc = run_cli(["train", *SMOKE, f"init_from={run}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert output.count("init_from: ignored code named by files of that run, never imported: "
+                        "loss._target_=os.system") == 1
+    assert "init_from reads only the weights" in output
+    assert not marker.exists()
+
+
+# --- Hydra's own flags and keys on the command line -------------------------------------------------------
+
+@pytest.mark.parametrize("flag", [["--exp={pickle}"], ["--experimental-re", "{pickle}"], ["--e={pickle}"]])
+def test_every_abbreviation_of_experimental_rerun_is_refused(tmp_path, flag):
+    marker = tmp_path / "PWNED"
+    pickle_file = pickled_payload(tmp_path / "config.pickle", marker)
+    proc = run_cli(["train", *[f.format(pickle=pickle_file) for f in flag]], tmp_path)
+    assert proc.returncode == 2 and "does not take --experimental-rerun" in proc.stderr
+    assert f"({flag[0].split('=')[0]} is short for it)" in proc.stderr
+    assert not marker.exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+hydra.job_logging.handlers.x={{class: logging.FileHandler, filename: {marker}}}", "(from the command line)"),
+    ("+hydra.callbacks.x._target_=os.system", "hydra.callbacks.x._target_=os.system is not a Hydra callback"),
+])
+def test_hydra_keys_that_name_code_are_refused_cleanly(tmp_path, override, message):
+    marker = tmp_path / "PWNED"
+    proc = run_cli(["train", *SMOKE, override.format(marker=marker), f"+hydra.callbacks.x.command='touch {marker}'"],
+                   tmp_path)
+    assert proc.returncode == 2 and message in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr
+    assert not marker.exists() and not (tmp_path / "runs").exists()
+
+
+# --- One writer per run directory ---------------------------------------------------------------------------
+
+def test_two_processes_never_write_one_run_directory(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import with_test_device
+
+    run = tmp_path / "runs" / "one"
+    first = subprocess.Popen([sys.executable, "-m", "trainctl", *with_test_device(
+        ["train", *SMOKE, "trainer.epochs=100000", f"hydra.run.dir={run}"])], cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "checkpoints" / "last.pt").is_file():  # running: its lock taken, its files started
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read() if first.poll() else ""
+            time.sleep(0.2)
+        assert (run / ".lock").read_text().strip() == str(first.pid)
+        for args in (["train", *SMOKE, f"hydra.run.dir={run}"], ["train", f"resume={run}"]):
+            proc = run_cli(args, tmp_path)
+            assert proc.returncode == 2
+            assert f"{run} is being written by another trainctl process (pid {first.pid})" in proc.stderr
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+    assert first.returncode == 130
+    events = [p.name for p in run.glob("events.out.tfevents.*")]
+    assert events and all(name.split(".")[-2] == str(first.pid) for name in events)  # <time>.<host>.<pid>.<n>
+    assert str(first.pid) in (run / ".lock").read_text()
+
+
+def test_a_lock_left_by_a_killed_run_never_blocks(tmp_path):
+    run = tmp_path / "runs" / "killed"
+    proc = run_cli(["train", *SMOKE, "trainer.epochs=3", "checkpoint.every_n_steps=1", f"hydra.run.dir={run}"],
+                   tmp_path, TRAINCTL_FAULTS="kill_at_step=3")
+    assert proc.returncode == -9 and (run / ".lock").is_file()  # SIGKILL: no clean-up ran, the file stays
+    proc = run_cli(["train", f"resume={run}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (run / "metrics.json").is_file()
+
+
+def test_a_chosen_run_directory_that_holds_a_run_is_refused_unless_resumed(tmp_path, trained_run):
+    run = tmp_path / "runs" / "mine"
+    shutil.copytree(trained_run, run)
+    before = files_under(run)
+    proc = run_cli(["train", *SMOKE, f"hydra.run.dir={run}"], tmp_path)
+    assert proc.returncode == 2
+    message = " ".join(proc.stderr.split())
+    assert f"hydra.run.dir={run} already holds a run" in message and f"resume={run}" in message
+    assert files_under(run) == before
+
+
+def test_name_names_the_run_directory_and_never_overwrites(tmp_path):
+    for _ in range(2):
+        proc = run_cli(["train", *SMOKE, "name=baseline"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    first, second = sorted((tmp_path / "runs").iterdir())
+    assert first.name.endswith("_baseline") and "_baseline" in second.name and first != second
+    assert (first / "metrics.json").is_file() and (second / "metrics.json").is_file()
+    for bad in ("../escape", "a/b", ".hidden"):
+        proc = run_cli(["train", *SMOKE, f"name={bad}"], tmp_path)
+        assert proc.returncode == 2 and "a run name is up to 64 letters" in proc.stderr
+    assert len(list((tmp_path / "runs").iterdir())) == 2 and not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize("command", ["summary", "lr-find"])
+def test_summary_and_lr_find_say_the_code_a_run_names_was_ignored(tmp_path, trained_run, command):
+    run, marker = planted(tmp_path, trained_run)
+    save_overrides(run, ["+loss._target_=os.system", f"+loss.command='touch {marker}'"])
+    extra = ["lr_find.steps=10"] if command == "lr-find" else []
+    proc = run_cli([command, *SMOKE, f"init_from={run}", *extra], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert output.count("ignored code named by files of that run, never imported: loss._target_=os.system") == 1
+    assert not marker.exists()

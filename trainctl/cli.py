@@ -44,9 +44,12 @@ run `trainctl <command> --help` for a command's options.
 
 
 def _train(args: list[str]) -> int:
+    from trainctl.config.hydra_args import check_flags, check_hydra_keys
     from trainctl.config.overrides import check_group_choices, expand_device_index
     from trainctl.components.plugins import load_plugins
 
+    check_flags(args)  # first: an abbreviated flag would slip past the checks below
+    check_hydra_keys(args)
     load_plugins()  # plugin options must exist before the config is composed
     args = expand_device_index(args)
     check_group_choices(args)

@@ -8,6 +8,7 @@ built as training built it and gets the EMA weights when the run kept them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,12 +84,13 @@ def restore_run(ckpt: str, device_name: str, overrides: list[str], trusted: bool
     """Rebuild the run `ckpt` (a `.pt` file or a run directory) came from, with `overrides` applied to its
     stored config; same seed, so the same validation split."""
     from trainctl.config.compose import typed_config
-    from trainctl.config.trust import check_stored_targets, stored_targets
+    from trainctl.config.trust import check_stored_targets, ignored_targets_notice, stored_targets
     from trainctl.config.validate import validate
     from trainctl.data.catalog import build_dataset
     from trainctl.device import select_device
     from trainctl.engine.build import build_model_parts
     from trainctl.engine.checkpoint import checkpoint_file, load_checkpoint, load_weights
+    from trainctl.engine.resume import run_dir_of
 
     path = checkpoint_file(ckpt)
     device = select_device(device_name)
@@ -104,6 +106,10 @@ def restore_run(ckpt: str, device_name: str, overrides: list[str], trusted: bool
         first = str(e).strip().splitlines()[0]
         raise UserError(f"cannot apply {' '.join(overrides)} to the checkpoint's config: {first}") from None
     validate(cfg, overrides)  # the same checks as `trainctl train`
+    notice = ignored_targets_notice(run_dir_of(path), stored_targets(state["config"]), cfg, path,
+                                    "The model was built from the checkpoint's config (its code checked above).")
+    if notice:
+        logging.getLogger("trainctl").warning(notice)
     data = build_dataset(cfg.dataset, cfg.seed)
     parts = build_model_parts(cfg, data, device)  # exactly as validation ran during training
     load_weights(parts.model, state["ema"] if state.get("ema") else state["model"], path)

@@ -33,6 +33,25 @@ def _compose(overrides: list[str]) -> DictConfig:
         raise UserError(message) from None
 
 
+def _checkpoint_notes(cfg: DictConfig) -> list[str]:
+    """`init_from=`/`resume=` given to summary: the table is of the model the config builds, and code that the
+    checkpoint or its run's files name is never imported; say so rather than leave it a guess."""
+    from pathlib import Path
+
+    from trainctl.config.trust import ignored_targets_notice, stored_targets
+    from trainctl.engine.checkpoint import checkpoint_file, load_checkpoint
+    from trainctl.engine.resume import run_dir_of
+
+    key = "init_from" if cfg.get("init_from") else "resume"
+    path = checkpoint_file(str(cfg[key]), "best" if key == "init_from" else "last")
+    if not Path(path).is_file():
+        raise UserError(f"{key}={cfg[key]}: no checkpoint at {path}. Give a run directory or a .pt file.")
+    stored = load_checkpoint(path).get("config")
+    notice = ignored_targets_notice(run_dir_of(path), stored_targets(stored if isinstance(stored, dict) else {}),
+                                    cfg, path, "The table is of the model your config builds.")
+    return [f"{key}={cfg[key]}: no weights are loaded (they change no shape or count)."] + ([notice] if notice else [])
+
+
 def run_summary(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
@@ -59,6 +78,8 @@ def run_summary(args: list[str]) -> int:
     from trainctl.callbacks.summary import summarize
     from trainctl.components import build_model
 
+    if cfg.get("init_from") or cfg.get("resume"):
+        notes += _checkpoint_notes(cfg)
     model = build_model(cfg.model, spec)
     if cfg.model.get("freeze"):  # so the trainable count is the one training would have
         from trainctl.engine.finetune import freeze

@@ -83,11 +83,19 @@ class Preflight(Callback):
         return task_cfg
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from trainctl.commands.launch import launch, processes
+        from trainctl.commands.launch import launch, processes, world
 
-        n = processes(self._check(config))
+        task_cfg = self._check(config)
+        n = processes(task_cfg)
         if n > 1:  # trainer.devices=N: torchrun runs this command line N times; this process only waits
             sys.exit(launch(_user_args, n))
+        if world()[0] == 0:  # rank 0 writes the run directory (the others write to a scratch folder)
+            HydraConfig.instance().set_config(config)  # as Hydra does next: the dir's `${hydra:...}` need it
+            try:
+                claim_run_dir(Path(str(config.hydra.run.dir)), resumed=bool(task_cfg.resume))
+            except UserError as e:
+                report_user_error(e)
+                sys.exit(EXIT_USER_ERROR)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _sweep_dir
@@ -101,6 +109,20 @@ class Preflight(Callback):
 
         remember_varied(config.hydra.overrides.task)  # what each job's directory name shows
         _sweep_dir = Path(config.hydra.sweep.dir)  # the same value Hydra uses: the run-name token is cached
+
+
+def claim_run_dir(run_dir: Path, resumed: bool) -> None:
+    """Before Hydra writes into the run directory: take its lock for this process's life (a second `train` or
+    `resume` of it stops here, naming the process that holds it), and refuse a directory that already holds a
+    run unless this command resumes it."""
+    from trainctl.files import check_not_locked, holds_run, lock_run_dir
+
+    check_not_locked(run_dir)  # a live writer is named first; nothing of the directory is touched before
+    if not resumed and holds_run(run_dir):
+        raise UserError(f"hydra.run.dir={run_dir} already holds a run, and a run directory is never overwritten: "
+                        f"continue that run with resume={run_dir}, or train anew in another directory (leave "
+                        "hydra.run.dir out for a fresh one, or give the run a name with name=NAME).")
+    lock_run_dir(run_dir)
 
 
 _sweep_dir: Path | None = None  # the multirun's directory, once Hydra has chosen it
@@ -148,7 +170,14 @@ def remove_if_untouched(run_dir: Path, resumed: bool) -> None:
     so a command that failed its checks leaves nothing behind. Never a resumed run's directory."""
     if resumed or not run_dir.is_dir():
         return
-    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
+    from trainctl.files import LOCK_FILE, check_not_locked, unlock_run_dir
+
+    try:
+        check_not_locked(run_dir)
+    except UserError:
+        return  # another live process's run (this one failed to take its lock): never touched
+    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", LOCK_FILE}:
+        unlock_run_dir(run_dir)
         shutil.rmtree(run_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # and runs/ itself when this run was all it held
             run_dir.parent.rmdir()
@@ -231,13 +260,12 @@ def register_sweeper() -> None:
 
 
 SHOW_CONFIG = ("--cfg", "-c", "--help", "-h")  # Hydra's flags that print the config instead of running
-REFUSED_FLAGS = {"--experimental-rerun": "it unpickles a file, and a pickle can run any code; run the "
-                                         "command again, or resume=<run dir> to continue a run"}
 
 
 def run_train(args: list[str]) -> int:
     """Hand `args` to Hydra exactly as a `@hydra.main` script would receive them; report config errors that
     Hydra finds while composing in trainctl's words, with the user-error exit code."""
+    from trainctl.config.hydra_args import check_flags
     from trainctl.config.hydra_errors import explain
     from trainctl.config.overrides import quote_paths
     from trainctl.engine.resume import resume_overrides
@@ -245,9 +273,7 @@ def run_train(args: list[str]) -> int:
     if "${" in os.getcwd():  # Hydra stores the absolute run directory in its config, where `${` starts a reference
         raise UserError(f"the working directory {os.getcwd()} has '${{' in its path, which Hydra reads as the start "
                         "of an interpolation in every path under it: run trainctl from a directory without '${'.")
-    for flag, why in REFUSED_FLAGS.items():
-        if any(a == flag or a.startswith(flag + "=") for a in args):
-            raise UserError(f"trainctl train does not take {flag}: {why}.")
+    check_flags(args)  # also here: run_train is an entry of its own (tests, the torchrun relaunch)
     register_schemas()
     register_sweeper()
     main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(_task)

@@ -27,7 +27,7 @@ PRIMARY_CONFIG = "train"
 
 def register_schemas() -> None:
     """Put every schema in Hydra's ConfigStore and the run-name resolver in OmegaConf (both idempotent)."""
-    from trainctl.files import token
+    from trainctl.files import run_dir_name, token
 
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
@@ -39,6 +39,8 @@ def register_schemas() -> None:
         store.store(group="hparams_search", name=preset, node={"defaults": [f"/sweep/{preset}"]}, package="_global_")
     if not OmegaConf.has_resolver("trainctl_token"):
         OmegaConf.register_new_resolver("trainctl_token", token, use_cache=True)  # cached: one value per run
+    if not OmegaConf.has_resolver("trainctl_run_dir"):
+        OmegaConf.register_new_resolver("trainctl_run_dir", run_dir_name, use_cache=True)
     if not OmegaConf.has_resolver("trainctl_log_file"):
         OmegaConf.register_new_resolver("trainctl_log_file", log_file)
     if not OmegaConf.has_resolver("trainctl_groups"):

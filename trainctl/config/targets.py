@@ -16,6 +16,8 @@ import os
 import re
 import sys
 import typing
+from importlib import util as importlib_util
+from pathlib import Path
 from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
@@ -32,12 +34,69 @@ def component_name(cfg: DictConfig) -> str:
     return str(cfg.get("name") or cfg.get("_target_"))
 
 
-def _import_target(path: str, get_object: Any) -> Any:
-    """Import a `_target_`; a module in the working directory is found as `python -m` would find it, also
-    when trainctl runs as the `trainctl` console script (whose sys.path lacks the working directory)."""
+def run_dir_holding(path: str) -> Path | None:
+    """The run directory that module path `path` would be imported from (`runs.shared.evil` from the working
+    directory when `runs/shared/` holds a run), found without importing anything; None when it lies in none."""
+    from trainctl.files import holds_run
+
+    parts = path.split(".")
+    try:
+        spec = importlib_util.find_spec(parts[0])  # a top-level name: located, not imported
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    roots = list(spec.submodule_search_locations or []) or ([Path(spec.origin).parent] if spec.origin else [])
+    for root in roots:
+        folder = Path(root)
+        for part in ["", *parts[1:]]:
+            folder = folder / part if part else folder
+            if not folder.is_dir():
+                break
+            if holds_run(folder):
+                return folder
+    return None
+
+
+def check_not_in_run_dir(path: str, key: str) -> None:
+    """A run directory is data someone may have shared: code inside one is never imported, trusted or not."""
+    folder = run_dir_holding(path)
+    if folder is not None:
+        raise UserError(f"{key}._target_={path} is a module inside the run directory {folder}: a run directory "
+                        "holds data, and trainctl never imports code from one. Move the module into a package or "
+                        "folder of your own (outside the run directories) and name it there.")
+
+
+def check_callback_class(path: str, key: str) -> None:
+    """A Hydra callback named on the command line: refused unless it is a class derived from Hydra's Callback
+    (checked before Hydra calls anything)."""
+    from hydra.experimental.callback import Callback
+    from hydra.utils import get_object
+
+    _cwd_on_path()
+    check_not_in_run_dir(path, key)
+    try:
+        target = _import_target(path, get_object)
+    except Exception as e:
+        raise UserError(f"cannot import {key}._target_={path}: {_import_problem(e)}.") from None
+    if not (inspect.isclass(target) and issubclass(target, Callback)):
+        raise UserError(f"{key}._target_={path} is not a Hydra callback (a class derived from "
+                        "hydra.experimental.callback.Callback): Hydra would call it at start-up. Give such a class, "
+                        "or add a trainctl callback with +callbacks.NAME._target_=your.module.Class.")
+
+
+def _cwd_on_path() -> None:
+    """A module in the working directory is found as `python -m` would find it, also when trainctl runs as the
+    `trainctl` console script (whose sys.path lacks the working directory); appended, so it never shadows an
+    installed package. Before any check of a target, which must see what the import would see."""
     cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:  # added before the first try: a failed try logs an error
-        sys.path.append(cwd)  # appended: the working directory never shadows an installed package
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
+
+
+def _import_target(path: str, get_object: Any) -> Any:
+    """Import a `_target_` (the caller has put the working directory on sys.path, so a module there is found as
+    `python -m` would find it, also when trainctl runs as the `trainctl` console script)."""
     hydra_log = logging.getLogger("hydra.utils")  # it logs the error we are about to report: once is enough
     disabled, hydra_log.disabled = hydra_log.disabled, True
     try:
@@ -106,6 +165,8 @@ def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, s
 
     path = cfg._target_
     key = key or cfg._get_full_key(None) or "component"
+    _cwd_on_path()
+    check_not_in_run_dir(str(path), str(key))
     try:
         target = _import_target(path, get_object)
     except Exception as e:

@@ -7,7 +7,10 @@ or says `trust_targets=true`. (Loading the file itself never runs code: checkpoi
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, Iterable
+
+import yaml
 
 from trainctl.errors import UserError
 
@@ -58,3 +61,39 @@ def replayed_targets(overrides: Iterable[str]) -> list[tuple[str, str]]:
         elif re.search(r"[{,]\s*_target_\s*:", value):  # a whole node given inline: loss={_target_: x}
             found.append((key, value))
     return found
+
+
+def _file_targets(run_dir: Path) -> list[tuple[str, str, str]]:
+    """(file, key, class path) of the `_target_`s a run directory's saved config and overrides name; files that
+    do not parse are skipped (they are read as data, never run)."""
+    found = []
+    for name, read in (("config.yaml", stored_targets), ("overrides.yaml", replayed_targets)):
+        path = run_dir / ".hydra" / name
+        try:
+            data = yaml.safe_load(path.read_text()) if path.is_file() else None
+            pairs = read(data) if data is not None else []
+        except Exception:  # noqa: BLE001  (garbage YAML, a list of non-strings: nothing this notice can use)
+            continue
+        found += [(str(path), k, t) for k, t in pairs]
+    return found
+
+
+def ignored_targets_notice(run_dir: Path | None, checkpoint_targets: list[tuple[str, str]], used: Any,
+                           checkpoint: Path, built_from: str) -> str | None:
+    """One line saying which `_target_`s named by a run's files were ignored (never imported): those of the
+    checkpoint's config and of its run directory's `.hydra/` files that the config in use (`used`, a config
+    container, or None when only weights are read) does not hold at the same key. None when there are none."""
+    from omegaconf import OmegaConf
+
+    def in_use(key: str, target: str) -> bool:
+        node = OmegaConf.select(used, key, default=None) if used is not None else None
+        return node is not None and str(node.get(TARGET, "")) == target
+
+    named = [(str(checkpoint), k, t) for k, t in checkpoint_targets]
+    if run_dir is not None:
+        named += _file_targets(run_dir)
+    ignored = sorted({(k, t): f for f, k, t in named if not in_use(k, t)}.items())
+    if not ignored:
+        return None
+    listed = ", ".join(f"{k}._target_={t} ({f})" for (k, t), f in ignored)
+    return f"ignored code named by files of that run, never imported: {listed}. {built_from}"

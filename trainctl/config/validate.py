@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -87,6 +88,8 @@ def _limit_problems(key: str, value: Any, meta: dict[str, Any]) -> list[str]:
             bad = [v for v in value if isinstance(v, (int, float)) and not ok(v, meta[each])]
             if bad:
                 problems.append(f"{key}={list(value)} has {bad}: every item must be {sign} {meta[each]}")
+    if "pattern" in meta and isinstance(value, str) and not re.fullmatch(meta["pattern"], value):
+        problems.append(f"{key}={value!r} is not allowed: {meta['pattern_help']}")
     if "choices" in meta and value is not None and value not in meta["choices"]:  # None: an Optional's "unset"
         problems.append(f"{key}={value!r} is not allowed: choose one of {', '.join(meta['choices'])}")
     if isinstance(value, (list, tuple)):

@@ -48,10 +48,23 @@ def prepare_model(cfg: DictConfig, model: nn.Module, device: torch.device) -> No
     its weights from its own checkpoint instead, so `init_from` is not read then)."""
     path = None if cfg.get("resume") else init_source(cfg)
     if path is not None:
-        load_initial_weights(model, path, device, strict=bool(cfg.get("init_from_strict", True)))
+        stored = load_initial_weights(model, path, device, strict=bool(cfg.get("init_from_strict", True)))
+        say_ignored_targets(cfg, path, stored)
     prefixes = cfg.model.get("freeze") or []
     if prefixes:
         freeze(model, [str(p) for p in prefixes], component_name(cfg.model))
+
+
+def say_ignored_targets(cfg: DictConfig, path: Path, stored: dict[str, Any]) -> None:
+    """init_from reads weights only: code that the checkpoint's config or its run's files name is never
+    imported; say so (once) rather than leave the user guessing whether it ran."""
+    from trainctl.config.trust import ignored_targets_notice, stored_targets
+    from trainctl.engine.resume import run_dir_of
+
+    notice = ignored_targets_notice(run_dir_of(path), stored_targets(stored), cfg, path,
+                                    "init_from reads only the weights; the model was built from your config.")
+    if notice:
+        log.warning("init_from: %s", notice)
 
 
 def _shape(t: torch.Tensor) -> str:
@@ -74,10 +87,12 @@ def weights_of(state: dict[str, Any], path: Path) -> tuple[dict[str, torch.Tenso
     return weights, what
 
 
-def load_initial_weights(model: nn.Module, path: Path, device: torch.device, strict: bool = True) -> None:
-    """Copy the checkpoint's tensors into `model` by name. Tensors whose shape differs, the model's tensors
-    the checkpoint lacks and the checkpoint's tensors the model lacks are one error listing them; with
-    `strict=False` the model keeps its fresh initialisation for them and the log lists them."""
+def load_initial_weights(model: nn.Module, path: Path, device: torch.device, strict: bool = True
+                         ) -> dict[str, Any]:
+    """Copy the checkpoint's tensors into `model` by name; return the checkpoint's stored config (data). Tensors
+    whose shape differs, the model's tensors the checkpoint lacks and the checkpoint's tensors the model lacks
+    are one error listing them; with `strict=False` the model keeps its fresh initialisation for them and the
+    log lists them."""
     state = load_checkpoint(path, map_location=device)
     weights, what = weights_of(state, path)
     own = model.state_dict()
@@ -107,6 +122,7 @@ def load_initial_weights(model: nn.Module, path: Path, device: torch.device, str
              len(fitting), len(own))
     if problems:
         log.info("init_from: started afresh (init_from_strict=false): %s", "; ".join(problems))
+    return config
 
 
 def _matches(name: str, prefix: str) -> bool:

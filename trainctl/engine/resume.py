@@ -11,10 +11,13 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from trainctl.config.overrides import quote_value, unquote_value
+from trainctl.config.replay import check_saved_overrides
 from trainctl.config.schemas.models import ADDED_KEYS
 from trainctl.config.trust import check_stored_targets, replayed_targets
 from trainctl.errors import UserError
+from trainctl.files import check_not_locked
 
+PERMISSIONS = ("trust_targets", "resume_allow_changes")  # never replayed from a saved run
 COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
 # Keys older checkpoints lack, with the value that means what they did.
 NEWER_KEYS = {"model.freeze": [], "dataset.train_size": None, "dataset.train_per_class": None,
@@ -76,6 +79,8 @@ def resume_overrides(args: list[str]) -> list[str]:
         raise UserError("resume= continues one run and cannot be part of a multirun (-m): resume each run "
                         "with its own `trainctl train resume=<run dir>`.")
     value = unquote_value(value)
+    given = Path(value).expanduser()
+    check_not_locked(given if given.is_dir() else run_dir_of(given))  # before "no checkpoint yet": it may be starting
     run_dir = run_dir_of(checkpoint_path(value))
     saved = run_dir / ".hydra" / "overrides.yaml"
     try:
@@ -85,14 +90,16 @@ def resume_overrides(args: list[str]) -> list[str]:
                         "wrote; resume from a checkpoint file instead.") from None
     if not isinstance(base, list) or not all(isinstance(o, str) for o in base):
         raise UserError(f"{saved} is not a list of overrides: it is not a run directory trainctl wrote.")
+    check_saved_overrides(base, saved)
     check_stored_targets(replayed_targets(base), args, trusted="trust_targets=true" in args,
                          source=f"the saved overrides of {run_dir}")
 
     def key(override: str) -> str:
         return override.split("=", 1)[0].lstrip("+~")
 
-    # init_from started the run; resuming continues from its own checkpoint instead
-    merged = {key(o): o for o in base if not key(o).startswith("hydra.") and key(o) not in ("resume", "init_from")}
+    # init_from started the run; resuming continues from its own checkpoint instead. A permission (trust a file's
+    # code, accept a changed config) comes from the person resuming, never from the directory being resumed.
+    merged = {key(o): o for o in base if key(o) not in ("resume", "init_from", *PERMISSIONS)}
     flags = [a for a in args if a.startswith("-")]
     merged.update({key(a): a for a in args if not a.startswith("-")})
     # The log file opens at its first line, not when Hydra sets up logging: a resume that stops before training

@@ -5,12 +5,14 @@ adds the defaults), made fresh for each fit because each fold is a run of its ow
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from omegaconf import DictConfig
 
 from trainctl.config.targets import component_name
+from trainctl.config.trust import ignored_targets_notice, stored_targets
 from trainctl.config.validate import validate
 from trainctl.data.locate import check_available
 from trainctl.device import warm_up_in_background
@@ -22,7 +24,7 @@ from trainctl.engine.finetune import init_source
 from trainctl.engine.lazy_compiler import compiler_unloaded
 from trainctl.engine.fit import fit
 from trainctl.engine.resume import check_same_run, checkpoint_path, run_dir_of
-from trainctl.files import create_run_dir
+from trainctl.files import create_run_dir, lock_run_dir, note_writer, unlock_run_dir
 from trainctl.terminal import console
 
 MakeCallbacks = Callable[[], Sequence[Callback]]
@@ -55,6 +57,10 @@ def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallba
         checkpoint = load_checkpoint(path)  # on the CPU: restoring copies each state where it belongs
         check_resumable(checkpoint, path)
         check_same_run(checkpoint["config"], cfg, path)
+        notice = ignored_targets_notice(run_dir_of(path), stored_targets(checkpoint["config"]), cfg, path,
+                                        "The resumed run is built from its checked overrides and your command line.")
+        if notice and group.is_main:
+            logging.getLogger("trainctl").warning("resume: %s", notice)
         run_dir = Path(run_dir or run_dir_of(path)) if group.is_main else None
         finished = finished_metrics(checkpoint, cfg, Path(group.broadcast(str(run_dir))), quiet=not group.is_main)
         if finished is not None:
@@ -64,14 +70,23 @@ def _run(cfg: DictConfig, run_dir: Path | str | None, make_callbacks: MakeCallba
         run_dir = Path(run_dir) if run_dir is not None else create_run_dir(hint=hint)
         run_dir.mkdir(parents=True, exist_ok=True)
     run_dir = Path(group.broadcast(str(run_dir)))  # the other processes compose their own name: rank 0's wins
+    # One writer per run directory: `trainctl train` took the lock before Hydra wrote there (then this is a no-op
+    # and the lock lasts the process); a multirun's job or a call from Python takes it here, for this run.
+    locked = lock_run_dir(run_dir) if group.is_main else False
+    if group.is_main:
+        note_writer(run_dir)
     # CUDA graphs (cuda_graphs auto or true) can only apply on CUDA: a CPU run compiles nothing either way
     compiles = bool(cfg.trainer.compile) or (device.type == "cuda" and cfg.trainer.cuda_graphs is not False)
-    with deterministic_mode(cfg.trainer.deterministic), compiler_unloaded(compiles):
-        if cfg.cv.folds > 1:
-            from trainctl.engine.crossval import cross_validate
+    try:
+        with deterministic_mode(cfg.trainer.deterministic), compiler_unloaded(compiles):
+            if cfg.cv.folds > 1:
+                from trainctl.engine.crossval import cross_validate
 
-            return cross_validate(cfg, run_dir, device, make_callbacks)
-        return fit(cfg, run_dir, device, make_callbacks(), checkpoint, group=group)
+                return cross_validate(cfg, run_dir, device, make_callbacks)
+            return fit(cfg, run_dir, device, make_callbacks(), checkpoint, group=group)
+    finally:
+        if locked:
+            unlock_run_dir(run_dir)
 
 
 def finished_metrics(checkpoint: dict[str, Any], cfg: DictConfig, run_dir: Path, quiet: bool = False

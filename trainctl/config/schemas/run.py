@@ -9,6 +9,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, OmegaConf
 
 from trainctl.config.schemas.fields import spec
+from trainctl.files import RUN_NAME, RUN_NAME_HELP
 
 
 def _first_set(*values: Any) -> Any:
@@ -100,6 +101,9 @@ class CheckpointConfig:
 
 @dataclass
 class TrainConfig:
+    name: Optional[str] = spec(None, help="a short name for the run: its directory is runs/<date>_<time>_<name> "
+                                          "(null: <model>-<dataset>_<random>)",
+                               pattern=RUN_NAME, pattern_help=RUN_NAME_HELP)
     seed: int = spec(0, help="seeds weights, split and shuffle", ge=0, le=2**63 - 1)
     objective: Any = spec(DEFAULT_OBJECTIVE,
                           help="metric(s) a sweep optimises (a list for multi-objective); default val/acc, val/loss for regression")
