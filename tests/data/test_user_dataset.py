@@ -59,7 +59,7 @@ def user_dir(tmp_path):
 
 def test_a_user_image_dataset_trains_like_a_built_in_one(user_dir):
     proc = run_cli(["train", "--config-dir", "myconf", "dataset=bands", "model=mlp", "model.hidden=[32]",
-                    "trainer.batch_size=8", "trainer.epochs=4", "+dataset.train_per_class=20"], user_dir)
+                    "trainer.batch_size=8", "trainer.epochs=4", "dataset.train_per_class=20"], user_dir)  # no `+`, as on a built-in one
     assert proc.returncode == 0, proc.stderr
     (run,) = run_dirs(user_dir)
     log = (run / "train.log").read_text()

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from trainctl.config.schemas.datasets import TARGET_DATASET_KEYS
 from trainctl.config.targets import builds, instantiate_target
 from trainctl.data.splits import DataBundle, DataSpec, Split, identity, split_off_validation
 from trainctl.errors import UserError
 
-OWN_KEYS = ("name", "val_fraction", "train_size", "train_per_class", "normalize", "mean", "std", "crop_padding",
-            "hflip", "train_transforms", "eval_transforms")
+OWN_KEYS = ("name", *TARGET_DATASET_KEYS)
 DEFAULTS = {"val_fraction": 0.1, "normalize": True, "crop_padding": 0, "hflip": False}
 
 

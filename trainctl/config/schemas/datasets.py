@@ -17,6 +17,12 @@ TRAIN_PER_CLASS_HELP = ("train on at most N seeded random samples of each class 
                         "show overfitting); applied before train_size; null: all")
 
 
+# The keys trainctl reads itself from a `_target_` dataset (the rest go to the class): typed on the command line
+# without a `+`, as on the built-in datasets (`trainctl.config.overrides.own_dataset_keys`).
+TARGET_DATASET_KEYS = ("val_fraction", "train_size", "train_per_class", "normalize", "mean", "std", "crop_padding",
+                       "hflip", "train_transforms", "eval_transforms")
+
+
 TRANSFORMS_HELP = ("your own transforms after trainctl's ({when}): a list of {{_target_: class or function, ...}}, "
                    "each called on a float batch [N, C, H, W] on the device; per_sample: true calls it per sample "
                    "on the CPU (slow)")
