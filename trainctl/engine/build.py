@@ -22,6 +22,7 @@ from trainctl.engine.events import Callback, Events
 from trainctl.engine.finetune import prepare_model
 from trainctl.engine.signals import GracefulStop
 from trainctl.engine.step import StepSettings, Trainer, batches_per_epoch, uses_cuda_graphs
+from trainctl.data.labels import with_label_transforms
 from trainctl.errors import UserError
 
 log = logging.getLogger("trainctl")
@@ -42,6 +43,7 @@ def build_model_parts(cfg: DictConfig, data: DataBundle, device: torch.device) -
         model = model.to(memory_format=torch.channels_last)
     labels = getattr(data.train, "y", None)  # in-memory splits only: counted for loss.weight=balanced
     loss_fn = build_loss(cfg.loss, data.spec, labels if isinstance(labels, torch.Tensor) else None)
+    loss_fn = with_label_transforms(loss_fn, cfg.dataset.get("label_transforms"))  # dataset.label_transforms
     return ModelParts(model, loss_fn.to(device), StepSettings(cfg.trainer, device))
 
 
