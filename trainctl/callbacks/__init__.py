@@ -19,6 +19,7 @@ from trainctl.callbacks.loading import user_callbacks
 from trainctl.callbacks.pictures import PredictionPictures, wanted
 from trainctl.callbacks.profiler import StepProfiler
 from trainctl.callbacks.pruning import pruning_callback
+from trainctl.callbacks.step_validation import StepValidation
 from trainctl.callbacks.summary import ModelSummary
 from trainctl.callbacks.tensorboard import TensorBoardLogger
 from trainctl.engine.events import Callback
@@ -41,6 +42,8 @@ def default_callbacks(cfg: DictConfig) -> list[Callback]:
         Distributions() if cfg.tensorboard.histograms else None,
         ModelGraph() if cfg.tensorboard.graph else None,
         StepProfiler(cfg.trainer.profile_steps) if cfg.trainer.profile else None,
+        # after TensorBoard, whose step writer it uses
+        StepValidation(cfg.trainer.val_every_n_steps) if cfg.trainer.get("val_every_n_steps") else None,
         EarlyStopping(cfg) if cfg.early_stopping.patience is not None else None,
         pruning_callback(cfg.objective),
         *fault_callbacks(),

@@ -57,6 +57,8 @@ class TensorBoardLogger(Callback):
         self.step_writer.add_scalar("step/train_loss", step.loss, step.step)
         self.step_writer.add_scalar("step/lr", step.lr, step.step)
         self.step_writer.add_scalar("step/train_samples_per_s", step.samples_per_s, step.step)
+        if step.acc is not None:
+            self.step_writer.add_scalar("step/train_acc", step.acc, step.step)
 
     def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None:
         if not self.layout_written:

@@ -32,6 +32,7 @@ from trainctl.engine.ema import EMA
 from trainctl.engine.events import Events, StepEnd
 from trainctl.engine.host_sync import SyncGuard, is_sync_error, sync_error
 from trainctl.engine.signals import GracefulStop, Interrupted
+from trainctl.metrics import REGRESSION
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Logits a training epoch may hold between two log points to score them together (16 MB in float32): no kernel
@@ -209,7 +210,9 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     world_sum = t.dist.world if t.dist.world > 1 and acc.loss_is_sum else 0
     step_at_epoch_start = t.state.step - start // accum
     seen_before, clock = acc.n, time.perf_counter()
-    logged = [acc.n, 0.0]  # samples and summed loss at the previous log point
+    # samples, summed loss and summed score at the previous log point (a resumed epoch starts from its saved sums)
+    logged = [acc.n, *acc.running_sums()] if t.state.partial is not None else [acc.n, 0.0, 0.0]
+    classify = t.data.spec.task != REGRESSION
     batch = start
 
     def check_finite() -> None:
@@ -252,12 +255,13 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
                 with guard.allowed():
                     check_finite()
                     acc.fold()
-                    loss_sum = acc.loss_sum.item()
-                    samples = acc.n - logged[0]
+                    loss_sum, score_sum = acc.running_sums()
+                    samples = max(acc.n - logged[0], 1)
                     t.events.emit("on_step_end", t, StepEnd(
-                        epoch + 1, batch, limit, t.state.step, (loss_sum - logged[1]) / max(samples, 1),
-                        t.optimizer.param_groups[0]["lr"], (acc.n - seen_before) / (time.perf_counter() - clock)))
-                    logged = [acc.n, loss_sum]
+                        epoch + 1, batch, limit, t.state.step, (loss_sum - logged[1]) / samples,
+                        t.optimizer.param_groups[0]["lr"], (acc.n - seen_before) / (time.perf_counter() - clock),
+                        (score_sum - logged[2]) / samples if classify else None))
+                    logged = [acc.n, loss_sum, score_sum]
             if batch >= limit:
                 break
     except RuntimeError as error:

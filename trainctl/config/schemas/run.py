@@ -29,6 +29,10 @@ class TrainerConfig:
     batch_size: int = spec(64, help="training batch size", ge=1)
     eval_batch_size: int = spec(1024, help="batch size for validation and test", ge=1)
     log_every_n_steps: int = spec(50, help="steps between progress/loss reads (each read is a host sync)", ge=1)
+    val_every_n_steps: Optional[int] = spec(
+        None, help="also validate every N optimizer steps (on max_eval_batches batches if set) and log val/* at those "
+                   "steps in <run>/steps; for watching, never for checkpoints or schedules (null: at epoch ends only)",
+        ge=1)
     progress: bool = spec(True, help="progress: a live bar on a terminal, a log line per log interval elsewhere")
     max_steps_per_epoch: Optional[int] = spec(None, help="cap on steps per epoch (smoke runs)", ge=1)
     max_eval_batches: Optional[int] = spec(
