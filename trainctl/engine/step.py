@@ -27,6 +27,7 @@ from trainctl.data.shard import Shard
 from trainctl.data.splits import DataBundle, SplitLike, ceil_div
 from trainctl.engine.accumulator import MetricAccumulator, pending_batches
 from trainctl.engine.checkpoint import CheckpointFiles
+from trainctl.engine.clipping import Clipper
 from trainctl.engine.distributed import Single
 from trainctl.engine.ema import EMA
 from trainctl.engine.events import Events, StepEnd
@@ -129,8 +130,8 @@ class Trainer:
     def __post_init__(self) -> None:
         trainer = self.cfg.trainer
         self.device = self.settings.device
-        self.clip_val = trainer.gradient_clip_val
-        self.clip_by_norm = trainer.gradient_clip_algorithm == "norm"
+        self.clipper = (Clipper(trainer.gradient_clip_val, trainer.gradient_clip_algorithm == "norm", self.device)
+                        if trainer.gradient_clip_val is not None else None)
         self.checkpoints = CheckpointFiles(self.run_dir)
         self.batches = batches_per_epoch(trainer, len(self.data.train))
         self.sync_progress = lambda: None  # set by the epoch in progress: records its position in `state`
@@ -143,14 +144,10 @@ class Trainer:
         return self.eval_forward if self.eval_forward is not None else self.model
 
     def optimizer_step(self) -> None:
-        if self.clip_val is not None:
+        if self.clipper is not None:
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)
-            params = self.raw_model.parameters()
-            if self.clip_by_norm:
-                nn.utils.clip_grad_norm_(params, self.clip_val)
-            else:
-                nn.utils.clip_grad_value_(params, self.clip_val)
+            self.clipper.clip(list(self.raw_model.parameters()))
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -275,7 +272,7 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     seconds = time.perf_counter() - clock
     throughput = (acc.n - seen_before) * t.dist.world / max(seconds, 1e-9)
     t.dist.reduce(acc)
-    return acc.compute(), throughput
+    return {**acc.compute(), **(t.clipper.epoch_metrics() if t.clipper is not None else {})}, throughput
 
 
 @torch.inference_mode()
