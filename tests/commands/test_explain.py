@@ -86,7 +86,10 @@ def test_saliency_is_the_mlps_default(mlp_run):
 
 @pytest.mark.parametrize(("args", "png", "size", "said"), [
     (["method=gradcampp", "n=2", "class=Bag"], "gradcampp_test_class8.png", (600, 260), "Grad-CAM++ on layer '3'"),
-    (["method=featuremaps", "layer=3"], "featuremaps_test.png", (900, 560), "feature maps of layer '3'"),
+    (["method=featuremaps", "layer=3"], "featuremaps_test.png", (900, 560),  # all 8 channels by default
+     "feature maps of layer '3', 8 of 8 channels"),
+    (["method=featuremaps", "layer=3", "channels=3", "n=2"], "featuremaps_test.png", (400, 310),
+     "feature maps of layer '3', 3 of 8 channels"),
     (["method=kernels"], "kernels.png", (400, 185), "kernels of layer '0'"),  # the first conv's 4 kernels
 ])
 def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
@@ -100,6 +103,8 @@ def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
 REFUSALS = [
     (["method=gradcan"], "method=gradcan is not a method of trainctl explain; did you mean 'gradcam'?"),
     (["n=0"], "n=0 is not a number of images from 1 to 64"),
+    (["method=featuremaps", "channels=65"], "channels=65 is not a number of feature maps from 1 to 64"),
+    (["channels=4"], "channels=4 is an option of method=featuremaps only"),
     (["layer=9"], "layer=9 is not a layer of the model 'cnn'. Layers with feature maps: 0, 1, 2, 3, 4"),
     (["layer=5"], "layer=5 (Flatten) gives outputs of shape (1, 392), not feature maps"),
     (["method=kernels", "layer=1"], "layer=1 is not a conv layer of the model 'cnn'. Its conv layers: 0, 3"),

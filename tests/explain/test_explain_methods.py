@@ -105,3 +105,13 @@ def test_feature_maps_and_kernels_come_from_the_first_conv_by_default(model_and_
     assert kernel_layer(model, None, "model 'x'") == ("focus.0", model.focus[0])
     with pytest.raises(UserError, match=r"layer=head\.2 is not a conv layer of the model 'x'\. Its conv layers: focus\.0$"):
         kernel_layer(model, "head.2", "model 'x'")
+
+
+def test_a_feature_grid_wraps_many_channels_into_rows_of_16():
+    from trainctl.explain.render import DPI, Caption, feature_grid
+
+    pixels, maps = torch.rand(2, 1, 8, 8), torch.rand(2, 40, 4, 4)
+    picture = feature_grid(pixels, maps, [Caption("a", "a", 0.9)] * 2, "title")
+    height, width, _ = picture.rgb.shape
+    assert width == 17 * DPI  # the image and 16 channels a row
+    assert height == round((2 * 3 * 1.25 + 0.6) * DPI)  # 40 channels: 3 rows per sample

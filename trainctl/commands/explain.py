@@ -35,14 +35,15 @@ methods:
   gradcam     Grad-CAM heatmaps (default for models with conv layers); also gradcampp, xgradcam, layercam,
               scorecam (torchcam's CAM variants)
   saliency    |d score / d pixel| (default for models without conv layers, e.g. the mlp)
-  featuremaps the activations of a layer (default: the first conv layer)
+  featuremaps the activations of a layer (default: the first conv layer), all its channels up to 64
+              (channels=N: the first N)
   kernels     the weights of the first conv layer (or layer=NAME), as a grid
 layer=NAME    a module name as model.named_modules() gives it (e.g. 3, features.0); default: found automatically
 class=C       explain class C (index or name) instead of each image's predicted class
 Extra KEY=VALUE pairs change the stored config (e.g. dataset.root=DIR). A checkpoint whose config names code
 (_target_) is refused unless you name the same on this command line or add trust_targets=true."""
 SPLITS = ("test", "val", "train")
-OPTIONS = ("ckpt", "split", "n", "method", "layer", "class", "device", "trust_targets")
+OPTIONS = ("ckpt", "split", "n", "method", "layer", "class", "channels", "device", "trust_targets")
 MAX_N = 64
 DEFAULT_N = {"featuremaps": 4}  # rows of 17 panels each; the other methods show 16 images
 
@@ -61,6 +62,14 @@ def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
     n = options.get("n", "")
     if n and not (n.isdigit() and 1 <= int(n) <= MAX_N):
         raise UserError(f"n={n} is not a number of images from 1 to {MAX_N}")
+    channels = options.get("channels")
+    if channels is not None:
+        from trainctl.explain.render import MAX_CHANNELS
+
+        if not (channels.isdigit() and 1 <= int(channels) <= MAX_CHANNELS):
+            raise UserError(f"channels={channels} is not a number of feature maps from 1 to {MAX_CHANNELS}")
+        if method != "featuremaps":
+            raise UserError(f"channels={channels} is an option of method=featuremaps only")
     return options, overrides
 
 
@@ -145,8 +154,10 @@ def _draw_samples(run: RestoredRun, model: nn.Module, method: str, options: dict
     if method == "featuremaps":
         layer = layers.feature_layer(model, samples.inputs, requested, model_name)
         maps = methods.feature_maps(model, samples.inputs, layer).cpu()
-        title = f"{label} of layer '{layer}' ({maps.shape[1]} channels), {where}"
-        return render.feature_grid(samples.pixels, maps, captions, title), f"{label} of layer '{layer}'"
+        shown = min(int(options.get("channels") or render.MAX_CHANNELS), maps.shape[1])
+        title = f"{label} of layer '{layer}' ({shown} of {maps.shape[1]} channels), {where}"
+        what = f"{label} of layer '{layer}', {shown} of {maps.shape[1]} channels"
+        return render.feature_grid(samples.pixels, maps[:, :shown], captions, title), what
     if method == "saliency":
         on = ""
         heatmaps = methods.saliency_heatmaps(model, samples.inputs, prediction.explained)
