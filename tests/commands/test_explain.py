@@ -111,6 +111,9 @@ REFUSALS = [
     (["class=Shoe"], "class=Shoe is not a class of this dataset: give an index or a name (0=T-shirt/top,"),
     (["class=10"], "class=10 is out of range: this model has classes 0 to 9"),
     (["split=dev"], "split=dev is not one of test, val, train"),
+    (["method=cam"], "method=cam needs a model that ends in global average pooling followed by one linear layer"),
+    (["method=regions"], "method=regions draws a classifier's decision regions over the plane of its two input "
+                         "features, but the 'fashionmnist' dataset's inputs are shaped (1, 28, 28)"),
 ]
 
 
@@ -169,3 +172,16 @@ def test_help_and_bad_options_answer_without_torch(tmp_path, args, code):
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(args)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"code": code, "torch": False}, proc.stderr
+
+
+def test_decision_regions_of_a_two_feature_classifier(tmp_path):
+    """`explain method=regions` on the Gaussian toy set: the training points over the predicted classes."""
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    proc = run_cli(["explain", f"ckpt={run}", "method=regions"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    png = run / "explain" / "regions_train.png"
+    assert f"decision regions: written to {png}" in " ".join(proc.stdout.split())
+    assert png_size(png) == (600, 550)
+    assert "explain/regions" in tensorboard_images(run)

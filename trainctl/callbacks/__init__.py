@@ -15,6 +15,7 @@ from trainctl.callbacks.distributions import Distributions
 from trainctl.callbacks.early_stopping import EarlyStopping
 from trainctl.callbacks.faults import fault_callbacks
 from trainctl.callbacks.graph import ModelGraph
+from trainctl.callbacks.live_figures import LiveFigures
 from trainctl.callbacks.loading import user_callbacks
 from trainctl.callbacks.pictures import PredictionPictures, wanted
 from trainctl.callbacks.profiler import StepProfiler
@@ -35,6 +36,8 @@ def default_callbacks(cfg: DictConfig) -> list[Callback]:
         MidEpochCheckpoint(cfg.checkpoint.every_n_steps) if cfg.checkpoint.every_n_steps else None,
         # before TensorBoard, whose writer it uses and which closes it at fit end
         PredictionPictures(cfg.tensorboard) if wanted(cfg.tensorboard) else None,
+        LiveFigures(cfg.tensorboard.get("figures_every_n_epochs"), bool(cfg.tensorboard.figures))
+        if cfg.tensorboard.figures or cfg.tensorboard.get("figures_every_n_epochs") else None,
         TensorBoardLogger(),
         ConsoleLogger(cfg.trainer.progress),
         ModelSummary(),  # after the console (its line goes to train.log) and TensorBoard (whose writer it uses)

@@ -38,6 +38,9 @@ methods:
   featuremaps the activations of a layer (default: the first conv layer), all its channels up to 64
               (channels=N: the first N)
   kernels     the weights of the first conv layer (or layer=NAME), as a grid
+  cam         the original CAM, for models that end in global average pooling and one linear layer
+  regions     classifiers of two features (blobs): the predicted classes over the plane, with the split's
+              points (default split=train)
 layer=NAME    a module name as model.named_modules() gives it (e.g. 3, features.0); default: found automatically
 class=C       explain class C (index or name) instead of each image's predicted class
 Extra KEY=VALUE pairs change the stored config (e.g. dataset.root=DIR). A checkpoint whose config names code
@@ -54,8 +57,8 @@ def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
     from trainctl.registry import did_you_mean
 
     options, overrides = parse_options(args, OPTIONS, USAGE)
-    check_choice(options, "split", SPLITS)
     method = options.get("method")
+    check_choice(options, "split", ("train", *SPLITS[:2]) if method == "regions" else SPLITS)  # regions: training points
     if method is not None and method not in METHODS:
         raise UserError(f"method={method} is not a method of trainctl explain{did_you_mean(method, list(METHODS))} "
                         f"(methods: {', '.join(METHODS)})")
@@ -88,6 +91,8 @@ def run_explain(args: list[str]) -> int:
 
     run = restore_run(options["ckpt"], options.get("device", "auto"), overrides,
                       options.get("trust_targets") == "true")
+    if options.get("method") == "regions":
+        return _regions(run, options)
     check_images(run.cfg.dataset.name, run.data.spec)
     model = run.parts.model.eval()
     model_name = f"model '{run.cfg.model.get('name') or type(run.parts.model).__name__}'"
@@ -108,6 +113,30 @@ def run_explain(args: list[str]) -> int:
     atomic_write_bytes(path, lambda f: f.write(picture.png))
     _to_tensorboard(run.run_dir, f"explain/{method}", picture.rgb, int(run.state.get("epoch", 0)))
     console.print(f"{what}: written to {path}", soft_wrap=True, highlight=False)
+    return 0
+
+
+def _regions(run: RestoredRun, options: dict[str, str]) -> int:
+    """`method=regions`: the decision-regions picture of a classifier of two features."""
+    from trainctl.callbacks.regions import MAX_POINTS, has_two_features, regions_figure
+    from trainctl.explain.render import picture_of
+    from trainctl.files import atomic_write_bytes
+    from trainctl.terminal import console
+
+    spec, split_name = run.data.spec, options["split"]
+    if not has_two_features(spec.input_shape, spec.task):
+        raise UserError(f"method=regions draws a classifier's decision regions over the plane of its two input "
+                        f"features, but the '{run.cfg.dataset.name}' dataset's inputs are shaped {spec.input_shape} "
+                        f"({spec.task}): explain it with another method, or train on 2-feature data (dataset=blobs)")
+    split = getattr(run.data, split_name)
+    x, y = split.x[:MAX_POINTS].to(run.device), split.y[:MAX_POINTS]
+    title = f"decision regions, epoch {run.state.get('epoch', '?')}: {split_name} points over the predicted classes"
+    names = list(spec.class_names) or [str(c) for c in range(spec.num_classes)]
+    picture = picture_of(regions_figure(run.parts.model.eval(), run.data.eval_transform(x, None), y, names, title))
+    path = run.run_dir / "explain" / f"regions_{split_name}.png"
+    atomic_write_bytes(path, lambda f: f.write(picture.png))
+    _to_tensorboard(run.run_dir, "explain/regions", picture.rgb, int(run.state.get("epoch", 0)))
+    console.print(f"decision regions: written to {path}", soft_wrap=True, highlight=False)
     return 0
 
 
@@ -161,6 +190,12 @@ def _draw_samples(run: RestoredRun, model: nn.Module, method: str, options: dict
     if method == "saliency":
         on = ""
         heatmaps = methods.saliency_heatmaps(model, samples.inputs, prediction.explained)
+    elif method == "cam":  # the layer is the one the model pools: `layer=` cannot choose another
+        from trainctl.explain.gap import gap_layers
+
+        layer, fc = gap_layers(model, samples.inputs, model_name)
+        on = f" on layer '{layer}' weighted by '{fc}'"
+        heatmaps = methods.cam_heatmaps(model, samples.inputs, prediction.explained, layer, method, fc)
     else:
         layer = layers.cam_layer(model, samples.inputs, requested, model_name)
         on = f" on layer '{layer}'"

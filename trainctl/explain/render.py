@@ -129,6 +129,11 @@ def _show_image(ax: Any, pixels: torch.Tensor) -> None:
         ax.imshow(pixels[:3].permute(1, 2, 0).clamp(0, 1).numpy())
 
 
+def picture_of(fig: Any) -> Picture:
+    """A matplotlib figure drawn by another module (the decision regions) as a Picture."""
+    return _rendered(fig)
+
+
 def _rendered(fig: Any) -> Picture:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

@@ -73,7 +73,11 @@ class TensorBoardConfig:
                                    "images the best model gets most wrong at the end")
     num_images: int = spec(32, help="images in each of those grids", ge=1, le=256)
     figures: bool = spec(True, help="confusion matrix and precision-recall curves on the test split "
-                                    "(regression: predictions against targets)")
+                                    "(regression: predictions against targets; 2 features: decision regions)")
+    figures_every_n_epochs: Optional[int] = spec(
+        None, help="also draw the small models' figures while training, every N epochs: regression predictions "
+                   "against targets (validation), decision regions of 2-feature classifiers (null: at the end only)",
+        ge=1)
     histograms: bool = spec(False, help="weight and gradient histograms and the gradient norm each epoch (costs)")
     graph: bool = spec(False, help="the model graph, traced once at the start")
     projector: bool = spec(False, help="penultimate-layer features of test samples in the embedding projector")
