@@ -166,7 +166,7 @@ print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
 """
 
 
-@pytest.mark.parametrize(("args", "code"), [(["explain", "--help"], 0), (["explain", "ckpt=x", "method=cam"], 2),
+@pytest.mark.parametrize(("args", "code"), [(["explain", "--help"], 0), (["explain", "ckpt=x", "method=camm"], 2),
                                             (["explain", "ckpt=x", "n=many"], 2)])
 def test_help_and_bad_options_answer_without_torch(tmp_path, args, code):
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(args)], cwd=tmp_path, capture_output=True,
