@@ -355,3 +355,48 @@ def test_cnn1d_learns_the_sine_dataset_through_the_cli(tmp_path):
     metrics = json.loads((run_dirs(tmp_path)[0] / "metrics.json").read_text())
     first, last = metrics["history"][0]["val/loss"], metrics["history"][-1]["val/loss"]
     assert last < first and metrics["test/loss"] < 0.5  # cos(t) from sin(t): 0.5 is the variance of a guess of 0
+
+
+# ---- model.stateful: the hidden state carried from batch to batch (issue 27) -------------------------------------
+def test_stream_windows_continue_each_other_row_by_row():
+    """Window t of stream s is sample t*S+s, and each stream is one signal: its angle advances by the same step
+    within a window and across each window boundary."""
+    from trainctl.data.streams import sine_streams
+
+    x, y = sine_streams(3, 4, 10, torch.Generator().manual_seed(0))
+    angle = torch.atan2(x, y).view(4, 3, 10).permute(1, 0, 2).reshape(3, 40)  # each stream's windows end to end
+    steps = torch.remainder(angle.diff(dim=1), 2 * torch.pi)
+    assert torch.allclose(steps, steps[:, :1].expand_as(steps), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_a_stateful_model_carries_its_state_detached_and_starts_over_each_epoch(kind):
+    spec = DataSpec((5, 1), 0, "regression", target_shape=(5, 1))
+    model = build([f"model={kind}", "model.hidden_size=4", "model.stateful=true"], spec).train()
+    fresh = build([f"model={kind}", "model.hidden_size=4"], spec).train()
+    fresh.load_state_dict(model.state_dict())
+    x = torch.randn(3, 5, 1)
+    assert torch.equal(model(x), fresh(x))  # the first batch starts from zeros
+    second = model(x)
+    assert not torch.allclose(second, fresh(x))  # then from the last batch's state
+    state = model.state[0] if isinstance(model.state, tuple) else model.state
+    assert not state.requires_grad
+    model.eval()
+    model.train()  # a new epoch
+    assert model.state is None and torch.equal(model(x), fresh(x))
+
+
+def test_stateful_is_refused_on_shuffled_data_and_trains_on_streams(tmp_path):
+    from conftest import run_cli, run_dirs
+
+    base = ["train", "model=gru", "model.stateful=true", "model.hidden_size=8", "dataset=sine", "dataset.n_train=160",
+            "dataset.n_test=16", "dataset.length=10", "trainer.epochs=2", "tensorboard.images=false"]
+    refused = run_cli(base, tmp_path)
+    assert refused.returncode == 2 and "dataset=sine shuffles its training samples" in " ".join(refused.stderr.split())
+    assert not run_dirs(tmp_path)
+    wrong = run_cli([*base, "dataset.streams=8"], tmp_path)
+    assert wrong.returncode == 2 and "set trainer.batch_size=8 (dataset.streams=8)" in wrong.stderr
+    proc = run_cli([*base, "dataset.streams=8", "trainer.batch_size=8"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((run_dirs(tmp_path)[0] / "metrics.json").read_text())
+    assert metrics["history"][-1]["train/loss"] < metrics["history"][0]["train/loss"]

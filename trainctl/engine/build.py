@@ -51,6 +51,7 @@ def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, run_d
                   callbacks: Sequence[Callback] = (), stop: GracefulStop | None = None,
                   group: Single | None = None) -> Trainer:
     group = group or Single()
+    check_stateful(cfg, data, group)
     parts = build_model_parts(cfg, data, device)
     model = parts.model
     if group.enabled and cfg.trainer.sync_batchnorm:
@@ -114,3 +115,22 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
+
+
+def check_stateful(cfg: DictConfig, data: DataBundle, group: Single) -> None:
+    """`model.stateful=true` carries the hidden state from one training batch to the next: refused where rows of
+    consecutive batches do not continue each other (shuffled data, another batch size, several processes)."""
+    if not cfg.model.get("stateful"):
+        return
+    streams = getattr(data.train, "streams", None)
+    if streams is None:
+        raise UserError(f"model.stateful=true carries the hidden state from batch to batch, but dataset="
+                        f"{cfg.dataset.get('name') or cfg.dataset.get('_target_')} shuffles its training samples, so "
+                        "the next batch does not continue this one: use ordered windows of continuous signals "
+                        "(dataset=sine dataset.streams=N trainer.batch_size=N), or model.stateful=false")
+    if cfg.trainer.batch_size != streams:
+        raise UserError(f"model.stateful=true needs each row of a batch to continue the same row of the batch "
+                        f"before: set trainer.batch_size={streams} (dataset.streams={streams})")
+    if group.enabled:
+        raise UserError("model.stateful=true trains in one process: each process would carry another part of the "
+                        "streams; drop trainer.devices")

@@ -107,6 +107,9 @@ class SineConfig:
     n_train: int = spec(2000, help="training sequences (before the validation split)", ge=2)
     n_test: int = spec(400, help="test sequences", ge=1)
     length: int = spec(50, help="time steps per sequence", ge=2)
+    streams: Optional[int] = spec(None, help="cut S continuous signals into consecutive windows, trained in order "
+                                             "(no shuffle), window t of stream s at t*S+s, for model.stateful with "
+                                             "trainer.batch_size=S; null: independent sequences", ge=1)
     val_fraction: float = spec(0.2, help="share of the training set held out for validation", gt=0.0, lt=1.0)
     train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
     train_per_class: Optional[int] = spec(None, help=TRAIN_PER_CLASS_HELP, ge=1)

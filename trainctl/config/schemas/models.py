@@ -193,6 +193,8 @@ class RNNConfig:
     bidirectional: bool = spec(False, help="read sequences both ways")
     dropout: float = spec(0.0, help="dropout between stacked layers", ge=0.0, lt=1.0)
     bias: bool = spec(True, help="bias terms (b_ih, b_hh) in the recurrent layers; the output layer keeps its own")
+    stateful: bool = spec(False, help="carry the hidden state from one training batch to the next, detached (needs "
+                                      "ordered data: dataset=sine dataset.streams=N, trainer.batch_size=N)")
 
 
 @dataclass
