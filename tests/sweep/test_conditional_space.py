@@ -81,7 +81,7 @@ def test_a_conditional_sweep_through_the_cli(tmp_path):
         params, status = hparams_session(Path(row["run_dir"]) if Path(row["run_dir"]).is_absolute()
                                          else tmp_path / row["run_dir"])
         assert status == "STATUS_SUCCESS"
-XX
+        assert params["model.hidden"].replace(" ", "") == "[" + ",".join(widths) + "]"  # the trial's override
         assert ("optimizer.momentum" in params) == (row["optimizer"] == "sgd")
     report = run_cli(["sweep-report", str(sweep_dir)], tmp_path)
     assert report.returncode == 0, report.stderr
