@@ -50,6 +50,10 @@ class TrainctlOptunaSweeperConf:
     enqueue_trials: List[Dict[str, Any]] = field(default_factory=list)
     dry_run: bool = False  # print the search space and the first trials' overrides, train nothing
     params: Dict[str, str] = field(default_factory=dict)  # search space, in Hydra's sweep grammar
+    # keys sampled only when another key has a value: {optimizer.momentum: {when: {optimizer: sgd}, values: ...}}
+    conditional: Dict[str, Any] = field(default_factory=dict)
+    # lists sampled length first, then each item: {model.hidden: {count: range(1,4), width: choice(16,32,64)}}
+    depth: Dict[str, Any] = field(default_factory=dict)
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=TrainctlOptunaSweeperConf,

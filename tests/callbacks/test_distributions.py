@@ -3,6 +3,7 @@ profiler trace. Three CLI runs shared by the tests: all three on, a run with non
 model cannot be traced and that is shorter than its profile."""
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
@@ -119,6 +120,17 @@ def test_the_profile_is_a_trace_and_a_table(insight_run):
     table = (run / DIR / TOP_OPS).read_text()
     assert "Top operators by CPU self time" in table and "aten::" in table
     assert "profile: 2 training step(s) in" in output and "https://ui.perfetto.dev" in output
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_its_first_profile(insight_run, tmp_path):
+    run = tmp_path / "runs" / insight_run[0].name  # a copy: the other tests read the original
+    shutil.copytree(insight_run[0], run)
+    before = {p.name: p.read_bytes() for p in (run / DIR).iterdir()}
+    proc = run_cli(["train", f"resume={run}", f"trainer.epochs={EPOCHS + 1}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name: p.read_bytes() for p in (run / DIR).iterdir()} == before  # profile=true replayed, not re-run
+    assert "kept the profile the run wrote before it was resumed" in " ".join((proc.stdout + proc.stderr).split())
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
@@ -160,3 +161,33 @@ def test_a_regression_run_gets_its_predictions_figure_and_no_image_grids(tmp_pat
     assert figure.step == 1 and figure.height > 400
     assert not [t for t in acc.Tags()["tensors"] if t.startswith("pr_curve/")]
     assert "WARNING" not in (run / "train.log").read_text()
+
+
+@pytest.mark.parametrize(("dataset", "tag"), [
+    (["experiment=smoke"], "visuals/decision_regions"),
+    (["dataset=sine", "model=cnn1d", "dataset.n_train=100", "dataset.n_test=20", "dataset.length=16"],
+     "visuals/val_sequence_predictions"),
+])
+def test_the_small_models_figures_are_drawn_while_they_learn(tmp_path, dataset, tag):
+    """`tensorboard.figures_every_n_epochs`: the regression figure (on validation) and the decision regions of a
+    2-feature classifier at every N epochs and at the last; the run trains as it would without them."""
+    base = ["train", *dataset, "trainer.epochs=3", "trainer.max_steps_per_epoch=2", "trainer.progress=false"]
+    proc = run_cli([*base, "tensorboard.figures_every_n_epochs=2"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    assert [image.step for image in events(run).Images(tag)] == [2, 3]
+    assert "WARNING" not in (run / "train.log").read_text()
+    (tmp_path / "plain").mkdir()
+    proc = run_cli([*base, "tensorboard.figures=false"], tmp_path / "plain")
+    assert proc.returncode == 0, proc.stderr
+    [plain] = run_dirs(tmp_path / "plain")
+    watched, unwatched = (torch.load(r / "checkpoints" / "last.pt", weights_only=True)["model"] for r in (run, plain))
+    assert all(torch.equal(watched[k], unwatched[k]) for k in unwatched)
+
+
+def test_a_two_feature_classifier_gets_its_decision_regions_at_the_end(tmp_path):
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    [image] = events(run).Images("visuals/decision_regions")
+    assert image.step == 1 and (image.width, image.height) == (600, 550)

@@ -80,7 +80,7 @@ def test_cfg_job_prints_the_config_and_writes_nothing(tmp_path):
     assert "objective: val/acc" in proc.stdout and "${" not in proc.stdout  # values, not interpolations
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["model"]["name"] == "lenet" and cfg["optimizer"] == {
-        "name": "sgd", "no_decay_bias_norm": False, "lr": 0.05, "momentum": 0.9, "nesterov": False,
+        "name": "sgd", "no_decay_bias_norm": False, "lr": 0.05, "momentum": 0.0, "nesterov": False,
         "dampening": 0.0, "weight_decay": 0.0}
     assert not (tmp_path / "runs").exists()
 
@@ -90,7 +90,7 @@ def test_hydra_help_lists_groups(tmp_path):
     assert proc.returncode == 0
     for group in ("model", "dataset", "optimizer", "scheduler", "loss", "device", "experiment", "sweep", "debug"):
         assert f"\n{group}: " in proc.stdout
-    assert "model: cnn, gru, lenet" in proc.stdout
+    assert "model: cnn, cnn1d, gru, lenet" in proc.stdout
     assert "schema/" not in proc.stdout  # the typed schemas are internal, not options to choose
 
 

@@ -86,7 +86,10 @@ def test_saliency_is_the_mlps_default(mlp_run):
 
 @pytest.mark.parametrize(("args", "png", "size", "said"), [
     (["method=gradcampp", "n=2", "class=Bag"], "gradcampp_test_class8.png", (600, 260), "Grad-CAM++ on layer '3'"),
-    (["method=featuremaps", "layer=3"], "featuremaps_test.png", (900, 560), "feature maps of layer '3'"),
+    (["method=featuremaps", "layer=3"], "featuremaps_test.png", (900, 560),  # all 8 channels by default
+     "feature maps of layer '3', 8 of 8 channels"),
+    (["method=featuremaps", "layer=3", "channels=3", "n=2"], "featuremaps_test.png", (400, 310),
+     "feature maps of layer '3', 3 of 8 channels"),
     (["method=kernels"], "kernels.png", (400, 185), "kernels of layer '0'"),  # the first conv's 4 kernels
 ])
 def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
@@ -100,12 +103,17 @@ def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
 REFUSALS = [
     (["method=gradcan"], "method=gradcan is not a method of trainctl explain; did you mean 'gradcam'?"),
     (["n=0"], "n=0 is not a number of images from 1 to 64"),
+    (["method=featuremaps", "channels=65"], "channels=65 is not a number of feature maps from 1 to 64"),
+    (["channels=4"], "channels=4 is an option of method=featuremaps only"),
     (["layer=9"], "layer=9 is not a layer of the model 'cnn'. Layers with feature maps: 0, 1, 2, 3, 4"),
     (["layer=5"], "layer=5 (Flatten) gives outputs of shape (1, 392), not feature maps"),
     (["method=kernels", "layer=1"], "layer=1 is not a conv layer of the model 'cnn'. Its conv layers: 0, 3"),
     (["class=Shoe"], "class=Shoe is not a class of this dataset: give an index or a name (0=T-shirt/top,"),
     (["class=10"], "class=10 is out of range: this model has classes 0 to 9"),
     (["split=dev"], "split=dev is not one of test, val, train"),
+    (["method=cam"], "method=cam needs a model that ends in global average pooling followed by one linear layer"),
+    (["method=regions"], "method=regions draws a classifier's decision regions over the plane of its two input "
+                         "features, but the 'fashionmnist' dataset's inputs are shaped (1, 28, 28)"),
 ]
 
 
@@ -158,9 +166,22 @@ print(json.dumps({"code": code, "torch": "torch" in sys.modules}))
 """
 
 
-@pytest.mark.parametrize(("args", "code"), [(["explain", "--help"], 0), (["explain", "ckpt=x", "method=cam"], 2),
+@pytest.mark.parametrize(("args", "code"), [(["explain", "--help"], 0), (["explain", "ckpt=x", "method=camm"], 2),
                                             (["explain", "ckpt=x", "n=many"], 2)])
 def test_help_and_bad_options_answer_without_torch(tmp_path, args, code):
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(args)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"code": code, "torch": False}, proc.stderr
+
+
+def test_decision_regions_of_a_two_feature_classifier(tmp_path):
+    """`explain method=regions` on the Gaussian toy set: the training points over the predicted classes."""
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    proc = run_cli(["explain", f"ckpt={run}", "method=regions"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    png = run / "explain" / "regions_train.png"
+    assert f"decision regions: written to {png}" in " ".join(proc.stdout.split())
+    assert png_size(png) == (600, 550)
+    assert "explain/regions" in tensorboard_images(run)

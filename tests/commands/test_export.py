@@ -120,7 +120,7 @@ def test_safetensors_with_the_json_that_rebuilds_the_model(cnn, tmp_path):
     assert meta["model"]["name"] == "cnn" and meta["input_shape"] == [1, 28, 28]
     assert meta["classes"] == list(restored.data.spec.class_names)
     assert meta["preprocess"]["mean"] == [0.2860] and meta["preprocess"]["std"] == [0.3530]
-    model = load_model(out)
+    model = load_model(str(out))  # a str path, as the README calls it
     for name, tensor in restored.parts.model.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor)
     with torch.no_grad():

@@ -140,9 +140,12 @@ def test_a_regression_model_writes_its_predicted_values(tmp_path):
     assert proc.returncode == 0, proc.stderr
     [run] = run_dirs(tmp_path)
     inputs = torch.linspace(-1, 1, 3 * 8).view(3, 8, 1)
-    np.save(tmp_path / "seq.npy", inputs.numpy())
-    proc = run_cli(["predict", f"ckpt={run}", f"inputs={tmp_path / 'seq.npy'}"], tmp_path)
+    (tmp_path / "seqs").mkdir()
+    np.save(tmp_path / "seqs" / "seq.npy", inputs.numpy())
+    (tmp_path / "seqs" / "notes.txt").write_text("not an input")
+    proc = run_cli(["predict", f"ckpt={run}", f"inputs={tmp_path / 'seqs'}"], tmp_path)  # a folder of .npy files
     assert proc.returncode == 0, proc.stderr
+    assert "ignored 1 other file(s)" in " ".join(proc.stdout.split())
     with open(run / "predictions.csv") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["input", *(f"value_{i}" for i in range(8))]

@@ -134,3 +134,14 @@ def test_help_and_config_errors_answer_without_torch(tmp_path, args, code):
     proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(args)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"code": code, "torch": False}, proc.stderr
+
+
+def test_params_lists_every_parameter_by_name_with_its_shape(tmp_path):
+    """`--params`: model.named_parameters(), as the tutorial prints them, with what model.freeze keeps still."""
+    proc = run_cli(["summary", "--params", "model=cnn", "model.channels=[4,8]", "model.freeze=[0]"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.split("parameter  shape")[1].splitlines()[1:] if line.strip()]
+    model = build_model(compose(["model=cnn", "model.channels=[4,8]"]).model, spec_from_config(compose([]).dataset)[0])
+    assert [r[0] for r in rows] == [name for name, _ in model.named_parameters()]
+    assert [r[1] for r in rows] == ["x".join(map(str, p.shape)) for _, p in model.named_parameters()]
+    assert [r[3] for r in rows] == ["no", "no", "yes", "yes", "yes", "yes"]

@@ -3,6 +3,7 @@ recurrent cells' nonlinearity and bias): each changes the built module tree, bad
 key, and configs without them (defaults, and configs stored before they existed) build exactly what they built."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,107 @@ def test_stored_configs_without_the_new_keys_build_and_resume_as_before(name):
     saved = {**OmegaConf.to_container(now, resolve=True), "model": STORED[name]}
     assert tree(build_model(typed_config(saved).model, DIGITS)) == expected  # eval, predict, explain, export
     assert config_differences(saved, now) == []  # resume: the same run
+
+
+# ---- the tutorial's conv knobs: per-conv stride and padding, the pool's kind and size (issue 27) ----------------
+@pytest.mark.parametrize("model", CONV_MODELS)
+def test_strides_and_paddings_set_each_conv(model):
+    n = CONV_COUNTS[model]
+    strides, paddings = [1 + i % 2 for i in range(n)], [i % 3 for i in range(n)]
+    built = build([*CONV_MODELS[model], f"model.strides={strides}", f"model.paddings={paddings}"],
+                  DataSpec((1, 64, 64), 10))
+    convs = [m for m in built.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.stride for c in convs] == [(s, s) for s in strides]
+    assert [c.padding for c in convs] == [(p, p) for p in paddings]
+
+
+@pytest.mark.parametrize("model", CONV_MODELS)
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_the_pools_kind_and_size(model, pool):
+    built = build([*CONV_MODELS[model], f"model.pool={pool}", "model.pool_size=3"], DataSpec((1, 96, 96), 10))
+    pools = [m for m in built.modules() if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))]
+    assert pools and all(type(p) is {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}[pool] for p in pools)
+    assert all(p.kernel_size in (3, (3, 3)) and p.stride in (3, (3, 3)) for p in pools)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model=cnn", "model.strides=[1]"], "model.strides=[1] has 1 item(s), but cnn has 2 conv layer(s) (one per "
+                                         "model.channels item)"),
+    (["model=lenet", "model.paddings=[0,0,0]"], "model.paddings=[0, 0, 0] has 3 item(s), but lenet has 2 conv"),
+    ([*SMALL_VGG, "model.strides=[1,1]"], "but vgg has 3 conv layer(s) (the numbers in its layer list)"),
+])
+def test_a_stride_or_padding_list_of_the_wrong_length_is_refused(overrides, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        build(overrides)
+
+
+def test_a_stride_that_shrinks_the_image_away_names_the_layer():
+    with pytest.raises(UserError, match=r"model 'cnn' cannot take 1x28x28 inputs: layer 3 \(Conv2d 5x5\)"):
+        build(["model=cnn", "model.strides=[4,8]", "model.paddings=[0,0]"])
+
+
+# ---- cnn1d: a 1-D convnet for sequences -------------------------------------------------------------------------
+def test_cnn1d_maps_each_time_step_and_classifies_image_rows():
+    sine = DataSpec((50, 1), 0, "regression", target_shape=(50, 1))
+    model = build(["model=cnn1d", "model.channels=[8,4]"], sine)
+    assert [type(m) for m in model.modules() if isinstance(m, nn.Conv1d)] == [nn.Conv1d] * 3
+    assert model(torch.zeros(2, 50, 1)).shape == (2, 50, 1)
+    assert build(["model=cnn1d"])(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    with pytest.raises(UserError, match="model.kernel_size=4 is even"):
+        build(["model=cnn1d", "model.kernel_size=4"], sine)
+
+
+def test_cnn1d_learns_the_sine_dataset_through_the_cli(tmp_path):
+    from conftest import run_cli, run_dirs
+
+    proc = run_cli(["train", "model=cnn1d", "dataset=sine", "dataset.n_train=400", "dataset.n_test=50",
+                    "trainer.epochs=3", "tensorboard.images=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((run_dirs(tmp_path)[0] / "metrics.json").read_text())
+    first, last = metrics["history"][0]["val/loss"], metrics["history"][-1]["val/loss"]
+    assert last < first and metrics["test/loss"] < 0.5  # cos(t) from sin(t): 0.5 is the variance of a guess of 0
+
+
+# ---- model.stateful: the hidden state carried from batch to batch (issue 27) -------------------------------------
+def test_stream_windows_continue_each_other_row_by_row():
+    """Window t of stream s is sample t*S+s, and each stream is one signal: its angle advances by the same step
+    within a window and across each window boundary."""
+    from trainctl.data.streams import sine_streams
+
+    x, y = sine_streams(3, 4, 10, torch.Generator().manual_seed(0))
+    angle = torch.atan2(x, y).view(4, 3, 10).permute(1, 0, 2).reshape(3, 40)  # each stream's windows end to end
+    steps = torch.remainder(angle.diff(dim=1), 2 * torch.pi)
+    assert torch.allclose(steps, steps[:, :1].expand_as(steps), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_a_stateful_model_carries_its_state_detached_and_starts_over_each_epoch(kind):
+    spec = DataSpec((5, 1), 0, "regression", target_shape=(5, 1))
+    model = build([f"model={kind}", "model.hidden_size=4", "model.stateful=true"], spec).train()
+    fresh = build([f"model={kind}", "model.hidden_size=4"], spec).train()
+    fresh.load_state_dict(model.state_dict())
+    x = torch.randn(3, 5, 1)
+    assert torch.equal(model(x), fresh(x))  # the first batch starts from zeros
+    second = model(x)
+    assert not torch.allclose(second, fresh(x))  # then from the last batch's state
+    state = model.state[0] if isinstance(model.state, tuple) else model.state
+    assert not state.requires_grad
+    model.eval()
+    model.train()  # a new epoch
+    assert model.state is None and torch.equal(model(x), fresh(x))
+
+
+def test_stateful_is_refused_on_shuffled_data_and_trains_on_streams(tmp_path):
+    from conftest import run_cli, run_dirs
+
+    base = ["train", "model=gru", "model.stateful=true", "model.hidden_size=8", "dataset=sine", "dataset.n_train=160",
+            "dataset.n_test=16", "dataset.length=10", "trainer.epochs=2", "tensorboard.images=false"]
+    refused = run_cli(base, tmp_path)
+    assert refused.returncode == 2 and "dataset=sine shuffles its training samples" in " ".join(refused.stderr.split())
+    assert not run_dirs(tmp_path)
+    wrong = run_cli([*base, "dataset.streams=8"], tmp_path)
+    assert wrong.returncode == 2 and "set trainer.batch_size=8 (dataset.streams=8)" in wrong.stderr
+    proc = run_cli([*base, "dataset.streams=8", "trainer.batch_size=8"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((run_dirs(tmp_path)[0] / "metrics.json").read_text())
+    assert metrics["history"][-1]["train/loss"] < metrics["history"][0]["train/loss"]

@@ -45,3 +45,14 @@ def test_sgd_with_dampening_is_not_fused():
     _, optimizer = sgd("optimizer.dampening=0.1")
     assert not optimizer.defaults["fused"]
     assert not optimizer.state  # and keeps torch's own first step
+
+
+def test_sgd_is_plain_sgd_by_default_as_torch_makes_it():
+    """optimizer=sgd is torch.optim.SGD's defaults (momentum 0), as the tutorials use it; presets that want
+    momentum say so."""
+    model = nn.Linear(2, 2)
+    built = build_optimizer(compose(["optimizer=sgd"]).optimizer, model)
+    torch_default = torch.optim.SGD(model.parameters(), lr=0.01)
+    assert built.defaults["momentum"] == torch_default.defaults["momentum"] == 0
+    for preset in ("fashionmnist_fast", "fashionmnist_cpu"):
+        assert compose([f"experiment={preset}"]).optimizer.momentum == 0.9

@@ -173,14 +173,15 @@ def momenta(overrides, steps=4):
     return seen
 
 
-@pytest.mark.parametrize(("optimizer", "cycled"), [("optimizer=sgd", True), ("optimizer=adam", True),
+@pytest.mark.parametrize(("optimizer", "cycled"), [("optimizer=sgd optimizer.momentum=0.9", True),
+                                                  ("optimizer=adam", True), ("optimizer=sgd", False),
                                                   ("optimizer=rmsprop", False), ("optimizer=adagrad", None)])
 def test_cyclic_momentum_by_default_only_where_the_optimizer_has_it(optimizer, cycled):
     if cycled is None:  # adagrad has no momentum at all: the lr still cycles
-        assert lrs([optimizer, *CYCLE], epochs=1, steps=3) == pytest.approx([1, 2, 3])
+        assert lrs([*optimizer.split(), *CYCLE], epochs=1, steps=3) == pytest.approx([1, 2, 3])
         return
-    seen = momenta([optimizer, *CYCLE])
-    # rmsprop's momentum is 0 by default: turning it on would change the optimizer the user chose
+    seen = momenta([*optimizer.split(), *CYCLE])
+    # sgd's and rmsprop's momentum is 0 by default: turning it on would change the optimizer the user chose
     assert seen == (pytest.approx([0.9, 0.85, 0.8, 0.85]) if cycled else [0.0] * 4)
 
 
@@ -188,9 +189,9 @@ def test_cyclic_momentum_that_cannot_apply_is_a_clear_error():
     with pytest.raises(UserError, match=r"^scheduler.cycle_momentum=true needs an optimizer with momentum or betas, "
                                         r"and Adagrad has neither: set scheduler.cycle_momentum=false"):
         lrs(["optimizer=adagrad", *CYCLE, "scheduler.cycle_momentum=true"])
-    assert momenta(["optimizer=sgd", *CYCLE, "scheduler.cycle_momentum=false"]) == [0.9] * 4
+    assert momenta(["optimizer=sgd", "optimizer.momentum=0.9", *CYCLE, "scheduler.cycle_momentum=false"]) == [0.9] * 4
     with pytest.raises(UserError, match="^scheduler.base_momentum=0.95 is above scheduler.max_momentum=0.9"):
-        lrs([*CYCLE, "scheduler.base_momentum=0.95"])
+        lrs(["optimizer=sgd", "optimizer.momentum=0.9", *CYCLE, "scheduler.base_momentum=0.95"])
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

@@ -47,6 +47,8 @@ def test_gradient_clipping_bounds_the_update(tmp_path, algorithm):
     _, clipped = run(tmp_path, "c", *sgd, "trainer.gradient_clip_val=0.01",
                      f"trainer.gradient_clip_algorithm={algorithm}")
     change = [clipped["model"][k] - initial[k] for k in initial]
+    report = clipped["history"][-1]  # the norm before clipping is what clip_grad_norm_ returned: above the limit
+    assert report["train/clip_fraction"] == 1.0 and report["train/grad_norm_before_clip"] > 0.01
     if algorithm == "norm":
         assert torch.sqrt(sum((c ** 2).sum() for c in change)) <= 0.01 + 1e-6
     else:
@@ -203,3 +205,18 @@ def test_cuda_graphs_warn_off_cuda_and_the_run_trains_either_way(tmp_path, caplo
     assert state["step"] == 2 * 8 and 0.0 <= result["test/acc"] <= 1.0
     warned = "trainer.cuda_graphs=true, but the step runs eagerly: CUDA graphs need a CUDA device" in caplog.text
     assert warned == (TEST_DEVICE != "cuda")
+
+
+def test_the_norm_before_clipping_and_how_often_it_fired_reach_metrics_json(tmp_path):
+    from conftest import run_cli, run_dirs
+
+    clipped = []
+    for limit in ("0.05", "1000"):
+        cwd = tmp_path / limit
+        cwd.mkdir()
+        proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1", f"trainer.gradient_clip_val={limit}",
+                        "tensorboard.images=false", "tensorboard.figures=false"], cwd)
+        assert proc.returncode == 0, proc.stderr
+        clipped.append(json.loads((run_dirs(cwd)[0] / "metrics.json").read_text()))
+    assert 0.0 < clipped[0]["train/clip_fraction"] <= 1.0 and clipped[1]["train/clip_fraction"] == 0.0
+    assert clipped[1]["train/grad_norm_before_clip"] > 0.0

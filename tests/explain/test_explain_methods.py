@@ -105,3 +105,49 @@ def test_feature_maps_and_kernels_come_from_the_first_conv_by_default(model_and_
     assert kernel_layer(model, None, "model 'x'") == ("focus.0", model.focus[0])
     with pytest.raises(UserError, match=r"layer=head\.2 is not a conv layer of the model 'x'\. Its conv layers: focus\.0$"):
         kernel_layer(model, "head.2", "model 'x'")
+
+
+def test_a_feature_grid_wraps_many_channels_into_rows_of_16():
+    from trainctl.explain.render import DPI, Caption, feature_grid
+
+    pixels, maps = torch.rand(2, 1, 8, 8), torch.rand(2, 40, 4, 4)
+    picture = feature_grid(pixels, maps, [Caption("a", "a", 0.9)] * 2, "title")
+    height, width, _ = picture.rgb.shape
+    assert width == 17 * DPI  # the image and 16 channels a row
+    assert height == round((2 * 3 * 1.25 + 0.6) * DPI)  # 40 channels: 3 rows per sample
+
+
+# ---- the original CAM (issue 27) --------------------------------------------------------------------------------
+def gap_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, 3)).eval()
+
+
+def test_cam_weighs_the_pooled_maps_by_the_last_linear_layers_row():
+    from trainctl.explain.gap import gap_layers
+
+    model, x = gap_model(), torch.rand(2, 1, 8, 8)
+    layer, fc = gap_layers(model, x, "model 'mine'")
+    assert (layer, fc) == ("1", "4")  # the ReLU's maps are what the pool averages
+    maps = cam_heatmaps(model, x, torch.tensor([2, 2]), layer, "cam", fc)
+    with torch.no_grad():
+        raw = torch.einsum("c,nchw->nhw", model[4].weight[2], model[1](model[0](x)))
+    for heat, cam in zip(maps, raw):  # the same order of positions: a monotonic rescaling of sum_c w_c A_c
+        order = cam.relu().flatten().argsort(stable=True)
+        assert torch.all(heat.flatten()[order].diff() >= -1e-6)
+        assert heat.flatten().argmax() == cam.flatten().argmax()
+
+
+def test_cam_finds_resnets_pooled_layer_and_refuses_a_flatten_head():
+    import torchvision
+
+    from trainctl.explain.gap import gap_layers
+
+    resnet = torchvision.models.resnet18(num_classes=3).eval()
+    assert gap_layers(resnet, torch.rand(1, 3, 32, 32), "model 'resnet'") == ("layer4", "fc")
+    flat = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 3)).eval()
+    with pytest.raises(UserError, match=r"method=cam needs a model that ends in global average pooling followed by "
+                                        r"one linear layer .* its last linear layer '2' reads '0' \(Conv2d\), not a "
+                                        r"global average pool. Use method=gradcam"):
+        gap_layers(flat, torch.rand(1, 1, 8, 8), "model 'cnn'")

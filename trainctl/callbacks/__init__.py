@@ -15,10 +15,12 @@ from trainctl.callbacks.distributions import Distributions
 from trainctl.callbacks.early_stopping import EarlyStopping
 from trainctl.callbacks.faults import fault_callbacks
 from trainctl.callbacks.graph import ModelGraph
+from trainctl.callbacks.live_figures import LiveFigures
 from trainctl.callbacks.loading import user_callbacks
 from trainctl.callbacks.pictures import PredictionPictures, wanted
 from trainctl.callbacks.profiler import StepProfiler
 from trainctl.callbacks.pruning import pruning_callback
+from trainctl.callbacks.step_validation import StepValidation
 from trainctl.callbacks.summary import ModelSummary
 from trainctl.callbacks.tensorboard import TensorBoardLogger
 from trainctl.engine.events import Callback
@@ -34,6 +36,8 @@ def default_callbacks(cfg: DictConfig) -> list[Callback]:
         MidEpochCheckpoint(cfg.checkpoint.every_n_steps) if cfg.checkpoint.every_n_steps else None,
         # before TensorBoard, whose writer it uses and which closes it at fit end
         PredictionPictures(cfg.tensorboard) if wanted(cfg.tensorboard) else None,
+        LiveFigures(cfg.tensorboard.get("figures_every_n_epochs"), bool(cfg.tensorboard.figures))
+        if cfg.tensorboard.figures or cfg.tensorboard.get("figures_every_n_epochs") else None,
         TensorBoardLogger(),
         ConsoleLogger(cfg.trainer.progress),
         ModelSummary(),  # after the console (its line goes to train.log) and TensorBoard (whose writer it uses)
@@ -41,6 +45,8 @@ def default_callbacks(cfg: DictConfig) -> list[Callback]:
         Distributions() if cfg.tensorboard.histograms else None,
         ModelGraph() if cfg.tensorboard.graph else None,
         StepProfiler(cfg.trainer.profile_steps) if cfg.trainer.profile else None,
+        # after TensorBoard, whose step writer it uses
+        StepValidation(cfg.trainer.val_every_n_steps) if cfg.trainer.get("val_every_n_steps") else None,
         EarlyStopping(cfg) if cfg.early_stopping.patience is not None else None,
         pruning_callback(cfg.objective),
         *fault_callbacks(),

@@ -83,6 +83,10 @@ class StepProfiler(Callback):
             # messages (CUPTI permissions) do matter: kept. A KINETO_LOG_LEVEL the user set is respected.
             os.environ.setdefault("KINETO_LOG_LEVEL", "6")
         self.folder = trainer.run_dir / DIR
+        if getattr(trainer, "resumed", False) and any(self.folder.glob(TRACE + "*")):
+            # resume= replays trainer.profile=true: the first run's trace stays, the resumed steps are not profiled
+            log.info("trainer.profile: kept the profile the run wrote before it was resumed, in %s", self.folder)
+            return
         activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if self.on_cuda else [])]
         prof = profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=self.steps, repeat=1),
                        on_trace_ready=self._write, record_shapes=True)

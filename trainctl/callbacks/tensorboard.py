@@ -50,6 +50,8 @@ class TensorBoardLogger(Callback):
         self.writer.add_scalar("train/loss_step", step.loss, step.step)
         self.writer.add_scalar("train/lr_step", step.lr, step.step)
         self.writer.add_scalar("throughput/train_samples_per_s_step", step.samples_per_s, step.step)
+        if step.acc is not None:
+            self.writer.add_scalar("train/acc_step", step.acc, step.step)
 
     def on_epoch_end(self, trainer: Trainer, end: EpochEnd) -> None:
         if not self.layout_written:

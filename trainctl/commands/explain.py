@@ -35,14 +35,18 @@ methods:
   gradcam     Grad-CAM heatmaps (default for models with conv layers); also gradcampp, xgradcam, layercam,
               scorecam (torchcam's CAM variants)
   saliency    |d score / d pixel| (default for models without conv layers, e.g. the mlp)
-  featuremaps the activations of a layer (default: the first conv layer)
+  featuremaps the activations of a layer (default: the first conv layer), all its channels up to 64
+              (channels=N: the first N)
   kernels     the weights of the first conv layer (or layer=NAME), as a grid
+  cam         the original CAM, for models that end in global average pooling and one linear layer
+  regions     classifiers of two features (blobs): the predicted classes over the plane, with the split's
+              points (default split=train)
 layer=NAME    a module name as model.named_modules() gives it (e.g. 3, features.0); default: found automatically
 class=C       explain class C (index or name) instead of each image's predicted class
 Extra KEY=VALUE pairs change the stored config (e.g. dataset.root=DIR). A checkpoint whose config names code
 (_target_) is refused unless you name the same on this command line or add trust_targets=true."""
 SPLITS = ("test", "val", "train")
-OPTIONS = ("ckpt", "split", "n", "method", "layer", "class", "device", "trust_targets")
+OPTIONS = ("ckpt", "split", "n", "method", "layer", "class", "channels", "device", "trust_targets")
 MAX_N = 64
 DEFAULT_N = {"featuremaps": 4}  # rows of 17 panels each; the other methods show 16 images
 
@@ -53,14 +57,22 @@ def _parse(args: list[str]) -> tuple[dict[str, str], list[str]]:
     from trainctl.registry import did_you_mean
 
     options, overrides = parse_options(args, OPTIONS, USAGE)
-    check_choice(options, "split", SPLITS)
     method = options.get("method")
+    check_choice(options, "split", ("train", *SPLITS[:2]) if method == "regions" else SPLITS)  # regions: training points
     if method is not None and method not in METHODS:
         raise UserError(f"method={method} is not a method of trainctl explain{did_you_mean(method, list(METHODS))} "
                         f"(methods: {', '.join(METHODS)})")
     n = options.get("n", "")
     if n and not (n.isdigit() and 1 <= int(n) <= MAX_N):
         raise UserError(f"n={n} is not a number of images from 1 to {MAX_N}")
+    channels = options.get("channels")
+    if channels is not None:
+        from trainctl.explain.render import MAX_CHANNELS
+
+        if not (channels.isdigit() and 1 <= int(channels) <= MAX_CHANNELS):
+            raise UserError(f"channels={channels} is not a number of feature maps from 1 to {MAX_CHANNELS}")
+        if method != "featuremaps":
+            raise UserError(f"channels={channels} is an option of method=featuremaps only")
     return options, overrides
 
 
@@ -79,6 +91,8 @@ def run_explain(args: list[str]) -> int:
 
     run = restore_run(options["ckpt"], options.get("device", "auto"), overrides,
                       options.get("trust_targets") == "true")
+    if options.get("method") == "regions":
+        return _regions(run, options)
     check_images(run.cfg.dataset.name, run.data.spec)
     model = run.parts.model.eval()
     model_name = f"model '{run.cfg.model.get('name') or type(run.parts.model).__name__}'"
@@ -99,6 +113,30 @@ def run_explain(args: list[str]) -> int:
     atomic_write_bytes(path, lambda f: f.write(picture.png))
     _to_tensorboard(run.run_dir, f"visuals/explain_{method}", picture.rgb, int(run.state.get("epoch", 0)))
     console.print(f"{what}: written to {path}", soft_wrap=True, highlight=False)
+    return 0
+
+
+def _regions(run: RestoredRun, options: dict[str, str]) -> int:
+    """`method=regions`: the decision-regions picture of a classifier of two features."""
+    from trainctl.callbacks.regions import MAX_POINTS, has_two_features, regions_figure
+    from trainctl.explain.render import picture_of
+    from trainctl.files import atomic_write_bytes
+    from trainctl.terminal import console
+
+    spec, split_name = run.data.spec, options["split"]
+    if not has_two_features(spec.input_shape, spec.task):
+        raise UserError(f"method=regions draws a classifier's decision regions over the plane of its two input "
+                        f"features, but the '{run.cfg.dataset.name}' dataset's inputs are shaped {spec.input_shape} "
+                        f"({spec.task}): explain it with another method, or train on 2-feature data (dataset=blobs)")
+    split = getattr(run.data, split_name)
+    x, y = split.x[:MAX_POINTS].to(run.device), split.y[:MAX_POINTS]
+    title = f"decision regions, epoch {run.state.get('epoch', '?')}: {split_name} points over the predicted classes"
+    names = list(spec.class_names) or [str(c) for c in range(spec.num_classes)]
+    picture = picture_of(regions_figure(run.parts.model.eval(), run.data.eval_transform(x, None), y, names, title))
+    path = run.run_dir / "explain" / f"regions_{split_name}.png"
+    atomic_write_bytes(path, lambda f: f.write(picture.png))
+    _to_tensorboard(run.run_dir, "explain/regions", picture.rgb, int(run.state.get("epoch", 0)))
+    console.print(f"decision regions: written to {path}", soft_wrap=True, highlight=False)
     return 0
 
 
@@ -145,11 +183,19 @@ def _draw_samples(run: RestoredRun, model: nn.Module, method: str, options: dict
     if method == "featuremaps":
         layer = layers.feature_layer(model, samples.inputs, requested, model_name)
         maps = methods.feature_maps(model, samples.inputs, layer).cpu()
-        title = f"{label} of layer '{layer}' ({maps.shape[1]} channels), {where}"
-        return render.feature_grid(samples.pixels, maps, captions, title), f"{label} of layer '{layer}'"
+        shown = min(int(options.get("channels") or render.MAX_CHANNELS), maps.shape[1])
+        title = f"{label} of layer '{layer}' ({shown} of {maps.shape[1]} channels), {where}"
+        what = f"{label} of layer '{layer}', {shown} of {maps.shape[1]} channels"
+        return render.feature_grid(samples.pixels, maps[:, :shown], captions, title), what
     if method == "saliency":
         on = ""
         heatmaps = methods.saliency_heatmaps(model, samples.inputs, prediction.explained)
+    elif method == "cam":  # the layer is the one the model pools: `layer=` cannot choose another
+        from trainctl.explain.gap import gap_layers
+
+        layer, fc = gap_layers(model, samples.inputs, model_name)
+        on = f" on layer '{layer}' weighted by '{fc}'"
+        heatmaps = methods.cam_heatmaps(model, samples.inputs, prediction.explained, layer, method, fc)
     else:
         layer = layers.cam_layer(model, samples.inputs, requested, model_name)
         on = f" on layer '{layer}'"

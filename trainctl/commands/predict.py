@@ -91,7 +91,7 @@ def run_predict(args: list[str]) -> int:
     for line in reader.adjustments.lines(rules):
         console.print(line, soft_wrap=True, highlight=False, markup=False)
     if ignored:
-        console.print(f"ignored {ignored} file(s) that are not images, tensors or IDX files", highlight=False)
+        console.print(f"ignored {ignored} other file(s): predict reads images, .npy/.pt tensor files and (named or globbed) IDX files", highlight=False)
     fmt = options["format"]
     out = Path(options.get("out") or run.run_dir / f"predictions.{fmt}")
     write_predictions(out, result, names, fmt)

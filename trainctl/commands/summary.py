@@ -7,16 +7,23 @@ from __future__ import annotations
 
 import sys
 
+from typing import TYPE_CHECKING
+
 from omegaconf import DictConfig
 
 from trainctl.errors import UserError
 
-USAGE = """usage: trainctl summary [overrides]
+if TYPE_CHECKING:
+    import torch
+
+USAGE = """usage: trainctl summary [--params] [overrides]
 
 The model's layers, output shapes, parameters and multiply-adds for a batch of one sample, with totals, as a
 run of `trainctl train` with the same overrides would build it; nothing is trained and no data is read.
+--params also lists every parameter by name with its shape (model.named_parameters(), as the tutorial prints).
   trainctl summary model=vgg dataset=cifar10
-  trainctl summary model=cnn model.channels=[8,16]"""
+  trainctl summary --params model=cnn model.channels=[8,16]"""
+PARAMS_FLAG = "--params"
 
 
 def _compose(overrides: list[str]) -> DictConfig:
@@ -56,6 +63,8 @@ def run_summary(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
         return 0
+    params = PARAMS_FLAG in args
+    args = [a for a in args if a != PARAMS_FLAG]
     flags = [a for a in args if a.startswith("-")]
     if flags:
         raise UserError(f"trainctl summary takes key=value overrides only, not {flags[0]}. {USAGE}")
@@ -87,6 +96,19 @@ def run_summary(args: list[str]) -> int:
         freeze(model, [str(p) for p in cfg.model.freeze], cfg.model.name)
     result = summarize(model, spec.input_shape, notes)
     sys.stdout.write(result.text)
+    if params:
+        sys.stdout.write(parameter_table(model))
     if result.problem is not None:
         print(f"warning: {result.problem}", file=sys.stderr)
     return 0
+
+
+def parameter_table(model: "torch.nn.Module") -> str:
+    """Every parameter by name, with its shape, size and whether it trains (model.freeze)."""
+    rows = [(name, "x".join(map(str, p.shape)) or "scalar", f"{p.numel():,}", "yes" if p.requires_grad else "no")
+            for name, p in model.named_parameters()]
+    header = ("parameter", "shape", "values", "trains")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths)))
+             for r in [header, *rows]]
+    return "\n" + "\n".join(line.rstrip() for line in lines) + "\n"

@@ -17,7 +17,7 @@ _EXPORTS = {
     "build_scheduler": "trainctl.components.schedulers", "SCHEDULERS": "trainctl.components.schedulers",
     "build_dataset": "trainctl.data.catalog",
 }
-_MODEL_MODULES = ("trainctl.components.convnets", "trainctl.components.recurrent")  # register on import
+_MODEL_MODULES = ("trainctl.components.convnets", "trainctl.components.recurrent", "trainctl.components.conv1d")  # register on import
 
 __all__ = [*_EXPORTS, "REGISTRIES"]
 

@@ -10,7 +10,7 @@ from torch import nn
 from trainctl.config.schemas import VGG_PRESETS
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
-from trainctl.components.layers import ConvStyle, activation, dropout
+from trainctl.components.layers import ConvStyle, activation, dropout, per_conv
 from trainctl.components.models import MODELS, check_input_size, check_norm_positions, flat_size, need_image
 
 
@@ -25,11 +25,13 @@ def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         raise UserError("model.channels=[] has no conv block: give at least one channel count, e.g. "
                         "model.channels=[16,32]")
     style = ConvStyle.of(cfg, "cnn", channels)
-    k, pad = cfg.kernel_size, cfg.kernel_size // 2
+    k, blocks = cfg.kernel_size, "one per model.channels item"
+    strides = per_conv(cfg, "strides", [2] + [1] * (len(channels) - 1), "cnn", blocks)
+    paddings = per_conv(cfg, "paddings", [k // 2] * len(channels), "cnn", blocks)
     features: list[nn.Module] = []
     inputs = spec.input_shape[0]
     for index, count in enumerate(channels):
-        features += style.block(nn.Conv2d(inputs, count, k, stride=2 if index == 0 else 1, padding=pad))
+        features += style.block(nn.Conv2d(inputs, count, k, stride=strides[index], padding=paddings[index]))
         if index < len(channels) - 1:
             features.append(style.pooling())
         inputs = count
@@ -51,9 +53,11 @@ def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     need_image("lenet", spec)
     style = ConvStyle.of(cfg, "lenet", [6, 16])
     # Padding 2 on the first conv turns 28x28 digits into LeNet's original 32x32 receptive field.
+    strides = per_conv(cfg, "strides", [1, 1], "lenet", "conv 6@5x5, conv 16@5x5")
+    paddings = per_conv(cfg, "paddings", [2, 0], "lenet", "conv 6@5x5, conv 16@5x5")
     features = [
-        *style.block(nn.Conv2d(spec.input_shape[0], 6, 5, padding=2)), style.pooling(),
-        *style.block(nn.Conv2d(6, 16, 5)), style.pooling(),
+        *style.block(nn.Conv2d(spec.input_shape[0], 6, 5, stride=strides[0], padding=paddings[0])), style.pooling(),
+        *style.block(nn.Conv2d(6, 16, 5, stride=strides[1], padding=paddings[1])), style.pooling(),
         nn.Flatten(),
     ]
     check_input_size("lenet", features, spec.input_shape, "use a model for small images (model=resnet takes any size)")
@@ -78,14 +82,16 @@ def build_vgg(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         raise UserError(f"model.layers={layers} has no conv layer: give at least one channel count, "
                         "e.g. model.layers=[32,M,64,M], or set model.layers=null to use model.preset")
     style = ConvStyle.of(cfg, "vgg", convs, inplace=True)
+    strides = per_conv(cfg, "strides", [1] * len(convs), "vgg", "the numbers in its layer list")
+    paddings = per_conv(cfg, "paddings", [1] * len(convs), "vgg", "the numbers in its layer list")
     features: list[nn.Module] = []
-    channels = spec.input_shape[0]
+    channels, conv = spec.input_shape[0], 0
     for item in layers:
         if str(item).upper() == "M":
             features.append(style.pooling())
         else:
-            features += style.block(nn.Conv2d(channels, item, 3, padding=1))
-            channels = item
+            features += style.block(nn.Conv2d(channels, item, 3, stride=strides[conv], padding=paddings[conv]))
+            channels, conv = item, conv + 1
     fewer_pools = ("remove some 'M' pools from model.layers" if cfg.layers is not None else
                    f"give model.layers with fewer 'M' pools than preset {cfg.preset}'s")
     check_input_size("vgg", features, spec.input_shape, fewer_pools)

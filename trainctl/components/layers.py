@@ -66,11 +66,13 @@ class ConvStyle:
     dropout2d: float
     pool: str
     inplace: bool = False
+    pool_size: int = 2
 
     @classmethod
     def of(cls, cfg: DictConfig, model: str, channels: Sequence[int], inplace: bool = False) -> ConvStyle:
         """The style `cfg` asks for; `channels` are every conv's output channels, for the group check."""
-        style = cls(chosen_norm(cfg), cfg.norm_groups, cfg.activation, cfg.dropout2d, cfg.pool, inplace)
+        style = cls(chosen_norm(cfg), cfg.norm_groups, cfg.activation, cfg.dropout2d, cfg.pool, inplace,
+                    cfg.get("pool_size", 2))
         if style.norm == "group":
             check_groups(style.groups, channels, model)
         return style
@@ -92,4 +94,16 @@ class ConvStyle:
                 *dropout(self.dropout2d, nn.Dropout2d)]
 
     def pooling(self) -> nn.Module:
-        return POOLS[self.pool](2)
+        return POOLS[self.pool](self.pool_size)
+
+
+def per_conv(cfg: DictConfig, key: str, default: list[int], model: str, convs: str) -> list[int]:
+    """`model.strides` or `model.paddings`: one value per conv, or the model's own when null."""
+    given = cfg.get(key)
+    if given is None:
+        return default
+    values = [int(v) for v in given]
+    if len(values) != len(default):
+        raise UserError(f"model.{key}={values} has {len(values)} item(s), but {model} has {len(default)} conv "
+                        f"layer(s) ({convs}): give one per conv, e.g. model.{key}={default}, or null for the default")
+    return values

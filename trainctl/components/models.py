@@ -147,6 +147,7 @@ SIZE_KEYS = {
     "lenet": "the image size (dataset.image_size): LeNet's first linear layer grows with the image area",
     "vgg": "the channel counts in model.layers (or a smaller model.preset) and model.hidden",
     **dict.fromkeys(("rnn", "lstm", "gru"), "model.hidden_size or model.num_layers"),
+    "cnn1d": "model.channels or model.kernel_size",
     "resnet": "model.arch (e.g. resnet18)", "torchvision": "model.arch",
 }
 
@@ -229,7 +230,7 @@ def build_model(cfg: DictConfig, spec: DataSpec, batch_size: int | None = None) 
         return model
     if spec.task == "regression" and cfg.name in CLASSIFIERS:
         raise UserError(f"model '{cfg.name}' is a classifier but the dataset is a regression task: "
-                        "use model=mlp, rnn, lstm or gru")
+                        "use model=mlp, rnn, lstm, gru or cnn1d")
     builder = MODELS.get(cfg.name)
     cfg = with_defaults(cfg)
     try:

@@ -32,12 +32,31 @@ class SequenceModel(nn.Module):
         width = cfg.hidden_size * (2 if cfg.bidirectional else 1)
         outputs = spec.num_classes if self.classify else spec.target_shape[-1]
         self.head = nn.Linear(width, outputs)
+        # model.stateful: the last training batch's final state, detached (the tutorial's `h_state`)
+        self.stateful = bool(cfg.get("stateful", False))
+        self.state: Any = None
+
+    def train(self, mode: bool = True) -> "SequenceModel":
+        if mode and not self.training:  # a new epoch (or training after validation): the streams start over
+            self.state = None
+        return super().train(mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # [N, C, H, W] → [N, H, C·W]
             x = x.permute(0, 2, 1, 3).flatten(2)
-        out, _ = self.rnn(x)
+        carry = self.stateful and self.training
+        state = self.state if carry and _rows(self.state) == x.shape[0] else None
+        out, last = self.rnn(x, state)
+        if carry:  # detached: gradients stop at the batch boundary, as in truncated backpropagation through time
+            self.state = tuple(s.detach() for s in last) if isinstance(last, tuple) else last.detach()
         return self.head(out[:, -1] if self.classify else out)
+
+
+def _rows(state: Any) -> int | None:
+    """The batch size a carried state was made for ([layers, N, hidden]; LSTM: a pair)."""
+    if state is None:
+        return None
+    return int((state[0] if isinstance(state, tuple) else state).shape[1])
 
 
 def _build(kind: str, cfg: DictConfig, spec: DataSpec) -> nn.Module:

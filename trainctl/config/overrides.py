@@ -288,7 +288,18 @@ def quote_paths(args: list[str]) -> list[str]:
         if sep and key.lstrip("+") in PATH_KEYS and value and value[0] not in "'\"" and not set(value) <= SAFE_UNQUOTED:
             arg = f"{key}={quote_value(value)}"
         quoted.append(arg)
-    return quoted
+    return own_dataset_keys(quoted)
+
+
+def own_dataset_keys(args: list[str]) -> list[str]:
+    """`dataset.train_size=N` (and trainctl's other dataset keys) typed without a `+` also on a `_target_`
+    dataset, whose config file need not list them: passed as `++` (set or add). On a built-in dataset whose schema
+    lacks the key (`dataset.mean` on `sine`) the validation refuses it, as it refuses any unknown key."""
+    from trainctl.config.schemas.datasets import TARGET_DATASET_KEYS
+
+    own = {f"dataset.{k}" for k in TARGET_DATASET_KEYS}
+    return [f"++{arg}" if not arg.startswith(("+", "~", "-")) and arg.partition("=")[0] in own and "=" in arg
+            else arg for arg in args]
 
 
 def unquote_value(value: str) -> str:

@@ -157,21 +157,27 @@ def check_kind(path: str, target: Any, key: str) -> None:
                         f"derived from {names}, or a factory annotated to return one.")
 
 
+def import_target(path: str, key: str = "component") -> Any:
+    """The object a `_target_` names, imported (from the working directory too) but not called; never a module
+    inside a run directory (`key` names the node in that message)."""
+    from hydra.utils import get_object
+
+    _cwd_on_path()
+    check_not_in_run_dir(str(path), str(key))
+    try:
+        return _import_target(path, get_object)
+    except Exception as e:
+        raise UserError(f"cannot import _target_ '{path}': {_import_problem(e)}. Check the module is on PYTHONPATH "
+                        "(or installed) and the name is spelled right.") from None
+
+
 def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, str], None] = check_kind,
                        key: str | None = None, **context: Any) -> Any:
     """Build `cfg._target_` with the node's other keys (and the `context` its signature takes); `key` names the
     node in messages when it is not where the config tree holds it (a copy)."""
-    from hydra.utils import get_object
-
     path = cfg._target_
     key = key or cfg._get_full_key(None) or "component"
-    _cwd_on_path()
-    check_not_in_run_dir(str(path), str(key))
-    try:
-        target = _import_target(path, get_object)
-    except Exception as e:
-        raise UserError(f"cannot import _target_ '{path}': {_import_problem(e)}. Check the module is on PYTHONPATH "
-                        "(or installed) and the name is spelled right.") from None
+    target = import_target(path, str(key))
     check(path, target, str(key))  # before anything is called
     own = ("_target_", "name", *OWN_KEYS.get(str(key).split(".")[0], ()))
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in own}

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from trainctl.data.catalog import DATASETS
 from trainctl.data.memory import check_generated_fits
 from trainctl.data.splits import DataBundle, DataSpec, Split, split_off_validation
+from trainctl.data.streams import stream_splits
 
 
 def _blobs(n: int, std: float, generator: torch.Generator) -> Split:
@@ -39,7 +40,11 @@ def build_sine(cfg: DictConfig, seed: int) -> DataBundle:
     """Regression: sequences of sin(t) as input and cos(t) as target, at random phases and frequencies."""
     check_generated_fits(cfg)
     generator = torch.Generator().manual_seed(seed)
-    train, val = split_off_validation(_sine(cfg.n_train, cfg.length, generator), cfg.val_fraction, seed)
-    test = _sine(cfg.n_test, cfg.length, generator)
+    if cfg.get("streams"):  # consecutive windows of continuous signals, trained in order (model.stateful)
+        train, val, test = stream_splits(cfg.streams, cfg.n_train, cfg.n_test, cfg.length, cfg.val_fraction,
+                                         generator)
+    else:
+        train, val = split_off_validation(_sine(cfg.n_train, cfg.length, generator), cfg.val_fraction, seed)
+        test = _sine(cfg.n_test, cfg.length, generator)
     spec = DataSpec((cfg.length, 1), 0, "regression", (), (cfg.length, 1))
     return DataBundle(train, val, test, spec)

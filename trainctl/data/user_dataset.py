@@ -10,7 +10,8 @@ held as tensors like the built-in datasets, so training pays nothing per sample:
   augmented (`crop_padding`, `hflip`) per batch on the device, as the built-in image datasets are;
 - other inputs are used as they are (floats).
 Integer labels make a classification task (classes from the dataset's `classes` attribute, else the largest
-label + 1); float labels make a regression task. The keys trainctl reads itself are in `OWN_KEYS`; the others go
+label + 1); float labels make a regression task. Settings that are `_target_`s themselves (`transform`,
+`target_transform`) are built first, each checked as transforms are (`trainctl.data.user_targets`). The keys trainctl reads itself are in `OWN_KEYS`; the others go
 to the class.
 """
 
@@ -23,12 +24,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from trainctl.config.targets import builds, instantiate_target
+from trainctl.config.schemas.datasets import TARGET_DATASET_KEYS
+from trainctl.config.targets import builds, import_target, instantiate_target
 from trainctl.data.splits import DataBundle, DataSpec, Split, identity, split_off_validation
+from trainctl.data.user_targets import build_tree, check_tree, is_target, plain
 from trainctl.errors import UserError
 
-OWN_KEYS = ("name", "val_fraction", "train_size", "train_per_class", "normalize", "mean", "std", "crop_padding",
-            "hflip", "train_transforms", "eval_transforms")
+OWN_KEYS = ("name", *TARGET_DATASET_KEYS)
 DEFAULTS = {"val_fraction": 0.1, "normalize": True, "crop_padding": 0, "hflip": False}
 
 
@@ -44,6 +46,23 @@ def _check_dataset(path: str, target: Any, key: str) -> None:
     if "train" not in params and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         raise UserError(f"{key}._target_={path} takes no `train` argument: trainctl builds the training split with "
                         "train=True and the test split with train=False; add that argument to the class.")
+
+
+def _nested_targets(cfg: DictConfig, keys: list[str]) -> dict[str, Any]:
+    """The settings that are `_target_`s of their own (`transform`, `target_transform`), every one checked before
+    any is built; each must be an argument the dataset class takes."""
+    target = import_target(str(cfg._target_), "dataset")
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        params = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    for key in keys:
+        if not takes_any and key not in params:
+            raise UserError(f"dataset.{key}: {cfg._target_} takes no argument {key!r} (it takes "
+                            f"{', '.join(params) or 'none'}): remove it or fix its name.")
+        check_tree(plain(cfg[key]), f"dataset.{key}")
+    return {key: build_tree(plain(cfg[key]), f"dataset.{key}") for key in keys}
 
 
 def _as_tensor(sample: Any, where: str) -> torch.Tensor:
@@ -97,8 +116,11 @@ def build_user_dataset(cfg: DictConfig, seed: int) -> DataBundle:
     from trainctl.data.user_transforms import transforms_from
 
     own = {k: cfg.get(k, DEFAULTS.get(k)) for k in OWN_KEYS}
-    settings = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k not in OWN_KEYS])
-    made = {split: instantiate_target(settings, check=_check_dataset, key="dataset", train=split == "train")
+    nested = [k for k in cfg.keys() if k not in OWN_KEYS and is_target(plain(cfg[k]))]  # transform: {_target_: ..}
+    settings = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k not in OWN_KEYS and k not in nested])
+    _check_dataset(str(cfg._target_), import_target(str(cfg._target_), "dataset"), "dataset")
+    built = _nested_targets(cfg, nested)
+    made = {split: instantiate_target(settings, check=_check_dataset, key="dataset", train=split == "train", **built)
             for split in ("train", "test")}
     full, test = (_read(made[s], f"dataset {cfg._target_}(train={s == 'train'})") for s in ("train", "test"))
     if full.y.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):

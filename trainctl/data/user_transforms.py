@@ -7,65 +7,32 @@ is called once per sample on the CPU instead (the tutorials' `Lambda(lambda x: .
 the host and back and Python loops over it, which is slow on large data; the log says so once.
 
 A `_target_` is a class (built once with the entry's other keys; its instances are called) or a Python function
-(called with the batch and the entry's other keys). Randomness should come from torch's global generator, which
+(called with the batch and the entry's other keys); each is checked before anything is called, and targets nested
+in an entry (`torchvision.transforms.v2.Compose`'s `transforms`) are built first (`trainctl.data.user_targets`). Randomness should come from torch's global generator, which
 the run seeds and checkpoints, so a resumed run draws what an uninterrupted one would.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import logging
 from typing import Any, Callable
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig
 
-from trainctl.config.targets import has_target, instantiate_target
 from trainctl.data.splits import Transform
 from trainctl.data.transforms import image_transforms
+from trainctl.data.user_targets import build_callable
 from trainctl.errors import UserError
 
 log = logging.getLogger("trainctl")
 OWN_KEYS = ("per_sample",)  # read here, never passed to the transform
 
 
-def _check_transform(path: str, target: Any, key: str) -> None:
-    """A class, or a function written in Python: never a builtin such as `os.system`."""
-    if not (inspect.isclass(target) or inspect.isfunction(target)):
-        raise UserError(f"{key}._target_={path} is neither a class nor a Python function: give a transform "
-                        "class (e.g. torchvision.transforms.v2.RandomErasing) or a function that takes a batch.")
-
-
 def _build_one(node: Any, key: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    if not has_target(node):
-        raise UserError(f"{key} must be a mapping with a _target_ (a transform class or function), e.g. "
-                        f"{{_target_: torchvision.transforms.v2.RandomErasing, p: 0.25}}; got {node!r}")
-    settings = OmegaConf.masked_copy(node, [k for k in node.keys() if k not in OWN_KEYS])
-    per_sample = bool(node.get("per_sample", False))
-    if _is_function(settings._target_):  # a function: bound to its settings, called per batch (or sample)
-        from hydra.utils import get_object
-
-        target = get_object(settings._target_)
-        kwargs = {k: v for k, v in OmegaConf.to_container(settings, resolve=True).items() if k != "_target_"}
-        fn: Callable = functools.partial(target, **kwargs)
-    else:
-        fn = instantiate_target(settings, check=_check_transform, key=key)
-        if not callable(fn):
-            raise UserError(f"{key}._target_={settings._target_} built a {type(fn).__name__}, which cannot be "
-                            "called on a batch: give a class whose instances are callable.")
+    fn = build_callable(node, key, own=OWN_KEYS)
+    per_sample = isinstance(node, (DictConfig, dict)) and bool(node.get("per_sample", False))
     return _per_sample(fn, key) if per_sample else fn
-
-
-def _is_function(path: str) -> bool:
-    """Whether `path` names a Python function (builtins such as `os.system` are not: they go to the class path,
-    whose check refuses them)."""
-    from hydra.utils import get_object
-
-    try:
-        return inspect.isfunction(get_object(path))
-    except Exception:  # noqa: BLE001  (instantiate_target reports import problems with its own message)
-        return False
 
 
 def _per_sample(fn: Callable, key: str) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -41,16 +41,17 @@ def kind_of(path: Path) -> str | None:
 
 def find_inputs(value: str) -> tuple[list[Path], int]:
     """The files `inputs=` names, in sorted order, and how many files a folder or glob held that predict does
-    not read. A folder gives its images (recursively, hidden entries left out); a glob gives every file it
-    matches that is an image, IDX or tensor file."""
+    not read. A folder gives its images and .npy/.pt tensor files (recursively, hidden entries left out; not IDX
+    files, whose label files sit beside the images); a glob gives every file it matches that is an image, IDX or
+    tensor file."""
     path = Path(value).expanduser()
     if path.is_dir():
         found = sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
-        images = [p for p in found if kind_of(p) == "image"]
-        if not images:
-            raise UserError(f"inputs={value} is a folder without images ({', '.join(IMAGE_SUFFIXES[:4])}, ...): "
-                            "put images there, or name a tensor or IDX file")
-        return images, len(found) - len(images)
+        inputs = [p for p in found if kind_of(p) in ("image", "npy", "pt")]
+        if not inputs:
+            raise UserError(f"inputs={value} is a folder without images ({', '.join(IMAGE_SUFFIXES[:4])}, ...) or "
+                            ".npy/.pt tensor files: put them there, or name an IDX file")
+        return inputs, len(found) - len(inputs)
     if path.is_file():
         if kind_of(path) is None:
             raise UserError(f"inputs={value} is not an image ({', '.join(IMAGE_SUFFIXES[:4])}, ...), a .npy or "

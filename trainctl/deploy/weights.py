@@ -58,14 +58,18 @@ def safetensors_bytes(model: nn.Module) -> bytes:
         return path.read_bytes()
 
 
-def load_model(weights: Path, trust_targets: bool = False) -> nn.Module:
-    """The model rebuilt from `weights` (a .safetensors file) and the JSON beside it, in eval mode on the CPU.
-    A `_target_` in that JSON names code to import: refused unless `trust_targets`."""
+def load_model(weights: str | Path, trust_targets: bool = False) -> nn.Module:
+    """The model rebuilt from `weights` (a .safetensors file, as a path or a string) and the JSON beside it, in
+    eval mode on the CPU. A `_target_` in that JSON names code to import: refused unless `trust_targets`."""
     from safetensors.torch import load_model as load_into
 
     from trainctl.components import build_model
     from trainctl.config.trust import check_stored_targets, stored_targets
 
+    weights = Path(weights)
+    if not weights.is_file():
+        raise UserError(f"{weights} is not a file: give the model.safetensors that `trainctl export "
+                        "format=safetensors` wrote (the JSON beside it describes the model)")
     meta_path = sidecar_path(weights)
     try:
         meta = json.loads(meta_path.read_text())

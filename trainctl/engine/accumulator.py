@@ -135,6 +135,11 @@ class MetricAccumulator:
             self.score_sum += self.score_slots[: self.pending].sum()
             self.pending = 0
 
+    def running_sums(self) -> tuple[float, float]:
+        """The loss and score sums so far, read together: one host sync, for log points."""
+        loss, score = torch.stack([self.loss_sum, self.score_sum]).tolist()
+        return loss, score
+
     def compute(self) -> dict[str, float]:
         """Means over the samples seen: the one host sync."""
         self.fold()

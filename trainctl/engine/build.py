@@ -24,6 +24,7 @@ from trainctl.engine.finetune import prepare_model
 from trainctl.engine.signals import GracefulStop
 from trainctl.engine.graph_step import uses_compiled_graphs
 from trainctl.engine.step import StepSettings, Trainer, batches_per_epoch
+from trainctl.data.labels import with_label_transforms
 from trainctl.errors import UserError
 
 log = logging.getLogger("trainctl")
@@ -44,6 +45,7 @@ def build_model_parts(cfg: DictConfig, data: DataBundle, device: torch.device) -
         model = model.to(memory_format=torch.channels_last)
     labels = getattr(data.train, "y", None)  # in-memory splits only: counted for loss.weight=balanced
     loss_fn = build_loss(cfg.loss, data.spec, labels if isinstance(labels, torch.Tensor) else None)
+    loss_fn = with_label_transforms(loss_fn, cfg.dataset.get("label_transforms"))  # dataset.label_transforms
     return ModelParts(model, loss_fn.to(device), StepSettings(cfg.trainer, device))
 
 
@@ -51,6 +53,7 @@ def build_trainer(cfg: DictConfig, data: DataBundle, device: torch.device, run_d
                   callbacks: Sequence[Callback] = (), stop: GracefulStop | None = None,
                   group: Single | None = None) -> Trainer:
     group = group or Single()
+    check_stateful(cfg, data, group)
     parts = build_model_parts(cfg, data, device)
     model = parts.model
     if group.enabled and cfg.trainer.sync_batchnorm:
@@ -142,3 +145,22 @@ def one_thread_when_tiny(model: nn.Module, batch_size: int, input_shape: Sequenc
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def check_stateful(cfg: DictConfig, data: DataBundle, group: Single) -> None:
+    """`model.stateful=true` carries the hidden state from one training batch to the next: refused where rows of
+    consecutive batches do not continue each other (shuffled data, another batch size, several processes)."""
+    if not cfg.model.get("stateful"):
+        return
+    streams = getattr(data.train, "streams", None)
+    if streams is None:
+        raise UserError(f"model.stateful=true carries the hidden state from batch to batch, but dataset="
+                        f"{cfg.dataset.get('name') or cfg.dataset.get('_target_')} shuffles its training samples, so "
+                        "the next batch does not continue this one: use ordered windows of continuous signals "
+                        "(dataset=sine dataset.streams=N trainer.batch_size=N), or model.stateful=false")
+    if cfg.trainer.batch_size != streams:
+        raise UserError(f"model.stateful=true needs each row of a batch to continue the same row of the batch "
+                        f"before: set trainer.batch_size={streams} (dataset.streams={streams})")
+    if group.enabled:
+        raise UserError("model.stateful=true trains in one process: each process would carry another part of the "
+                        "streams; drop trainer.devices")

@@ -69,6 +69,7 @@ class StepEnd:
     loss: float  # mean training loss since the previous log point
     lr: float
     samples_per_s: float  # since the start of the epoch
+    acc: float | None = None  # classifiers: training accuracy since the previous log point
 
 
 @dataclass

@@ -21,7 +21,8 @@ PERMISSIONS = ("trust_targets", "resume_allow_changes")  # never replayed from a
 COMPARED = ("model", "dataset")  # what must match for the resumed run to be the same run
 # Keys older checkpoints lack, with the value that means what they did.
 NEWER_KEYS = {"model.freeze": [], "dataset.train_size": None, "dataset.train_per_class": None,
-              "dataset.train_transforms": [], "dataset.eval_transforms": [], **ADDED_KEYS}
+              "dataset.train_transforms": [], "dataset.eval_transforms": [], "dataset.label_transforms": [],
+              "dataset.streams": None, **ADDED_KEYS}
 
 
 def checkpoint_path(resume: str) -> Path:

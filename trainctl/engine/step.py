@@ -27,6 +27,7 @@ from trainctl.data.shard import Shard
 from trainctl.data.splits import DataBundle, SplitLike, ceil_div
 from trainctl.engine.accumulator import MetricAccumulator, pending_batches
 from trainctl.engine.checkpoint import CheckpointFiles
+from trainctl.engine.clipping import Clipper
 from trainctl.engine.cuda_graph import StepGraphs
 from trainctl.engine.graph_step import step_graphs, uses_compiled_graphs
 from trainctl.engine.distributed import Single
@@ -34,6 +35,7 @@ from trainctl.engine.ema import EMA
 from trainctl.engine.events import Events, StepEnd
 from trainctl.engine.host_sync import SyncGuard, is_sync_error, sync_error
 from trainctl.engine.signals import GracefulStop, Interrupted
+from trainctl.metrics import REGRESSION
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Logits a training epoch may hold between two log points to score them together (16 MB in float32): no kernel
@@ -131,8 +133,8 @@ class Trainer:
     def __post_init__(self) -> None:
         trainer = self.cfg.trainer
         self.device = self.settings.device
-        self.clip_val = trainer.gradient_clip_val
-        self.clip_by_norm = trainer.gradient_clip_algorithm == "norm"
+        self.clipper = (Clipper(trainer.gradient_clip_val, trainer.gradient_clip_algorithm == "norm", self.device)
+                        if trainer.gradient_clip_val is not None else None)
         self.checkpoints = CheckpointFiles(self.run_dir)
         self.batches = batches_per_epoch(trainer, len(self.data.train))
         self.sync_progress = lambda: None  # set by the epoch in progress: records its position in `state`
@@ -158,14 +160,10 @@ class Trainer:
     def apply_gradients(self) -> None:
         """Clipping, the optimizer's step (through the gradient scaler) and the EMA: device work only, which a
         CUDA graph can capture (`trainctl.engine.cuda_graph`)."""
-        if self.clip_val is not None:
+        if self.clipper is not None:
             if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)
-            params = self.raw_model.parameters()
-            if self.clip_by_norm:
-                nn.utils.clip_grad_norm_(params, self.clip_val)
-            else:
-                nn.utils.clip_grad_value_(params, self.clip_val)
+            self.clipper.clip(list(self.raw_model.parameters()))
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -223,7 +221,9 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     world_sum = t.dist.world if t.dist.world > 1 and acc.loss_is_sum else 0
     step_at_epoch_start = t.state.step - start // accum
     seen_before, clock = acc.n, time.perf_counter()
-    logged = [acc.n, 0.0]  # samples and summed loss at the previous log point
+    # samples, summed loss and summed score at the previous log point (a resumed epoch starts from its saved sums)
+    logged = [acc.n, *acc.running_sums()] if t.state.partial is not None else [acc.n, 0.0, 0.0]
+    classify = t.data.spec.task != REGRESSION
     batch = start
 
     def check_finite() -> None:
@@ -276,12 +276,13 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
                 with guard.allowed():
                     check_finite()
                     acc.fold()
-                    loss_sum = acc.loss_sum.item()
-                    samples = acc.n - logged[0]
+                    loss_sum, score_sum = acc.running_sums()
+                    samples = max(acc.n - logged[0], 1)
                     t.events.emit("on_step_end", t, StepEnd(
-                        epoch + 1, batch, limit, t.state.step, (loss_sum - logged[1]) / max(samples, 1),
-                        t.optimizer.param_groups[0]["lr"], (acc.n - seen_before) / (time.perf_counter() - clock)))
-                    logged = [acc.n, loss_sum]
+                        epoch + 1, batch, limit, t.state.step, (loss_sum - logged[1]) / samples,
+                        t.optimizer.param_groups[0]["lr"], (acc.n - seen_before) / (time.perf_counter() - clock),
+                        (score_sum - logged[2]) / samples if classify else None))
+                    logged = [acc.n, loss_sum, score_sum]
             if batch >= limit:
                 break
     except RuntimeError as error:
@@ -295,7 +296,7 @@ def train_one_epoch(t: Trainer, epoch: int) -> tuple[dict[str, float], float]:
     seconds = time.perf_counter() - clock
     throughput = (acc.n - seen_before) * t.dist.world / max(seconds, 1e-9)
     t.dist.reduce(acc)
-    return acc.compute(), throughput
+    return {**acc.compute(), **(t.clipper.epoch_metrics() if t.clipper is not None else {})}, throughput
 
 
 @torch.inference_mode()

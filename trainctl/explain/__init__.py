@@ -15,7 +15,8 @@ CAM_METHODS: dict[str, tuple[str, str]] = {
     "xgradcam": ("XGradCAM", "XGrad-CAM"),
     "layercam": ("LayerCAM", "Layer-CAM"),
     "scorecam": ("ScoreCAM", "Score-CAM"),
+    "cam": ("CAM", "CAM"),  # the original: the last linear layer's weights over a global-average-pooled layer
 }
-METHODS: tuple[str, ...] = (*CAM_METHODS, "saliency", "featuremaps", "kernels")
+METHODS: tuple[str, ...] = (*CAM_METHODS, "saliency", "featuremaps", "kernels", "regions")
 LABELS: dict[str, str] = {**{name: label for name, (_, label) in CAM_METHODS.items()}, "saliency": "saliency",
-                          "featuremaps": "feature maps", "kernels": "kernels"}
+                          "featuremaps": "feature maps", "kernels": "kernels", "regions": "decision regions"}

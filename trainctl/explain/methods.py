@@ -14,15 +14,18 @@ from torch import nn
 from trainctl.explain import CAM_METHODS
 
 def cam_heatmaps(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor, layer: str,
-                 method: str) -> torch.Tensor:
+                 method: str, fc_layer: str | None = None) -> torch.Tensor:
     """[N, H, W] maps in [0, 1] at the input's resolution: torchcam's `method` on `layer`, for each sample's
-    class in `classes`. The model must be in eval mode."""
+    class in `classes` (the original CAM also takes the final linear layer, `fc_layer`). The model must be in
+    eval mode."""
     from torchcam import methods as torchcam_methods
 
     extractor_class = getattr(torchcam_methods, CAM_METHODS[method][0])
+    extra = {"fc_layer": fc_layer} if method == "cam" else {}
     # An input that requires grad keeps the graph connected even when the layers before `layer` are frozen.
     x = inputs.detach().clone().requires_grad_(True)
-    with torch.enable_grad(), extractor_class(model, target_layer=layer, input_shape=tuple(x.shape[1:])) as cam:
+    with torch.enable_grad(), extractor_class(model, target_layer=layer, input_shape=tuple(x.shape[1:]),
+                                              **extra) as cam:
         scores = model(x)
         [maps] = cam(class_idx=classes.tolist(), scores=scores)
     return _to_input_size(maps.detach().float(), tuple(inputs.shape[2:]))

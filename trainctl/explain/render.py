@@ -17,7 +17,8 @@ SMALL_PANEL = 1.0  # inches per panel of feature-map and kernel grids
 CAPTION = 0.5  # inches under the title row of panels for captions
 HEADER = 0.6  # inches for the figure's title
 SAMPLES_PER_ROW = 4  # heatmap grid: 4 samples, each as image + overlay
-CHANNELS_SHOWN = 16  # feature maps per image
+CHANNELS_PER_ROW = 16  # feature maps per row of a sample's block
+MAX_CHANNELS = 64  # feature maps per image at most: four rows of 16 stay readable
 KERNELS_PER_ROW = 8
 KERNELS_SHOWN = 64
 
@@ -67,16 +68,20 @@ def heatmap_grid(pixels: torch.Tensor, heatmaps: torch.Tensor, captions: list[Ca
 
 
 def feature_grid(pixels: torch.Tensor, maps: torch.Tensor, captions: list[Caption], title: str) -> Picture:
-    """Per sample a row: the image, then its first channels' activations (each scaled to its own range)."""
-    n, channels = len(captions), min(maps.shape[1], CHANNELS_SHOWN)
-    size = ((channels + 1) * SMALL_PANEL, n * (SMALL_PANEL + CAPTION / 2) + HEADER)
-    fig, axes = _figure(size, n, channels + 1, title, CAPTION / 2 / (SMALL_PANEL + CAPTION / 2))
+    """Per sample a block: the image, then each channel's activations (each scaled to its own range), 16 to a
+    row; `maps` holds the channels to show."""
+    n, channels = len(captions), maps.shape[1]
+    per_row = min(channels, CHANNELS_PER_ROW)
+    block = math.ceil(channels / per_row)  # rows per sample
+    size = ((per_row + 1) * SMALL_PANEL, n * block * (SMALL_PANEL + CAPTION / 2) + HEADER)
+    fig, axes = _figure(size, n * block, per_row + 1, title, CAPTION / 2 / (SMALL_PANEL + CAPTION / 2))
     for i, caption in enumerate(captions):
-        _show_image(axes[i][0], pixels[i])
-        axes[i][0].set_title(caption.true, fontsize=7)
+        _show_image(axes[i * block][0], pixels[i])
+        axes[i * block][0].set_title(caption.true, fontsize=7)
         for c in range(channels):
-            axes[i][c + 1].imshow(maps[i, c].numpy(), cmap="viridis")
-            axes[i][c + 1].set_title(f"ch {c}", fontsize=7)
+            ax = axes[i * block + c // per_row][1 + c % per_row]
+            ax.imshow(maps[i, c].numpy(), cmap="viridis")
+            ax.set_title(f"ch {c}", fontsize=7)
     return _rendered(fig)
 
 
@@ -122,6 +127,11 @@ def _show_image(ax: Any, pixels: torch.Tensor) -> None:
         ax.imshow(pixels[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0)
     else:
         ax.imshow(pixels[:3].permute(1, 2, 0).clamp(0, 1).numpy())
+
+
+def picture_of(fig: Any) -> Picture:
+    """A matplotlib figure drawn by another module (the decision regions) as a Picture."""
+    return _rendered(fig)
 
 
 def _rendered(fig: Any) -> Picture:

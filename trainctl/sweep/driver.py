@@ -25,11 +25,11 @@ from trainctl.errors import UserError
 from trainctl.files import atomic_write_bytes
 from trainctl.sweep import results
 from trainctl.sweep.algorithms import make_pruner, make_sampler, setting_line
+from trainctl.sweep.conditional import add_structure, candidates, overrides_of, structured
 from trainctl.sweep.enqueue import check_points, enqueue
 from trainctl.sweep.gpus import GpuPool, overrides_for, plan_pool
 from trainctl.sweep.heartbeat import ask, beating, fail_silent_trials, heartbeat_arguments
-from trainctl.sweep.space import (SearchSpace, describe, format_value, grid_values, parse_search_space, quoted,
-                                  trial_overrides)
+from trainctl.sweep.space import SearchSpace, describe, format_value, grid_values, parse_search_space, quoted
 from trainctl.sweep.settings import check_settings
 from trainctl.sweep.space_check import check_space
 from trainctl.sweep.storage import check_storage, check_storage_files, storage_files, storage_spec
@@ -149,7 +149,11 @@ class SweepDriver:
             raise UserError("hydra.sweeper.n_jobs > 1 needs a parallel launcher: add hydra/launcher=joblib "
                             "(the default launcher runs one job at a time in this process)")
         space = parse_search_space(arguments, self.s["params"])
-        if not space.distributions:
+        add_structure(space, self.s.get("conditional"), self.s.get("depth"))
+        if structured(space) and self.s["sampler"] == "grid":
+            raise UserError("sampler=grid cannot search hydra.sweeper.conditional or hydra.sweeper.depth (its grid "
+                            "is fixed before any value is drawn): use tpe or random")
+        if not space.distributions and not structured(space):
             raise UserError("the search space is empty: sweep at least one key, e.g. "
                             "'optimizer.lr=tag(log,interval(1e-4,1e-1))', or use hydra.sweeper.params")
         if self.config.get("resume") or "resume" in space.distributions or space.fixed_values.get("resume"):
@@ -165,7 +169,8 @@ class SweepDriver:
         self.points = check_points(self.s["enqueue_trials"], space)
         context = getattr(self.launcher, "hydra_context", None)
         if context is not None:  # every trial's values composed and validated now, not trial by trial
-            check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides))
+            check_space(space, lambda overrides: context.config_loader.load_sweep_config(self.config, overrides),
+                        candidates(space))
         self.spec = storage_spec(self.s["storage"], self.sweep_dir)
         check_storage(self.s["storage"], self.spec)
         check_storage_files(self.s["storage"], self.spec)
@@ -227,7 +232,7 @@ class SweepDriver:
                 log.info("hydra.sweeper.timeout=%s s reached: no new trials (%d of %d exist; the same command "
                          "continues the study)", self.s["timeout"], len(self.study.trials), self.n_trials)
                 return None
-            trial = ask(self.study, self.space.distributions)  # with its first heartbeat
+            trial = ask(self.study, self.space)  # with its first heartbeat
             trial.set_user_attr("owner", owner())
             trial.set_user_attr("run_dir", str(self.sweep_dir / str(trial.number)))
             gpu = self.gpus.lend(trial) if self.gpus is not None else None
@@ -239,7 +244,7 @@ class SweepDriver:
 
     def _overrides(self, trial: optuna.trial.Trial, gpu: int | None) -> list[str]:
         lent = overrides_for(gpu) if gpu is not None else []
-        return [*self.space.fixed, *trial_overrides(trial.params, self.space.verbatim), *lent,
+        return [*self.space.fixed, *overrides_of(trial.params, self.space), *lent,
                 f"hydra.sweep.dir={format_value(str(self.sweep_dir))}",
                 "hydra.sweep.subdir=${hydra.job.num}"]  # a trial's directory is its number (run_dir above)
 
@@ -302,12 +307,18 @@ class SweepDriver:
                       f"{sampler}, pruner {pruner}, directions {directions}, in {self.sweep_dir}")
         for key, dist in space.distributions.items():
             console.print(f"  {escape(key)}: {escape(describe(dist))}")
+        for key, condition in space.conditional.items():
+            when = " and ".join(f"{k} in {v}" for k, v in condition.when.items())
+            console.print(f"  {escape(key)}: {escape(describe(condition.distribution))} when {escape(when)}")
+        for key, depth in space.depth.items():
+            console.print(f"  {escape(key)}: a list of {escape(describe(depth.count))} items, each "
+                          f"{escape(describe(depth.width))}")
         for line in space.fixed:
             console.print(f"  fixed: {escape(line)}")
         study = optuna.create_study(directions=directions, sampler=self._sampler(space, 0))
         enqueue(study, self.points, self.n_trials)
         for number in range(min(self.n_trials, 5)):
-            trial = study.ask(space.distributions)
-            overrides = [*space.fixed, *trial_overrides(trial.params, space.verbatim)]
+            trial = ask(study, space)
+            overrides = [*space.fixed, *overrides_of(trial.params, space)]
             console.print(f"trial {number}: " + escape(" ".join(overrides)), soft_wrap=True)
         return []

@@ -19,6 +19,9 @@ from typing import Any, Callable, Iterator
 import optuna
 from optuna.trial import FrozenTrial
 
+from trainctl.sweep.conditional import ask as ask_space
+from trainctl.sweep.space import SearchSpace
+
 log = logging.getLogger("trainctl.sweep")
 
 
@@ -56,11 +59,12 @@ def _interval(study: optuna.Study) -> int | None:
     return getattr(study._storage, "get_heartbeat_interval", lambda: None)()
 
 
-def ask(study: optuna.Study, distributions: dict[str, Any]) -> optuna.trial.Trial:
-    """`study.ask`, with the trial's first beat: a trial that never beat is never found stale."""
+def ask(study: optuna.Study, space: SearchSpace) -> optuna.trial.Trial:
+    """The next trial of `space` (`trainctl.sweep.conditional.ask`), with its first beat: a trial that never beat
+    is never found stale."""
     with warnings.catch_warnings():  # Optuna expects heartbeats only under Study.optimize; `beating` does its part
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used with Study.optimize")
-        trial = study.ask(distributions)
+        trial = ask_space(study, space)
     if _interval(study):
         study._storage.record_heartbeat(trial._trial_id)  # Optuna's heartbeats are keyed by the trial's id
     return trial

@@ -78,6 +78,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
                                     "[{optimizer.lr: 0.01, trainer.batch_size: 64}]"),
     "dry_run": (lambda v: isinstance(v, bool), "true or false"),
     "params": (_params, "a mapping of config keys to sweep expressions, e.g. {optimizer.lr: 'interval(1e-4,1e-1)'}"),
+    "conditional": (lambda v: v is None or isinstance(v, dict),
+                    "a mapping of config keys to {when: {<key>: <value>}, values: <sweep expression>}"),
+    "depth": (lambda v: v is None or isinstance(v, dict),
+              "a mapping of list keys to {count: <sweep expression>, width: <sweep expression>}"),
 }
 NAMES: dict[str, tuple[str, ...]] = {"sampler": SAMPLERS, "pruner": PRUNERS}  # for did-you-mean hints
 

@@ -31,6 +31,9 @@ class SearchSpace:
     # Keys whose choices are lists (`model.hidden=choice([16],[64,64])`): Optuna only stores scalars, so these
     # choices are kept as their override text and passed back verbatim.
     verbatim: set[str] = field(default_factory=set)
+    # Keys sampled only under a condition, and lists sampled length first (`trainctl.sweep.conditional`).
+    conditional: dict[str, Any] = field(default_factory=dict)
+    depth: dict[str, Any] = field(default_factory=dict)
 
 
 def _range_distribution(key: str, sweep: RangeSweep) -> BaseDistribution:

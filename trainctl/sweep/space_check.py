@@ -39,15 +39,17 @@ def _integer_hint(space: SearchSpace, message: str) -> str:
     return ""
 
 
-def check_space(space: SearchSpace, compose: Callable[[list[str]], DictConfig]) -> None:
+def check_space(space: SearchSpace, compose: Callable[[list[str]], DictConfig],
+                extra: list[list[str]] = ()) -> None:
     """Compose and validate the candidate trials; raise one UserError for the first that a trial would fail.
     `compose` turns a trial's overrides into its full config (the launcher's own composition)."""
     from trainctl.config.hydra_errors import explain
     from trainctl.config.validate import config_problems, override_problems
     from trainctl.data.locate import check_available
 
-    for overrides in candidate_overrides(space):
-        swept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in space.distributions]
+    keys = {*space.distributions, *space.conditional, *space.depth}
+    for overrides in [*candidate_overrides(space), *extra]:  # extra: conditional and depth keys, conditions met
+        swept = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in keys]
         try:
             config = compose(overrides)
         except Exception as e:  # Hydra's composition errors; anything else is a bug and keeps its traceback

@@ -4,6 +4,7 @@ command again continues the same study."""
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any, Sequence
 
 from omegaconf import DictConfig
@@ -25,6 +26,8 @@ def default_study_name(config: DictConfig, arguments: list[str], settings: dict[
     """
     choices = config.hydra.runtime.choices
     lines = sorted(arguments) + sorted(f"{k}={v}" for k, v in settings["params"].items())
+    lines += [f"{kind}={json.dumps(settings[kind], sort_keys=True, default=str)}" for kind in ("conditional", "depth")
+              if settings.get(kind)]  # only when set: the names of studies without them stay as they were
     lines += [f"{k}={setting_line(settings[k])}" for k in IDENTITY]
     text = "\n".join(lines)
     digest = hashlib.sha1(text.encode()).hexdigest()[:8]

@@ -14,7 +14,7 @@ from trainctl.config.schemas.losses import (  # noqa: F401  (re-exported)
 from trainctl.config.schemas.device import DeviceConfig  # noqa: F401  (re-exported)
 from trainctl.config.schemas.models import (  # noqa: F401  (re-exported)
     MLPConfig, CNNConfig, VGGConfig, ResNetConfig, TorchvisionConfig, RNNConfig, ElmanRNNConfig, LeNetConfig,
-    VGG_PRESETS, ACTIVATIONS,
+    Conv1DConfig, VGG_PRESETS, ACTIVATIONS,
 )
 from trainctl.config.schemas.optim import (  # noqa: F401  (re-exported)
     SGDConfig, AdamConfig, AdamWConfig, NAdamConfig, RMSpropConfig, AdagradConfig, NoSchedulerConfig, StepLRConfig, CosineConfig, PlateauConfig, MultiStepConfig, ExponentialConfig, LambdaConfig, OneCycleConfig,
@@ -24,7 +24,8 @@ from trainctl.config.schemas.optim import (  # noqa: F401  (re-exported)
 # One schema per option; the option's YAML file pulls it in with `- /schema/<group>/<name>@_here_`.
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"mlp": MLPConfig, "cnn": CNNConfig, "lenet": LeNetConfig, "vgg": VGGConfig, "resnet": ResNetConfig,
-              "torchvision": TorchvisionConfig, "rnn": ElmanRNNConfig, "lstm": RNNConfig, "gru": RNNConfig},
+              "torchvision": TorchvisionConfig, "rnn": ElmanRNNConfig, "lstm": RNNConfig, "gru": RNNConfig,
+              "cnn1d": Conv1DConfig},
     "dataset": {"fashionmnist": FileDatasetConfig, "mnist": FileDatasetConfig, "blobs": BlobsConfig,
                 "cifar10": FileDatasetConfig, "imagefolder": ImageFolderConfig, "sine": SineConfig},
     "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adamw": AdamWConfig, "nadam": NAdamConfig,

@@ -17,6 +17,12 @@ TRAIN_PER_CLASS_HELP = ("train on at most N seeded random samples of each class 
                         "show overfitting); applied before train_size; null: all")
 
 
+# The keys trainctl reads itself from a `_target_` dataset (the rest go to the class): typed on the command line
+# without a `+`, as on the built-in datasets (`trainctl.config.overrides.own_dataset_keys`).
+TARGET_DATASET_KEYS = ("val_fraction", "train_size", "train_per_class", "normalize", "mean", "std", "crop_padding",
+                       "hflip", "train_transforms", "eval_transforms", "label_transforms")
+
+
 TRANSFORMS_HELP = ("your own transforms after trainctl's ({when}): a list of {{_target_: class or function, ...}}, "
                    "each called on a float batch [N, C, H, W] on the device; per_sample: true calls it per sample "
                    "on the CPU (slow)")
@@ -24,6 +30,12 @@ TRANSFORMS_HELP = ("your own transforms after trainctl's ({when}): a list of {{_
 
 def transforms_field(when: str) -> Any:
     return spec([], help=TRANSFORMS_HELP.format(when=when))
+
+
+def label_transforms_field() -> Any:
+    return spec([], help="what the loss sees of the labels: a list of {_target_: class or function, ...}, each called "
+                         "on a batch of labels on the device, e.g. [{_target_: trainctl.data.labels.one_hot, "
+                         "num_classes: 10}]; metrics still count class numbers")
 
 
 # ---- datasets -----------------------------------------------------------------------------------------------
@@ -38,6 +50,7 @@ class FileDatasetConfig:
     val_fraction: float = spec(1 / 12, help="share of the training set held out for validation", gt=0.0, lt=1.0)
     train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
     train_per_class: Optional[int] = spec(None, help=TRAIN_PER_CLASS_HELP, ge=1)
+    label_transforms: list[Any] = label_transforms_field()
     normalize: bool = spec(True, help="standardise pixels with the dataset's mean and std")
     mean: list[float] = spec([0.5], help="per-channel mean of the training pixels in [0, 1]")
     std: list[float] = spec([0.5], help="per-channel std of the training pixels in [0, 1]", each_gt=0.0)
@@ -58,6 +71,7 @@ class BlobsConfig:
     val_fraction: float = spec(0.2, help="share of the training set held out for validation", gt=0.0, lt=1.0)
     train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
     train_per_class: Optional[int] = spec(None, help=TRAIN_PER_CLASS_HELP, ge=1)
+    label_transforms: list[Any] = label_transforms_field()
 
 
 @dataclass
@@ -74,6 +88,7 @@ class ImageFolderConfig:
     val_fraction: float = spec(0.1, help="validation share of train/ when there is no val/", gt=0.0, lt=1.0)
     train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
     train_per_class: Optional[int] = spec(None, help=TRAIN_PER_CLASS_HELP, ge=1)
+    label_transforms: list[Any] = label_transforms_field()
     normalize: bool = spec(True, help="standardise pixels with mean and std")
     mean: list[float] = spec([0.5, 0.5, 0.5], help="per-channel mean in [0, 1]")
     std: list[float] = spec([0.5, 0.5, 0.5], help="per-channel std in [0, 1]", each_gt=0.0)
@@ -92,6 +107,10 @@ class SineConfig:
     n_train: int = spec(2000, help="training sequences (before the validation split)", ge=2)
     n_test: int = spec(400, help="test sequences", ge=1)
     length: int = spec(50, help="time steps per sequence", ge=2)
+    streams: Optional[int] = spec(None, help="cut S continuous signals into consecutive windows, trained in order "
+                                             "(no shuffle), window t of stream s at t*S+s, for model.stateful with "
+                                             "trainer.batch_size=S; null: independent sequences", ge=1)
     val_fraction: float = spec(0.2, help="share of the training set held out for validation", gt=0.0, lt=1.0)
     train_size: Optional[int] = spec(None, help=TRAIN_SIZE_HELP, ge=1)
     train_per_class: Optional[int] = spec(None, help=TRAIN_PER_CLASS_HELP, ge=1)
+    label_transforms: list[Any] = label_transforms_field()

@@ -54,6 +54,18 @@ def pool_field(what: str) -> Any:
     return spec("max", help=f"kind of {what}: max or avg (average)", choices=POOLS)
 
 
+def strides_field(default: str) -> Any:
+    return spec(None, help=f"stride of each conv, one per conv; null: {default}", each_ge=1)
+
+
+def paddings_field(default: str) -> Any:
+    return spec(None, help=f"zero padding of each conv, one per conv; null: {default}", each_ge=0)
+
+
+def pool_size_field() -> Any:
+    return spec(2, help="the pools' window and stride (2: halves the size)", ge=1)
+
+
 def dropout2d_field() -> Any:
     return spec(0.0, help="Dropout2d after each conv's activation: drops whole channels (feature maps), which "
                           "suits conv features whose neighbouring pixels are alike", ge=0.0, lt=1.0)
@@ -86,7 +98,8 @@ def chosen_norm(model: DictConfig) -> str:
 # checkpoint's stored config compares (on resume) as if it held these. Each is its schema's default.
 ADDED_KEYS = {"model.activation": "relu", "model.dropout": 0.0, "model.dropout2d": 0.0, "model.norm": None,
               "model.norm_groups": None, "model.pool": "max", "model.bias": True, "model.nonlinearity": "tanh",
-              "model.hidden": []}  # cnn's (mlp has always had its own)
+              "model.hidden": [],  # cnn's (mlp has always had its own)
+              "model.strides": None, "model.paddings": None, "model.pool_size": 2, "model.stateful": False}
 
 
 # ---- models -------------------------------------------------------------------------------------------------
@@ -113,7 +126,10 @@ class CNNConfig:
     activation: str = activation_field("after each conv")
     norm: Optional[str] = norm_field(conv=True)
     norm_groups: Optional[int] = norm_groups_field()
-    pool: str = pool_field("the 2x2 pool after each block but the last")
+    pool: str = pool_field("the pool after each block but the last")
+    pool_size: int = pool_size_field()
+    strides: Optional[list[int]] = strides_field("2 for the first conv, 1 for the others")
+    paddings: Optional[list[int]] = paddings_field("kernel_size // 2 (keeps the size at stride 1)")
     dropout2d: float = dropout2d_field()
     hidden: list[int] = spec([], help="widths of hidden linear layers (each with the activation) between the "
                                       "convs and the classifier; [] for none", each_ge=1)
@@ -142,6 +158,9 @@ class VGGConfig:
     norm: Optional[str] = norm_field(conv=True)
     norm_groups: Optional[int] = norm_groups_field()
     pool: str = pool_field("the 'M' pools")
+    pool_size: int = pool_size_field()
+    strides: Optional[list[int]] = strides_field("1 for every conv")
+    paddings: Optional[list[int]] = paddings_field("1 for every (3x3) conv")
     dropout2d: float = dropout2d_field()
 
 
@@ -174,6 +193,8 @@ class RNNConfig:
     bidirectional: bool = spec(False, help="read sequences both ways")
     dropout: float = spec(0.0, help="dropout between stacked layers", ge=0.0, lt=1.0)
     bias: bool = spec(True, help="bias terms (b_ih, b_hh) in the recurrent layers; the output layer keeps its own")
+    stateful: bool = spec(False, help="carry the hidden state from one training batch to the next, detached (needs "
+                                      "ordered data: dataset=sine dataset.streams=N, trainer.batch_size=N)")
 
 
 @dataclass
@@ -190,6 +211,22 @@ class LeNetConfig:
     batch_norm: bool = batch_norm_field(False, "BatchNorm2d")
     norm: Optional[str] = norm_field(conv=True)
     norm_groups: Optional[int] = norm_groups_field()
-    pool: str = pool_field("the two 2x2 pools")
+    pool: str = pool_field("the two pools")
+    pool_size: int = pool_size_field()
+    strides: Optional[list[int]] = strides_field("[1, 1]")
+    paddings: Optional[list[int]] = paddings_field("[2, 0] (the first turns 28x28 into LeNet's 32x32 field)")
     dropout2d: float = dropout2d_field()
     dropout: float = spec(0.0, help="dropout after each hidden fc layer (120 and 84 wide)", ge=0.0, lt=1.0)
+
+
+@dataclass
+class Conv1DConfig:
+    """A 1-D convnet over sequences (T, F) or images read row by row: convs along time."""
+
+    name: str = "cnn1d"
+    freeze: list[str] = freeze_field()
+    channels: list[int] = spec([32, 32], help="output channels of the Conv1d layers, one per item (each with the "
+                                              "activation)", each_ge=1, min_items=1)
+    kernel_size: int = spec(5, help="kernel size along time (odd keeps the length)", ge=1)
+    activation: str = activation_field("after each conv")
+    dropout: float = spec(0.0, help="dropout after each conv's activation", ge=0.0, lt=1.0)

@@ -14,7 +14,8 @@ class SGDConfig:
     name: str = "sgd"
     no_decay_bias_norm: bool = spec(False, help="no weight decay on biases and normalisation parameters")
     lr: float = spec(0.01, help="learning rate", gt=0.0)
-    momentum: float = spec(0.9, help="momentum factor", ge=0.0, lt=1.0)
+    # 0, as torch.optim.SGD's: optimizer=sgd is the tutorials' plain SGD; presets that want momentum set it
+    momentum: float = spec(0.0, help="momentum factor (0: plain SGD, as torch.optim.SGD)", ge=0.0, lt=1.0)
     nesterov: bool = spec(False, help="Nesterov momentum (needs momentum > 0)")
     dampening: float = spec(0.0, help="momentum dampening", ge=0.0, le=1.0)
     weight_decay: float = spec(0.0, help="L2 penalty", ge=0.0)

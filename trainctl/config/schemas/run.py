@@ -30,6 +30,10 @@ class TrainerConfig:
     batch_size: int = spec(64, help="training batch size", ge=1)
     eval_batch_size: int = spec(1024, help="batch size for validation and test", ge=1)
     log_every_n_steps: int = spec(50, help="steps between progress/loss reads (each read is a host sync)", ge=1)
+    val_every_n_steps: Optional[int] = spec(
+        None, help="also validate every N optimizer steps (on max_eval_batches batches if set) and log val/* at those "
+                   "steps in <run>/steps; for watching, never for checkpoints or schedules (null: at epoch ends only)",
+        ge=1)
     progress: bool = spec(True, help="progress: a live bar on a terminal, a log line per log interval elsewhere")
     max_steps_per_epoch: Optional[int] = spec(None, help="cap on steps per epoch (smoke runs)", ge=1)
     max_eval_batches: Optional[int] = spec(
@@ -72,7 +76,11 @@ class TensorBoardConfig:
                                    "images the best model gets most wrong at the end")
     num_images: int = spec(32, help="images in each of those grids", ge=1, le=256)
     figures: bool = spec(True, help="confusion matrix and precision-recall curves on the test split "
-                                    "(regression: predictions against targets)")
+                                    "(regression: predictions against targets; 2 features: decision regions)")
+    figures_every_n_epochs: Optional[int] = spec(
+        None, help="also draw the small models' figures while training, every N epochs: regression predictions "
+                   "against targets (validation), decision regions of 2-feature classifiers (null: at the end only)",
+        ge=1)
     histograms: bool = spec(False, help="weight and gradient histograms and the gradient norm each epoch (costs)")
     graph: bool = spec(False, help="the model graph, traced once at the start")
     projector: bool = spec(False, help="penultimate-layer features of test samples in the embedding projector")
