@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 from trainctl.sweep.heartbeat import ask, beating, fail_silent_trials, heartbeat_arguments
+from trainctl.sweep.space import SearchSpace
 from trainctl.sweep.storage import open_storage
 
 
@@ -18,7 +19,7 @@ def test_a_silent_trial_is_failed_and_a_beating_one_is_not(tmp_path, caplog):
     study = optuna.create_study(study_name="hb", storage=open_storage(spec, heartbeat_arguments(1, 3)))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning from Optuna about heartbeats outside Study.optimize
-        silent, alive = ask(study, {}), ask(study, {})  # both with a first beat; `silent` "dies" now
+        silent, alive = ask(study, SearchSpace()), ask(study, SearchSpace())  # both with a first beat; `silent` "dies" now
     with caplog.at_level(logging.WARNING, logger="trainctl.sweep"), beating(study, alive):
         time.sleep(4.5)  # longer than the grace period; the beating trial beat 4 times
         fail_silent_trials(study)
@@ -34,7 +35,7 @@ def test_a_silent_trial_is_failed_and_a_beating_one_is_not(tmp_path, caplog):
 def test_storages_without_heartbeats_leave_running_trials_alone(tmp_path, spec):
     storage = open_storage(f"journal:{tmp_path / 'j.log'}") if spec == "journal" else None
     study = optuna.create_study(storage=storage)
-    trial = ask(study, {})
+    trial = ask(study, SearchSpace())
     with beating(study, trial):
         fail_silent_trials(study)
     assert study.get_trials()[0].state.name == "RUNNING"
