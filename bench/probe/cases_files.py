@@ -130,11 +130,13 @@ def cases() -> list[Case]:
         "lr-find": ["lr-find", f"init_from={RUN}", "model=mlp", "model.hidden=[16]", "dataset.root=data",
                     "dataset.system_dirs=[]", "lr_find.steps=10", "device=cpu", "trainer.batch_size=16"],
     }
-    subset = {"pickle_torch", "truncated", "fmt_str", "cfg_target_planted", "cfg_transform"}
-    resume_subset = subset | {"pickle_plain", "empty", "fmt_big", "model_shapes", "epoch_str", "epoch_huge",
-                              "history_str", "rng_empty", "optimizer_garbage", "cfg_target_os", "cfg_dataset_target"}
+    subset = {"pickle_torch", "fmt_str", "cfg_target_planted"}
+    resume_subset = subset | {"truncated", "model_shapes", "epoch_str", "epoch_huge", "history_str", "rng_empty",
+                              "optimizer_garbage", "cfg_dataset_target"}
     eval_skip = {"truncated_tiny", "tensor", "fmt_list", "config_list", "model_str", "epoch_neg", "epoch_huge",
-                 "rng_empty", "history_str", "cfg_hidden_str", "cfg_model_missing", "cfg_interp_loop"}
+                 "rng_empty", "history_str", "cfg_hidden_str", "cfg_model_missing", "cfg_interp_loop", "pickle_plain",
+                 "empty", "text", "list", "fmt_neg", "no_model", "model_empty", "epoch_str", "optimizer_garbage",
+                 "cfg_epochs_str", "cfg_dataset_unknown", "cfg_transform_os", "fmt_none"}
     for name in CKPTS:
         for cmd, argv in commands.items():
             if cmd == "eval" and name in eval_skip:
@@ -160,12 +162,11 @@ def cases() -> list[Case]:
             add(Case(f"ckpt-{cmd}-{name}", "crafted-ckpt", argv, expect=expect, setup=setup,
                      msg=("checkpoint", "best.pt", "last.pt", "_target_", "shared", "config"), timeout=150))
     # the same checkpoints named directly as files
-    for name in ["pickle_torch", "truncated", "fmt_str", "cfg_target_planted"]:
+    for name in ["pickle_torch", "cfg_target_planted"]:
         add(Case(f"ckptfile-eval-{name}", "crafted-ckpt", ["eval", f"ckpt={RUN}/checkpoints/best.pt", "device=cpu"],
                  setup=with_ckpt(name), msg=("best.pt", "checkpoint"), timeout=150))
     # checkpoint files that are not files
-    for what in ["dir", "loop", "fifo", "missing", "->/dev/zero", "->/dev/urandom", "->/etc/passwd", "->/nonexistent",
-                 "->{outside}"]:
+    for what in ["dir", "loop", "fifo", "->/dev/zero", "->/etc/passwd", "->{outside}"]:
         tag = what.strip("->/").replace("/", "_").replace("{", "").replace("}", "") or "x"
         for cmd in ("eval", "resume") if what in ("fifo", "->/dev/zero", "->{outside}") else ("eval",):
             add(Case(f"ckptnode-{cmd}-{tag}", "crafted-ckpt", commands[cmd],
@@ -215,7 +216,7 @@ def cases() -> list[Case]:
                  setup=with_overrides(lines), msg=("overrides", "resume", "shared"), timeout=150))
     # the same smuggled overrides, for readers of the run (they take its config, not its overrides)
     for name in ["rerun-abs", "config-dir", "model-target", "transform-popen"]:
-        for cmd in ("eval",) if name != "rerun-abs" else ("eval", "explain", "export"):
+        for cmd in ("eval",) if name in ("rerun-abs", "model-target") else ():
             add(Case(f"reader-smuggle-{cmd}-{name}", "crafted-rundir", commands[cmd], expect=(0, 2),
                      setup=with_overrides(smuggled[name]), msg=("overrides", "shared", "checkpoint"), timeout=150))
     # broken run-directory files
@@ -267,12 +268,14 @@ def cases() -> list[Case]:
                  setup=setup, msg=(path.split("/")[-1], "shared"), timeout=150))
         if name.startswith(("overrides", "config", "hydra-", "dothydra", "checkpoints")) and name.endswith(("garbage", "missing", "types", "link", "file", "dict")) or \
                 name in ("overrides-garbage", "config-garbage", "checkpoints-missing", "dothydra-missing"):
+            if name not in ("overrides-garbage", "config-garbage", "checkpoints-missing", "dothydra-missing"):
+                continue
             add(Case(f"rundir-eval-{name}", "crafted-rundir", commands["eval"],
                      expect=(2,) if name.startswith("checkpoints") else (0, 2), setup=setup,
                      msg=(path.split("/")[-1], "shared"), timeout=150))
     # resume targets that are not runs
-    for k, target in enumerate(["runs/nosuch", "{outside}", "/", "/etc/passwd", "/dev/null", "runs", ".", "''",
-                                "runs/shared/checkpoints", "{cwd}/runs/shared/evil.py"]):
+    for k, target in enumerate(["runs/nosuch", "{outside}", "/etc/passwd", "/dev/null", "''",
+                                "{cwd}/runs/shared/evil.py"]):
         add(Case(f"resume-target-{k}", "crafted-rundir", ["train", f"resume={target}"],
                  setup=lambda ctx: fm_run(ctx), msg=("resume", target.strip("'") or "resume"), timeout=90))
     # a run directory with a symlink to outside: resume must not write through it

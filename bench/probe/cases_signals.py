@@ -37,7 +37,7 @@ def cases() -> list[Case]:
     out: list[Case] = []
     add = out.append
     for sig, code in (("INT", 130), ("TERM", 143)):
-        for k in range(3):
+        for k in range(2):
             t = round(rng.uniform(0.6, 3.5), 2)
             add(Case(f"sig-{sig}-startup-{k}", "signal", LONG, expect=(code,), timeout=120,
                      signal={"sig": sig, "after": t}, note=f"{sig} {t}s after start"))
@@ -48,15 +48,13 @@ def cases() -> list[Case]:
                  post=lambda ctx: last_loadable(ctx)))
         add(Case(f"sig-{sig}-resume-startup", "signal", ["train", "resume=runs/shared", "trainer.epochs=50"],
                  expect=(code,), timeout=180, setup=smoke_run, signal={"sig": sig, "after": round(rng.uniform(1, 3), 2)}))
-        for k in range(2):
+        for k in range(1):
             t = round(rng.uniform(1.0, 6.0), 2)
             add(Case(f"sig-{sig}-eval-{k}", "signal", ["eval", "ckpt=runs/shared", "device=cpu"], expect=(code,),
                      timeout=120, setup=fm_run, signal={"sig": sig, "after": t}, note=f"{sig} {t}s after start"))
         for cmd, setup in ((["lr-find", "experiment=smoke", "lr_find.steps=2000"], None),
-                           (["summary", "model=vgg"], None),
                            (["export", "ckpt=runs/shared", "format=safetensors"], fm_run),
-                           (["explain", "ckpt=runs/shared", "method=saliency", "device=cpu"], fm_run),
-                           (["doctor"], None), (["list"], None), (["train", "--help"], None)):
+                           (["doctor"], None)):
             t = round(rng.uniform(0.4, 2.5), 2)
             add(Case(f"sig-{sig}-{cmd[0]}-{cmd[-1][:8]}", "signal", cmd, expect=(code,), timeout=120, setup=setup,
                      signal={"sig": sig, "after": t}, note=f"{sig} {t}s after start"))
