@@ -82,7 +82,7 @@ def cases() -> list[Case]:
         (["--resolve", "--cfg", "job", "seed=${nosuch}"], ("nosuch",)),
         (["--shell-completion"], ("shell-completion", "install", "query")),
         (["--package", "nosuch", "--info"], ("nosuch", "package")),
-        (["--run"], ("run",)),
+        (["--run", "--nosuch"], ("nosuch",)),
         (["--multirun", "--multirun", *SMOKE, "trainer.epochs=0,1"], ("trainer.epochs",)),
         (["-m", *SMOKE, "seed=range(0,20000)"], ("10,000", "10000", "jobs")),
     ]

@@ -160,7 +160,8 @@ def cases() -> list[Case]:
                     _b(ctx)
                     npy_inputs(ctx)
             add(Case(f"ckpt-{cmd}-{name}", "crafted-ckpt", argv, expect=expect, setup=setup,
-                     msg=("checkpoint", "best.pt", "last.pt", "_target_", "shared", "config"), timeout=150))
+                     msg=("checkpoint", "best.pt", "last.pt", "_target_", "shared", "config", "/nonexistent"),
+                     timeout=150))
     # the same checkpoints named directly as files
     for name in ["pickle_torch", "cfg_target_planted"]:
         add(Case(f"ckptfile-eval-{name}", "crafted-ckpt", ["eval", f"ckpt={RUN}/checkpoints/best.pt", "device=cpu"],

@@ -165,8 +165,10 @@ def judge(case: Case, results: list[dict], ctx: Ctx, writes: list[str]) -> list[
         if r["timed_out"]:
             reasons.append(f"hang: killed after {case.timeout:.0f} s")
         if TRACEBACK in text:
-            last = [ln for ln in text.strip().splitlines() if ln.strip()][-1:]
-            reasons.append(f"traceback ({last[0][:160] if last else ''})")
+            tb = text[text.index(TRACEBACK):]
+            r["traceback"] = tb[:4000]
+            lines = [ln for ln in tb.splitlines() if ln.strip() and not ln.startswith((" ", TRACEBACK))]
+            reasons.append(f"traceback ({lines[0][:160] if lines else ''})")
     if ctx.marker.exists():
         reasons.append("PAYLOAD RAN: the marker file outside the run dir exists")
     rcs = [r["rc"] for r in results]
@@ -263,7 +265,12 @@ def main() -> int:
     ap.add_argument("--work", default=None, help="where cases run (default: a new temp dir; findings kept)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     ap.add_argument("--shuffle", type=int, default=None, help="run the cases in a seeded random order")
+    ap.add_argument("--summarize", default=None, help="summarize the .partial.jsonl of an unfinished run and exit")
     args = ap.parse_args()
+    if args.summarize:
+        recs = [json.loads(line) for line in open(args.summarize) if line.strip()]
+        summarize(recs, args.trainctl_python, Path(args.work or "."), time.monotonic(), args.out)
+        return 0
     cases = all_cases()
     if args.only:
         rx = re.compile(args.only)
@@ -304,6 +311,12 @@ def main() -> int:
                       flush=True)
             elif done % 25 == 0:
                 print(f"  [{done}/{len(cases)}] ...", flush=True)
+    summarize(records, python, work, t0, args.out)
+    return 0
+
+
+def summarize(records: list[dict], python: str, work: Path, t0: float, out: str) -> None:
+    """The per-class table, every finding with its command and reasons, and the JSON report."""
     invocations = sum(max(1, len(r["results"])) for r in records)
     by_cls: dict[str, Counter] = defaultdict(Counter)
     for r in records:
@@ -325,9 +338,8 @@ def main() -> int:
     report = {"trainctl_python": python, "work": str(work), "cases": len(records), "invocations": invocations,
               "clean": clean, "findings": len(findings), "wall_s": round(time.monotonic() - t0, 1),
               "by_class": {k: dict(v) for k, v in by_cls.items()}, "records": records}
-    Path(args.out).write_text(json.dumps(report, indent=1, default=str))
-    print(f"\nreport: {args.out}; case dirs of findings kept under {work}")
-    return 0
+    Path(out).write_text(json.dumps(report, indent=1, default=str))
+    print(f"\nreport: {out}; case dirs of findings kept under {work}")
 
 
 if __name__ == "__main__":
