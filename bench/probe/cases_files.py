@@ -104,7 +104,7 @@ CKPTS = ["pickle_plain", "pickle_torch", "truncated", "truncated_tiny", "empty",
 EITHER = {"fmt_missing", "fmt_none", "epoch_str", "epoch_neg", "epoch_huge", "history_str", "rng_empty",
           "optimizer_garbage", "cfg_epochs_str", "cfg_extra_key", "cfg_root_outside", "nan_weights", "cfg_callback"}
 # For resume the training state matters too.
-RESUME_EITHER = {"fmt_missing", "fmt_none", "cfg_extra_key", "cfg_root_outside", "cfg_callback", "nan_weights"}
+RESUME_EITHER = {"epoch_huge", "fmt_missing", "fmt_none", "cfg_extra_key", "cfg_root_outside", "cfg_callback", "nan_weights"}
 # Readers that only rebuild the model ignore the training state.
 EVAL_ONLY_STATE = {"epoch_str", "epoch_neg", "epoch_huge", "history_str", "rng_empty", "optimizer_garbage"}
 
@@ -160,7 +160,7 @@ def cases() -> list[Case]:
                     _b(ctx)
                     npy_inputs(ctx)
             add(Case(f"ckpt-{cmd}-{name}", "crafted-ckpt", argv, expect=expect, setup=setup,
-                     msg=("checkpoint", "best.pt", "last.pt", "_target_", "shared", "config", "/nonexistent"),
+                     msg=("checkpoint", "best.pt", "last.pt", "_target_", "shared", "config", "/nonexistent", "nosuch"),
                      timeout=150))
     # the same checkpoints named directly as files
     for name in ["pickle_torch", "cfg_target_planted"]:
@@ -265,7 +265,7 @@ def cases() -> list[Case]:
                 run = fm_run(ctx)
                 shutil.rmtree(run / _p)
         add(Case(f"rundir-resume-{name}", "crafted-rundir", ["train", f"resume={RUN}", "trainer.epochs=2"],
-                 expect=(0, 2) if name.startswith(("metrics", "hydra-missing", "trainlog-dir")) else (2,),
+                 expect=(0, 2) if name.startswith(("metrics", "hydra-missing", "trainlog-dir", "config-")) else (2,),
                  setup=setup, msg=(path.split("/")[-1], "shared"), timeout=150))
         if name.startswith(("overrides", "config", "hydra-", "dothydra", "checkpoints")) and name.endswith(("garbage", "missing", "types", "link", "file", "dict")) or \
                 name in ("overrides-garbage", "config-garbage", "checkpoints-missing", "dothydra-missing"):
