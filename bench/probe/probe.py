@@ -257,6 +257,10 @@ def shell_line(cmd: list[str]) -> str:
 
 
 def main() -> int:
+    # A shell's background job starts with SIGINT ignored, and children inherit an ignored signal: give the
+    # cases the default disposition back (a handled signal is reset to the default across exec).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--trainctl-python", required=True, help="the python that has trainctl installed")
     ap.add_argument("--jobs", type=int, default=2)
