@@ -38,7 +38,7 @@ def cases() -> list[Case]:
     add(Case("cli-none", "cli", [], expect=(2,), msg=("usage",)))
     for name in ["trian", "resume", "TRAIN", "--version", "-x", "tra", "evaluate", "list2", "", " ", "train;ls"]:
         add(Case(f"cli-unknown-{len(out):03d}", "cli", [name], expect=(0, 2) if name == "--version" else (2,),
-                 msg=(name.strip() or "usage", "usage")))
+                 msg=(name.strip() or "unknown command", "usage")))
     add(Case("cli-resume-cmd", "cli", ["resume", "runs/x"], msg=("resume",)))
     for cmd in COMMANDS:
         add(Case(f"cli-help-{cmd}", "valid", [cmd, "--help"], expect=(0,), timeout=90))
