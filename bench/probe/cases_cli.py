@@ -126,7 +126,7 @@ def cases() -> list[Case]:
             add(Case(f"odd-report-{name}", "odd-string", ["sweep-report", s], msg=("sweep", "study", "storage"),
                      timeout=90))
         if k % 4 == 0:
-            add(Case(f"odd-resume-{name}", "odd-string", ["train", *SMOKE, f"resume={s}"], msg=("resume",),
+            add(Case(f"odd-resume-{name}", "odd-string", ["train", *SMOKE, f"resume={s}"], msg=("resume", "checkpoint", "run dir"),
                      timeout=90))
             add(Case(f"odd-root-{name}", "odd-string",
                      ["train", "model=mlp", "dataset=fashionmnist", f"dataset.root={s}", "dataset.system_dirs=[]",
