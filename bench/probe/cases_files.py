@@ -277,7 +277,7 @@ def cases() -> list[Case]:
                 run = fm_run(ctx)
                 shutil.rmtree(run / _p)
         add(Case(f"rundir-resume-{name}", "crafted-rundir", ["train", f"resume={RUN}", "trainer.epochs=2"],
-                 expect=(0, 2) if name.startswith(("metrics", "hydra-missing", "trainlog-dir", "config-")) else (2,),
+                 expect=(0, 2) if name.startswith(("metrics", "hydra-missing", "trainlog-dir", "config-", "hydra-")) else (2,),
                  setup=setup, msg=(path.split("/")[-1], "shared"), timeout=150))
         if name.startswith(("overrides", "config", "hydra-", "dothydra", "checkpoints")) and name.endswith(("garbage", "missing", "types", "link", "file", "dict")) or \
                 name in ("overrides-garbage", "config-garbage", "checkpoints-missing", "dothydra-missing"):
