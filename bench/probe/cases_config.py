@@ -143,7 +143,6 @@ BAD_OVERRIDES: list[tuple[str, tuple[str, ...]]] = [
     ("scheduler=step scheduler.step_size=0", ("step_size",)),
     ("scheduler=step scheduler.gamma=-1", ("gamma",)),
     ("scheduler=exponential scheduler.gamma=nan", ("gamma",)),
-    ("scheduler=multistep scheduler.milestones=[5,2]", ("milestones",)),
     ("scheduler=multistep scheduler.milestones=abc", ("milestones",)),
     ("scheduler=cosine scheduler.t_max=0", ("t_max",)),
     ("scheduler=cosine scheduler.eta_min=-1", ("eta_min",)),
@@ -209,9 +208,13 @@ def cases() -> list[Case]:
         for cmd, pre in commands.items():
             # model.weights only matters where a torchvision model is built
             extra = ["model=resnet"] if ov.startswith("model.weights") else []
+            if extra and cmd != "summary":
+                continue  # experiment=smoke's mlp keys do not fit a resnet; summary needs no data
+            if extra:
+                pre = []
             if cmd == "lr-find" and i % 5:
                 continue  # lr-find and summary parse the same way: a part of the list keeps the run short
-            if cmd == "summary" and i % 4:
+            if cmd == "summary" and i % 4 and not extra:
                 continue
             # summary builds only the model, lr-find ignores the scheduler: those keys may pass there
             if cmd == "summary" and any(k in ov for k in ("scheduler", "loss.", "train_size", "n_train", "train_per")):
