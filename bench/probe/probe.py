@@ -183,7 +183,7 @@ def judge(case: Case, results: list[dict], ctx: Ctx, writes: list[str]) -> list[
             blob = squash(r["stdout"] + r["stderr"])
             if not any(squash(m) in blob for m in case.msg):
                 reasons.append(f"message does not name the culprit (wanted one of {list(case.msg)})")
-        if r["rc"] not in (0,) and r["rc"] in expect and not (r["stdout"] + r["stderr"]).strip():
+        if r["rc"] not in (0,) and r["rc"] in expect and not case.signal and not (r["stdout"] + r["stderr"]).strip():
             reasons.append("no message at all")
     if case.judge:
         reasons += case.judge(results, ctx)
