@@ -44,8 +44,9 @@ RESET_LOGGERS = ("trainctl", "hydra", "__main__")  # configured per run by Hydra
 _last_start: dict[str, int] = {}  # working directory -> the second its last run started (run names hold it)
 
 
-class NeedsProcess(Exception):
-    """The command would start processes of its own (torchrun): it is run again as a real process."""
+class NeedsProcess(BaseException):
+    """The command would start processes of its own (torchrun): it is run again as a real process. A
+    BaseException, so that no `except Exception` on the way (Hydra's, trainctl's) turns it into an error."""
 
 
 class _Capture(io.TextIOBase):
