@@ -1,16 +1,20 @@
-"""Shared fixtures: tiny datasets in the real IDX format, the real CLI in a subprocess, and config composition."""
+"""Shared fixtures: tiny datasets in the real IDX format, the real CLI (in this process or a subprocess), and config
+composition."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import subprocess as subprocess_module  # `run_cli` has a parameter named subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
+from inprocess import NeedsProcess, run_in_process
 from trainctl.data.idx import write_idx
 
 NO_SYSTEM_DATA = "dataset.system_dirs=[]"  # tests never read the machine's real datasets
@@ -104,16 +108,39 @@ def install_plugin(tmp_path_factory: pytest.TempPathFactory, module: str, source
     return site
 
 
-def run_cli(args: list[str], cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
-    """Run `python -m trainctl ARGS` in `cwd` and capture its output. A PYTHONPATH in `env` goes in front of
-    the one the tests run with (which may be where the dependencies are, as on the GPU machine)."""
+def run_cli(args: list[str], cwd: Path, timeout: int = 300, subprocess: bool = False,
+            **env: str) -> subprocess_module.CompletedProcess:
+    """Run `python -m trainctl ARGS` in `cwd` and capture its output (returncode, stdout, stderr).
+
+    In this process by default (`tests/inprocess.py`: same argv, cwd, environment and streams, state restored
+    after), since a process costs seconds of imports. A real process with `subprocess=True`, and always where a
+    process is what is tested or needed: faults that kill or signal it (TRAINCTL_FAULTS), plugins on PYTHONPATH
+    (an entry point found once per process), commands that start processes of their own (torchrun for
+    trainer.devices=N, the joblib launcher). A PYTHONPATH in `env` goes in front of the one the tests run with
+    (which may be where the dependencies are, as on the GPU machine)."""
+    args = with_test_device(args)
+    if not (subprocess or needs_process(args, env)):
+        try:
+            return run_in_process(args, cwd, {"COLUMNS": "200", **env}, timeout)
+        except NeedsProcess:
+            pass
     if "PYTHONPATH" in env:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [env["PYTHONPATH"], os.environ.get("PYTHONPATH")]))
     full_env = {**os.environ, "COLUMNS": "200", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "trainctl", *with_test_device(args)], cwd=cwd, env=full_env, capture_output=True, text=True,
+    return subprocess_module.run(
+        [sys.executable, "-m", "trainctl", *args], cwd=cwd, env=full_env, capture_output=True, text=True,
         timeout=timeout,
     )
+
+
+PROCESS_ENV = {"TRAINCTL_FAULTS", "PYTHONPATH"}  # faults kill or signal the process; plugins load once per process
+
+
+def needs_process(args: list[str], env: dict[str, str]) -> bool:
+    """Whether `trainctl ARGS` must run as its own process (see `run_cli`)."""
+    return (bool(PROCESS_ENV & set(env)) or any(a.startswith("hydra/launcher=") for a in args)
+            or threading.current_thread() is not threading.main_thread()  # runs in parallel threads: processes
+            or os.environ.get("TRAINCTL_TEST_SUBPROCESS") == "1")  # every CLI run as a process (to compare)
 
 
 def run_dirs(cwd: Path) -> list[Path]:

@@ -1,4 +1,4 @@
-"""The real `trainctl` command in a subprocess, in a temp dir: happy paths."""
+"""The real `trainctl` command (run by `run_cli`, in-process unless a process is needed), in a temp dir: happy paths."""
 
 import json
 import subprocess

@@ -91,15 +91,17 @@ def test_a_transform_that_changes_the_shape_is_named(fake_fashion, user_module):
 
 
 def test_through_the_cli_training_eval_and_predict_use_them(tmp_path, fake_fashion):
+    # Processes: in-process, mytransforms.add was taken for a factory (cause not yet found; see the suite notes).
     (tmp_path / "mytransforms.py").write_text(TRANSFORMS)
     base = ["model=mlp", "model.hidden=[16]", f"dataset.root={fake_fashion}", NO_SYSTEM_DATA, "trainer.epochs=1"]
     proc = run_cli(["train", *base, "dataset.train_transforms=[{_target_: mytransforms.add, amount: 0.5}]",
-                    "dataset.eval_transforms=[{_target_: mytransforms.Scale, factor: -1}]"], tmp_path)
+                    "dataset.eval_transforms=[{_target_: mytransforms.Scale, factor: -1}]"], tmp_path, subprocess=True)
     assert proc.returncode == 0, proc.stderr
     (run,) = run_dirs(tmp_path)
-    refused = run_cli(["eval", f"ckpt={run}"], tmp_path)
+    refused = run_cli(["eval", f"ckpt={run}"], tmp_path, subprocess=True)
     assert refused.returncode == 2 and "dataset.eval_transforms.0._target_=mytransforms.Scale" in refused.stderr
-    trusted = run_cli(["eval", f"ckpt={run}", "trust_targets=true", f"out={tmp_path / 'eval.json'}"], tmp_path)
+    trusted = run_cli(["eval", f"ckpt={run}", "trust_targets=true", f"out={tmp_path / 'eval.json'}"], tmp_path,
+                      subprocess=True)
     assert trusted.returncode == 0, trusted.stderr
     import json
 
