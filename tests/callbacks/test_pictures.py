@@ -186,7 +186,7 @@ def test_the_small_models_figures_are_drawn_while_they_learn(tmp_path, dataset, 
 
 
 def test_a_two_feature_classifier_gets_its_decision_regions_at_the_end(tmp_path):
-    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1"], tmp_path)
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1", "tensorboard.figures=true"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     [run] = run_dirs(tmp_path)
     [image] = events(run).Images("visuals/decision_regions")

@@ -61,9 +61,9 @@ def test_a_saved_permission_is_never_replayed(tmp_path):
 
 
 def test_plain_saved_overrides_are_replayed(tmp_path):
-    run = saved_run(tmp_path, ["model=mlp", "+callbacks=none", "trainer.epochs=1", "++seed=3", "name=first"])
+    run = saved_run(tmp_path, ["model=mlp", "callbacks=none", "trainer.epochs=1", "++seed=3", "name=first"])
     replayed = resume_overrides([f"resume={run}", "trainer.epochs=2"])
-    assert replayed[:6] == ["experiment=smoke", "model=mlp", "+callbacks=none", "trainer.epochs=2", "++seed=3",
+    assert replayed[:6] == ["experiment=smoke", "model=mlp", "callbacks=none", "trainer.epochs=2", "++seed=3",
                             "name=first"]
     assert f"hydra.run.dir='{run}'" in replayed or f"hydra.run.dir={run}" in replayed
 

@@ -148,7 +148,7 @@ def test_missing_checkpoint(tmp_path):
     proc = run_cli(["train", "resume=runs/nothing-here"], tmp_path)
     assert proc.returncode == 2 and "resume=runs/nothing-here: no checkpoint at" in proc.stderr
     proc = run_cli(["eval", "ckpt=nothing.pt"], tmp_path)
-    assert proc.returncode == 2 and "checkpoint nothing.pt does not exist" in proc.stderr
+    assert proc.returncode == 2 and "ckpt=nothing.pt: no such file or directory" in proc.stderr
 
 
 def test_full_disk_is_reported_and_the_previous_checkpoint_survives(tmp_path):
