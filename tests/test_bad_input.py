@@ -527,7 +527,8 @@ def test_a_signal_before_training_exits_with_its_code_and_leaves_nothing(tmp_pat
 def test_a_signal_during_eval_or_twice_exits_with_its_code(tmp_path, signum):
     import time
 
-    proc = _start(["eval", "ckpt=nothing-yet.pt"], tmp_path)
+    (tmp_path / "not-read-yet.pt").write_bytes(b"\0" * 64)  # exists: eval goes on to import torch, then is stopped
+    proc = _start(["eval", "ckpt=not-read-yet.pt"], tmp_path)
     time.sleep(0.3)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)

@@ -48,7 +48,7 @@ def test_unknown_name_without_close_match_has_no_suggestion():
     with pytest.raises(UserError) as err:
         REGISTRIES["model"].get("transformer")
     assert "did you mean" not in str(err.value)
-    assert "valid: cnn, gru, lenet, lstm, mlp" in str(err.value)
+    assert "valid: cnn, cnn1d, gru, lenet, lstm, mlp" in str(err.value)
 
 
 def test_every_built_in_component_has_a_description():

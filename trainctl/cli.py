@@ -11,6 +11,7 @@ import sys
 from typing import Callable
 
 from trainctl import clock  # first: where the kernel cannot tell the process's start, this import is it
+from trainctl.files import release_run_dirs
 
 USAGE = """\
 usage: trainctl <command> [args]
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _with_signals(argv)
     finally:
+        release_run_dirs()  # the command is over, whoever called it: its run directories are free again
         if argv is None:
             import gc
 

@@ -83,7 +83,7 @@ def lock_run_dir(run_dir: Path) -> bool:
         os.close(fd)
         raise _busy(run_dir, holder) from None
     if not _held:
-        atexit.register(_release_all)
+        atexit.register(release_run_dirs)
     _held[key] = fd
     if created:
         _unused.add(key)
@@ -151,7 +151,9 @@ def unlock_run_dir(run_dir: Path) -> None:
     os.close(fd)
 
 
-def _release_all() -> None:
+def release_run_dirs() -> None:
+    """Release every run directory this process holds: when its command ends (and at exit, for a command that
+    never returned)."""
     for key in list(_held):
         unlock_run_dir(key)
 

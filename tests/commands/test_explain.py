@@ -184,4 +184,4 @@ def test_decision_regions_of_a_two_feature_classifier(tmp_path):
     png = run / "explain" / "regions_train.png"
     assert f"decision regions: written to {png}" in " ".join(proc.stdout.split())
     assert png_size(png) == (600, 550)
-    assert "explain/regions" in tensorboard_images(run)
+    assert "visuals/explain_regions" in tensorboard_images(run)

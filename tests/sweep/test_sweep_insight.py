@@ -20,7 +20,7 @@ SMALL = ["dataset.n_train=256", "dataset.n_test=64", "trainer.epochs=2", "tensor
 PRESET = ["sweep=blobs_mlp", "hydra.sweeper.n_trials=4", "hydra.sweeper.study_name=preset", *SMALL]
 # A grid over SGD learning rates with the successive-halving pruner: one diverges (FAIL: the loss is not
 # finite) and, with this grid's order, one is pruned after its first epoch.
-MIXED = ["experiment=smoke", "hydra/sweeper=optuna", "optimizer=sgd", "optimizer.lr=choice(0.1,0.03,1e-6,1e30)",
+MIXED = ["experiment=smoke", "hydra/sweeper=optuna", "optimizer=sgd", "optimizer.momentum=0.9", "optimizer.lr=choice(0.1,0.03,1e-6,1e30)",
          "objective=val/loss", "hydra.sweeper.sampler=grid", "hydra.sweeper.pruner=successive_halving",
          "hydra.sweeper.max_failure_rate=0.5", "hydra.sweeper.study_name=mixed", *SMALL]
 

@@ -135,7 +135,7 @@ def _regions(run: RestoredRun, options: dict[str, str]) -> int:
     picture = picture_of(regions_figure(run.parts.model.eval(), run.data.eval_transform(x, None), y, names, title))
     path = run.run_dir / "explain" / f"regions_{split_name}.png"
     atomic_write_bytes(path, lambda f: f.write(picture.png))
-    _to_tensorboard(run.run_dir, "explain/regions", picture.rgb, int(run.state.get("epoch", 0)))
+    _to_tensorboard(run.run_dir, "visuals/explain_regions", picture.rgb, int(run.state.get("epoch", 0)))
     console.print(f"decision regions: written to {path}", soft_wrap=True, highlight=False)
     return 0
 

@@ -83,11 +83,13 @@ def ignored_targets_notice(run_dir: Path | None, checkpoint_targets: list[tuple[
     """One line saying which `_target_`s named by a run's files were ignored (never imported): those of the
     checkpoint's config and of its run directory's `.hydra/` files that the config in use (`used`, a config
     container, or None when only weights are read) does not hold at the same key. None when there are none."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, ListConfig, OmegaConf
 
     def in_use(key: str, target: str) -> bool:
         node = OmegaConf.select(used, key, default=None) if used is not None else None
-        return node is not None and str(node.get(TARGET, "")) == target
+        if isinstance(node, ListConfig):  # a list of targets (transforms): in use when any entry names it
+            return any(isinstance(item, DictConfig) and str(item.get(TARGET, "")) == target for item in node)
+        return isinstance(node, DictConfig) and str(node.get(TARGET, "")) == target
 
     named = [(str(checkpoint), k, t) for k, t in checkpoint_targets]
     if run_dir is not None:

@@ -49,7 +49,9 @@ def graph_mode(value: Any) -> str:
 def uses_compiled_graphs(trainer_cfg: Any, device: torch.device) -> bool:
     """`trainer.compile=true` with graphs allowed, on CUDA: torch.compile(mode="reduce-overhead") records its
     own graphs of the model (the path trainctl had before whole-step graphs), and the step runs eagerly."""
-    return bool(trainer_cfg.compile) and graph_mode(trainer_cfg.cuda_graphs) != "false" and device.type == "cuda"
+    # .get: settings rebuilt from an older run's config (eval, predict) may lack either key
+    return (bool(trainer_cfg.get("compile")) and graph_mode(trainer_cfg.get("cuda_graphs")) != "false"
+            and device.type == "cuda")
 
 
 class LearningRates:
