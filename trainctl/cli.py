@@ -168,6 +168,15 @@ def _with_signals(argv: list[str] | None) -> int:
         signum = getattr(stop, "signum", 2)
         print(f"stopped by {signal_text(signum)}; nothing half-written is left behind", file=sys.stderr)
         return 128 + signum
+    except Exception:
+        from trainctl.engine.signals import signal_pending, signal_text
+
+        signum = signal_pending()
+        if signum is None:
+            raise
+        # the signal struck inside a library's critical section, which then failed on its way out: still the stop
+        print(f"stopped by {signal_text(signum)}", file=sys.stderr)
+        return 128 + signum
     finally:
         if argv is None:  # the process's own command line: Python's shutdown follows
             from trainctl.engine.signals import exit_on_signals_at_shutdown

@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from trainctl.config.compose import config_dir, job_output_dir, raw_overrides, register_schemas
 from trainctl.errors import EXIT_NON_FINITE, EXIT_USER_ERROR, UserError, report_user_error
+from trainctl.engine.signals import SignalInterrupt, signal_pending
 
 
 def preflight(cfg: DictConfig, overrides: list[str] = ()) -> None:
@@ -293,6 +294,10 @@ def run_train(args: list[str]) -> int:
         remove_interrupted_outputs()
         raise
     except Exception as e:
+        signum = signal_pending()
+        if signum is not None:  # the signal struck inside a library, which failed on its way out: still the stop
+            remove_interrupted_outputs()
+            raise SignalInterrupt(signum) from None
         message = explain(e, [a for a in overrides if not a.startswith("-")])
         if message is None:
             raise  # not a config error: a bug, with its traceback

@@ -38,6 +38,12 @@ class SignalInterrupt(KeyboardInterrupt):
 _first: int | None = None  # the signal being handled, if any
 
 
+def signal_pending() -> int | None:
+    """The signal this command is stopping on, if one arrived: an error raised while it unwinds (a library's
+    lock released twice because the interrupt struck inside its critical section) is that stop, not a bug."""
+    return _first
+
+
 def _exit_now(signum: int) -> None:
     os.write(2, f"stopped by {signal_text(signum)} again: exiting at once\n".encode())
     os._exit(128 + signum)
