@@ -540,3 +540,12 @@ def test_a_signal_during_eval_or_twice_exits_with_its_code(tmp_path, signum):
     proc.send_signal(signum)  # a second Ctrl-C: out at once, with the same code
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum and "Traceback" not in err, err[-2000:]
+
+
+@pytest.mark.parametrize("args", [["eval", "ckpt=" + "a" * 300], ["sweep-report", "b" * 300]],
+                         ids=["eval-ckpt", "sweep-report"])
+def test_a_path_too_long_for_the_system_is_named_not_a_traceback(tmp_path, args):
+    proc = run_cli(args, tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "File name too long" in proc.stderr and args[-1].split("=")[-1][:50] in proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Callable
@@ -186,6 +187,9 @@ def _with_signals(argv: list[str] | None) -> int:
             restore_handlers()
 
 
+PATH_ERRORS = {errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EACCES}
+
+
 def _main(args: list[str]) -> int:
     if not args:  # no command is a usage error (as git and pip treat it): the usage, on stderr, exit 2
         print(USAGE, end="", file=sys.stderr)
@@ -224,4 +228,12 @@ def _main(args: list[str]) -> int:
         from trainctl.commands.train import report_user_error
 
         report_user_error(e)
+        return 2
+    except OSError as e:
+        if e.errno not in PATH_ERRORS or e.filename is None:
+            raise
+        # a path the user gave that the system cannot use (too long, a loop of links, a folder for a file)
+        from trainctl.errors import report_user_error
+
+        report_user_error(UserError(f"{e.filename}: {e.strerror}: give a path that exists and can be read"))
         return 2
