@@ -549,3 +549,14 @@ def test_a_path_too_long_for_the_system_is_named_not_a_traceback(tmp_path, args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "File name too long" in proc.stderr and args[-1].split("=")[-1][:50] in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args,named", [
+    (["train", "--cfg", "job", "seed=${nosuch}"], "Interpolation key 'nosuch' not found"),
+    (["train", "--shell-completion"], "--shell-completion needs what to do"),
+    (["train", "experiment=smoke", "hydra=1"], "hydra: Config group override must be a string"),
+], ids=["reference-to-nothing", "completion-without-action", "hydra-group-given-a-number"])
+def test_what_hydra_refuses_is_one_message_not_a_traceback(tmp_path, args, named):
+    proc = run_cli(args, tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and named in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

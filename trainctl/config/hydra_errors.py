@@ -119,4 +119,16 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
 
                 return _unknown_key(match.group(1), TrainConfig, given.get(match.group(1)))
             return f"{first} (check the override's key and value; `trainctl train --cfg job` shows the config)"
+    if omega is not None:  # e.g. a ${reference} to nothing, found when --cfg resolves the config
+        return f"{str(omega).splitlines()[0]}: check the ${{...}} references in your overrides"
+    for e in chain:
+        text = str(e)
+        if isinstance(e, ValueError) and text.startswith("Expecting one subcommand"):
+            return ("--shell-completion needs what to do: install=bash (or zsh, fish), uninstall=bash, or query=..., "
+                    "e.g. `trainctl train --shell-completion install=bash`")
+        if isinstance(e, ValueError) and text.startswith("Config group override must be"):
+            group = next((o.split("=", 1)[0] for o in overrides if o.split("=", 1)[0].lstrip("+~") == "hydra"),
+                         "a config group")
+            return (f"{group}: {text.splitlines()[0]}: a config group takes an option's name (`trainctl list` "
+                    "shows them); Hydra's own settings are keys such as hydra.run.dir=...")
     return None
