@@ -560,3 +560,16 @@ def test_what_hydra_refuses_is_one_message_not_a_traceback(tmp_path, args, named
     proc = run_cli(args, tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and named in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_number_too_long_for_pythons_reader_is_named_typed_or_saved(tmp_path):
+    huge = "7" * 5000
+    proc = run_cli(["train", "experiment=smoke", f"seed={huge}"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "seed (on the command line)" in proc.stderr
+    run = tmp_path / "runs" / "saved"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(f"- experiment=smoke\n- seed={huge}\n")
+    proc = run_cli(["train", f"resume={run}"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "holds a number of 5000 digits" in proc.stderr or "no checkpoint" in proc.stderr
+    assert sorted(p.name for p in run.rglob("*")) == [".hydra", "overrides.yaml"]

@@ -31,7 +31,9 @@ def long_flags() -> tuple[str, ...]:
 
 
 def check_flags(args: list[str]) -> None:
-    """Refuse `--experimental-rerun` and any abbreviation of a Hydra long flag (`--exp`, `--config-d=DIR`)."""
+    """Refuse `--experimental-rerun` and any abbreviation of a Hydra long flag (`--exp`, `--config-d=DIR`), and
+    numbers too long for any parser."""
+    check_number_sizes(args)
     for arg in args:
         if arg == "--" or not arg.startswith("--"):
             continue
@@ -44,6 +46,20 @@ def check_flags(args: list[str]) -> None:
         if name not in full and full:
             raise UserError(f"{arg}: write the flag in full ({' or '.join(full)}); trainctl does not accept "
                             "abbreviated flags, so that what runs is what you read.")
+
+
+HUGE_NUMBER = re.compile(r"\d{1000,}")  # Python refuses to read integers past 4,300 digits; settings stop at 64 bits
+
+
+def check_number_sizes(args: list[str], source: str = "the command line") -> None:
+    """Refuse a number of a thousand digits or more before any parser meets it (Python's integer reader raises
+    past 4,300 digits, deep inside Hydra's)."""
+    for arg in args:
+        found = HUGE_NUMBER.search(arg)
+        if found:
+            key = arg.split("=", 1)[0] if "=" in arg else arg[:40]
+            raise UserError(f"{key} (on {source}) holds a number of {len(found.group())} digits: trainctl's settings "
+                            "take integers up to 64 bits and ordinary floats; give a smaller value.")
 
 
 def check_hydra_keys(args: list[str], source: str = "the command line") -> None:

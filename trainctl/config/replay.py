@@ -49,9 +49,10 @@ def _refusal(override: str) -> str | None:
 
 def check_saved_overrides(saved: list[str], source: Path) -> None:
     """Refuse a saved override that is not a plain `key=value` of trainctl's tree; check the rest as if typed."""
-    from trainctl.config.hydra_args import check_hydra_keys
+    from trainctl.config.hydra_args import check_hydra_keys, check_number_sizes
     from trainctl.config.overrides import check_group_choices
 
+    check_number_sizes(saved, source=str(source))
     for override in saved:
         why = _refusal(override)
         if why is not None:
