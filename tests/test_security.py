@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import run_cli
+from conftest import run_cli, run_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -346,3 +346,16 @@ def test_summary_and_lr_find_say_the_code_a_run_names_was_ignored(tmp_path, trai
     output = " ".join((proc.stdout + proc.stderr).split())
     assert output.count("ignored code named by files of that run, never imported: loss._target_=os.system") == 1
     assert not marker.exists()
+
+
+def test_resume_refuses_a_run_directory_holding_a_link_and_writes_nothing_through_it(tmp_path):
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1", "name=linked"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    outside = tmp_path / "outside.txt"
+    (run / "train.log").unlink()
+    (run / "train.log").symlink_to(outside)  # a stand-in for ~/.bashrc
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "train.log is a symbolic link" in proc.stderr
+    assert not outside.exists()

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,18 @@ def check_same_run(saved: dict[str, Any], cfg: DictConfig, checkpoint: Path) -> 
                         + "\n".join(diff) + "\nResume with the original values, or add resume_allow_changes=true.")
 
 
+def check_no_links(run_dir: Path) -> None:
+    """A resumed run writes into its directory (its log, event files, checkpoints, metrics): a symbolic link
+    there would carry those writes, or the reads of its checkpoints, to wherever it points. trainctl never
+    makes one, so a link means someone else shaped this directory: refuse it, naming the link."""
+    for path in sorted(run_dir.rglob("*")):
+        if path.is_symlink():
+            raise UserError(f"{path} is a symbolic link (to {os.readlink(path)}): trainctl never makes links in a "
+                            "run directory, and resuming writes into it, so a link would carry those writes (or "
+                            "the checkpoint read) elsewhere. Replace the link by the file itself, or do not resume "
+                            "this run.")
+
+
 def resume_overrides(args: list[str]) -> list[str]:
     """For `trainctl train resume=RUN ...`: the original run's overrides, then the new ones (which win), and
     Hydra told to keep writing into that run's directory without replacing its saved config."""
@@ -83,6 +97,7 @@ def resume_overrides(args: list[str]) -> list[str]:
     given = Path(value).expanduser()
     check_not_locked(given if given.is_dir() else run_dir_of(given))  # before "no checkpoint yet": it may be starting
     run_dir = run_dir_of(checkpoint_path(value))
+    check_no_links(run_dir)
     saved = run_dir / ".hydra" / "overrides.yaml"
     try:
         base = yaml.safe_load(saved.read_text()) if saved.is_file() else []
