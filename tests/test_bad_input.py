@@ -573,3 +573,24 @@ def test_a_number_too_long_for_pythons_reader_is_named_typed_or_saved(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "holds a number of 5000 digits" in proc.stderr or "no checkpoint" in proc.stderr
     assert sorted(p.name for p in run.rglob("*")) == [".hydra", "overrides.yaml"]
+
+
+@pytest.mark.parametrize("damage", ["model_shapes", "rng_empty", "optimizer_garbage"])
+def test_resume_of_a_checkpoint_that_does_not_fit_the_run_is_named(tmp_path, damage):
+    from conftest import run_dirs
+
+    assert run_cli(["train", "experiment=smoke", "trainer.epochs=1"], tmp_path).returncode == 0
+    [run] = run_dirs(tmp_path)
+    path = run / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    if damage == "model_shapes":
+        name = next(iter(state["model"]))
+        state["model"][name] = torch.zeros(3, 3, 3)
+    elif damage == "rng_empty":
+        state["rng"] = {}
+    else:
+        state["optimizer"] = {"state": 7, "param_groups": 7}
+    torch.save(state, path)
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert str(run) in proc.stderr or "checkpoint" in proc.stderr

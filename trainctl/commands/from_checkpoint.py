@@ -49,7 +49,11 @@ def parse_options(args: list[str], options: tuple[str, ...], usage: str) -> tupl
 
 def check_exists(ckpt: str) -> None:
     """A `ckpt=` that names nothing is said at once, before the seconds it takes to import torch."""
-    if not Path(ckpt).expanduser().exists():
+    try:
+        found = Path(ckpt).expanduser().exists()
+    except OSError as e:  # a name the system cannot even look up (too long)
+        raise UserError(f"ckpt={ckpt[:60]}...: {e.strerror}: give a run directory or a checkpoint file") from None
+    if not found:
         raise UserError(f"ckpt={ckpt}: no such file or directory. Give a run directory (runs/<run>: its "
                         "checkpoints/best.pt) or a .pt file from its checkpoints/ folder.")
 

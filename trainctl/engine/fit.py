@@ -66,7 +66,13 @@ def _start(t: Trainer, checkpoint: dict[str, Any] | None) -> None:
     check_task_metrics(cfg, t.data.spec.task, t.data.spec.num_classes)
     check_single_sample_batches(t)
     if checkpoint is not None:
-        restore(t, checkpoint)
+        try:
+            restore(t, checkpoint)
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as e:  # a state this run cannot take
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"the checkpoint of {t.run_dir} does not fit this run ({type(e).__name__}: {first[:300]}): "
+                            "it was not written by trainctl for this model and optimizer, or it was altered; "
+                            "resume from another checkpoint, or train anew") from None
         t.resumed = True
     detect = torch.autograd.detect_anomaly() if cfg.trainer.detect_anomaly else contextlib.nullcontext()
     try:
