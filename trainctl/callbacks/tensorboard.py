@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -38,6 +39,8 @@ class TensorBoardLogger(Callback):
         from torch.utils.tensorboard import SummaryWriter
 
         resumed = trainer.resumed
+        if resumed:
+            after_existing_files(trainer.run_dir)
         self.started = time.time()
         self.writer = SummaryWriter(log_dir=str(trainer.run_dir),
                                     purge_step=trainer.state.step + 1 if resumed else None)
@@ -95,3 +98,14 @@ def train_val_layout(metrics: dict[str, float]) -> dict[str, Any]:
     return {"train vs val": charts,
             "per step": {"training loss": ["Multiline", ["^train/loss_step$"]],
                          "learning rate": ["Multiline", ["^train/lr_step$"]]}}
+
+
+def after_existing_files(run_dir: Path) -> None:
+    """Wait, at most a second, until this process's event file will sort after the run's earlier ones: TensorBoard
+    reads a run's files in name order, whose first field is the writer's start second, and the purge on resume
+    only drops the old points when the new file comes last (a resume within the second of its run's start would
+    otherwise put its epochs before the earlier ones)."""
+    stamps = [int(name.split(".")[3]) for name in (p.name for p in run_dir.glob("events.out.tfevents.*"))
+              if name.split(".")[3].isdigit()]
+    if stamps and max(stamps) >= int(time.time()):
+        time.sleep(max(stamps) + 1 - time.time())
