@@ -27,7 +27,11 @@ def _seconds_since_process_start() -> float | None:
 _imported = time.perf_counter()
 # perf_counter() at the process's start; where the kernel cannot say, at the import of this module (the first
 # thing `trainctl` imports).
-PROCESS_START = _imported - (_seconds_since_process_start() or 0.0)
+# A process keeps its start time across exec: `bash -c '... && trainctl train'` execs trainctl in the shell's
+# process, which may have lived for minutes. Python reaches this import within a second or two of its own start,
+# so a start further back than that was someone else's: count from here then.
+_since_start = _seconds_since_process_start() or 0.0
+PROCESS_START = _imported - (_since_start if _since_start < 5.0 else 0.0)
 
 _marks: list[tuple[str, float]] = []
 _origin: float | None = None  # where the current run's clock starts

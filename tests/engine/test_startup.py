@@ -144,3 +144,13 @@ def test_a_run_started_from_python_counts_from_its_own_start(tmp_path):
         assert 0 < result["time/startup_s"] < time.perf_counter() - started
         assert list(result["time/phases"])[:2] == ["data", "model build"]
         assert result["time/finish_s"] > 0
+
+
+@pytest.mark.slow
+def test_a_process_execd_by_a_long_lived_shell_counts_from_python_not_the_shell(tmp_path):
+    """`bash -c '... && trainctl train'` execs trainctl in the shell's process, whose start time is the shell's."""
+    command = f"sleep 6 && exec {sys.executable} -m trainctl train {' '.join(SMOKE)}"
+    proc = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    assert json.loads((run / "metrics.json").read_text())["time/startup_s"] < 6
