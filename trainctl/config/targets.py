@@ -187,6 +187,11 @@ def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, s
     except (TypeError, ValueError):
         params, takes_any = {}, False
     kwargs.update({k: v for k, v in context.items() if (takes_any or k in params) and k not in kwargs})
+    return call_target(target, path, str(key), *args, **kwargs)
+
+
+def call_target(target: Any, path: str, key: str, *args: Any, **kwargs: Any) -> Any:
+    """`target(*args, **kwargs)`, the user's class or factory: its failure is one message naming the node."""
     try:
         return target(*args, **kwargs)
     except UserError:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from trainctl.config.targets import import_target
+from trainctl.config.targets import call_target, import_target
 from trainctl.errors import UserError
 
 TARGET = "_target_"
@@ -89,14 +89,7 @@ def build_tree(value: Any, key: str, own: tuple[str, ...] = ()) -> Any:
                             f"{''.join(f', {k}=...' for k in built)}): {e}. Its first argument takes the batch; "
                             "the entry's other keys go to its keyword arguments.") from None
         return functools.partial(target, **built)
-    try:
-        return target(**built)
-    except TypeError as e:
-        raise UserError(f"cannot build {path} with {sorted(built)}: {e}") from None
-    except Exception as e:  # the user's own code refused its arguments: say whose code, and its first line
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise UserError(f"{key}: {path}({', '.join(sorted(built))}) raised {type(e).__name__}"
-                        f"{': ' + first if first else ''}. Fix the class or its settings ({key}.*).") from None
+    return call_target(target, path, key, **built)
 
 
 def build_callable(node: Any, key: str, own: tuple[str, ...] = ()) -> Callable:
