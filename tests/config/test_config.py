@@ -129,3 +129,14 @@ def test_ranges_are_checked_on_copies_that_lost_the_root_schema():
     copy = OmegaConf.masked_copy(cfg, list(cfg.keys()))  # what Hydra's callbacks hand to the preflight
     with pytest.raises(UserError, match="trainer.batch_size=0 is out of range"):
         validate(copy)
+
+
+def test_a_user_class_may_take_settings_named_like_the_builders_own_arguments():
+    """`path`, `key` and `target` are common setting names (a recorder's file): they reach the user's class."""
+    from omegaconf import OmegaConf
+
+    from trainctl.config.targets import instantiate_target
+
+    node = OmegaConf.create({"c": {"_target_": "builtins.dict", "path": "ev.jsonl", "key": "k", "target": "t"}}).c
+    built = instantiate_target(node, check=lambda *_: None)
+    assert built == {"path": "ev.jsonl", "key": "k", "target": "t"}

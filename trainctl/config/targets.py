@@ -190,8 +190,9 @@ def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, s
     return call_target(target, path, str(key), *args, **kwargs)
 
 
-def call_target(target: Any, path: str, key: str, *args: Any, **kwargs: Any) -> Any:
-    """`target(*args, **kwargs)`, the user's class or factory: its failure is one message naming the node."""
+def call_target(target: Any, path: str, key: str, /, *args: Any, **kwargs: Any) -> Any:
+    """`target(*args, **kwargs)`, the user's class or factory: its failure is one message naming the node.
+    Positional-only, so a user's own `path=` or `key=` setting reaches their class."""
     try:
         return target(*args, **kwargs)
     except UserError:
