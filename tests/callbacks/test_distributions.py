@@ -80,16 +80,16 @@ def odd_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_weight_and_gradient_histograms_once_per_epoch(insight_run):
     run, _ = insight_run
     tags = events(run).Tags()["histograms"]
-    names = ["1.weight", "1.bias", "3.weight", "3.bias"]  # the smoke mlp: Flatten, Linear, ReLU, Linear
+    names = ["fc1.weight", "fc1.bias", "fc.weight", "fc.bias"]  # the smoke mlp: flatten, fc1, relu1, fc
     assert sorted(tags) == sorted([f"weights/{n}" for n in names] + [f"gradients/{n}" for n in names])
     accumulator = events(run)
     for tag in tags:
         values = accumulator.Histograms(tag)
         assert [v.step for v in values] == list(range(1, EPOCHS + 1))
         assert all(v.histogram_value.num > 0 for v in values)
-    weights = [accumulator.Histograms("weights/1.weight")[e].histogram_value for e in (0, 1)]
+    weights = [accumulator.Histograms("weights/fc1.weight")[e].histogram_value for e in (0, 1)]
     assert weights[0].sum != weights[1].sum  # the weights of each epoch, not one copy
-    gradients = accumulator.Histograms("gradients/1.weight")[-1].histogram_value
+    gradients = accumulator.Histograms("gradients/fc1.weight")[-1].histogram_value
     assert gradients.max > gradients.min  # real gradients, not the zeros of a freed .grad
 
 

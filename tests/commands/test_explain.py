@@ -85,12 +85,15 @@ def test_saliency_is_the_mlps_default(mlp_run):
 
 
 @pytest.mark.parametrize(("args", "png", "size", "said"), [
-    (["method=gradcampp", "n=2", "class=Bag"], "gradcampp_test_class8.png", (600, 260), "Grad-CAM++ on layer '3'"),
-    (["method=featuremaps", "layer=3"], "featuremaps_test.png", (900, 560),  # all 8 channels by default
-     "feature maps of layer '3', 8 of 8 channels"),
-    (["method=featuremaps", "layer=3", "channels=3", "n=2"], "featuremaps_test.png", (400, 310),
-     "feature maps of layer '3', 3 of 8 channels"),
-    (["method=kernels"], "kernels.png", (400, 185), "kernels of layer '0'"),  # the first conv's 4 kernels
+    (["method=gradcampp", "n=2", "class=Bag"], "gradcampp_test_class8.png", (600, 260),
+     "Grad-CAM++ on layer 'conv2'"),
+    (["method=featuremaps", "layer=conv2"], "featuremaps_test.png", (900, 560),  # all 8 channels by default
+     "feature maps of layer 'conv2', 8 of 8 channels"),
+    (["method=featuremaps", "layer=3", "channels=3", "n=2"], "featuremaps_test.png", (400, 310),  # 3: conv2's index
+     "feature maps of layer 'conv2', 3 of 8 channels"),
+    (["method=kernels"], "kernels.png", (400, 185), "kernels of layer 'conv1'"),  # the first conv's 4 kernels
+    (["method=kernels", "layer=conv2", "n=1"], "kernels.png", (400, 185), "kernels of layer 'conv2'"),
+    (["method=gradcam", "layer=relu1", "n=2"], "gradcam_test.png", (600, 260), "Grad-CAM on layer 'relu1'"),
 ])
 def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
     assert main(["explain", f"ckpt={cnn_run}", *args]) == 0
@@ -105,9 +108,12 @@ REFUSALS = [
     (["n=0"], "n=0 is not a number of images from 1 to 64"),
     (["method=featuremaps", "channels=65"], "channels=65 is not a number of feature maps from 1 to 64"),
     (["channels=4"], "channels=4 is an option of method=featuremaps only"),
-    (["layer=9"], "layer=9 is not a layer of the model 'cnn'. Layers with feature maps: 0, 1, 2, 3, 4"),
-    (["layer=5"], "layer=5 (Flatten) gives outputs of shape (1, 392), not feature maps"),
-    (["method=kernels", "layer=1"], "layer=1 is not a conv layer of the model 'cnn'. Its conv layers: 0, 3"),
+    (["layer=9"], "layer=9 is not a layer of the model 'cnn'. Layers with feature maps: conv1, relu1, pool1, conv2, "
+                  "relu2"),
+    (["layer=conv3"], "layer=conv3 is not a layer of the model 'cnn'; did you mean 'conv1'? Layers with feature maps:"),
+    (["layer=flatten"], "layer=flatten (Flatten) gives outputs of shape (1, 392), not feature maps"),
+    (["layer=5"], "layer=5 (flatten: Flatten) gives outputs of shape (1, 392), not feature maps"),
+    (["method=kernels", "layer=1"], "layer=1 is not a conv layer of the model 'cnn'. Its conv layers: conv1, conv2"),
     (["class=Shoe"], "class=Shoe is not a class of this dataset: give an index or a name (0=T-shirt/top,"),
     (["class=10"], "class=10 is out of range: this model has classes 0 to 9"),
     (["split=dev"], "split=dev is not one of test, val, train"),

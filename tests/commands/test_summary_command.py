@@ -138,10 +138,12 @@ def test_help_and_config_errors_answer_without_torch(tmp_path, args, code):
 
 def test_params_lists_every_parameter_by_name_with_its_shape(tmp_path):
     """`--params`: model.named_parameters(), as the tutorial prints them, with what model.freeze keeps still."""
-    proc = run_cli(["summary", "--params", "model=cnn", "model.channels=[4,8]", "model.freeze=[0]"], tmp_path)
+    proc = run_cli(["summary", "--params", "model=cnn", "model.channels=[4,8]", "model.freeze=[conv1]"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.split("parameter  shape")[1].splitlines()[1:] if line.strip()]
     model = build_model(compose(["model=cnn", "model.channels=[4,8]"]).model, spec_from_config(compose([]).dataset)[0])
     assert [r[0] for r in rows] == [name for name, _ in model.named_parameters()]
     assert [r[1] for r in rows] == ["x".join(map(str, p.shape)) for _, p in model.named_parameters()]
     assert [r[3] for r in rows] == ["no", "no", "yes", "yes", "yes", "yes"]
+    assert [r[0] for r in rows] == ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc.weight", "fc.bias"]
+    assert "Conv2d (conv1)" in proc.stdout and "Linear (fc)" in proc.stdout  # the layer table names them too

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from trainctl.components import build_model
+from trainctl.components.naming import legacy_name, upgrade_state_dict
 from trainctl.config.compose import compose
 from trainctl.config.validate import config_problems
 from trainctl.data.splits import DataSpec
@@ -135,7 +136,7 @@ def test_norm_groups_that_do_not_divide_are_refused(overrides, message):
 
 def test_instance_norm_on_one_by_one_maps_is_refused_before_training():
     with pytest.raises(UserError, match=r"^model.norm=instance needs more than one position per channel, but layer "
-                                        r"\d+ of model 'vgg' sees 1x1 maps on 1x28x28 inputs"):
+                                        r"inorm\d+ of model 'vgg' sees 1x1 maps on 1x28x28 inputs"):
         build(["model=vgg", "model.batch_norm=false", "model.norm=instance"])
 
 
@@ -218,7 +219,7 @@ def test_cnn_needs_a_channel_count():
 
 
 def test_a_cnn_too_deep_for_its_images_says_which_keys_to_lower():
-    with pytest.raises(UserError, match=r"^model 'cnn' cannot take 1x28x28 inputs: layer \d+ \(MaxPool2d 2x2\) .* "
+    with pytest.raises(UserError, match=r"^model 'cnn' cannot take 1x28x28 inputs: layer pool\d+ \(MaxPool2d 2x2\) .* "
                                         r"Fix: lower model.kernel_size or give model.channels fewer items"):
         build(["model=cnn", "model.channels=[8,8,8,8,8,8]", "model.kernel_size=1"])
 
@@ -261,15 +262,21 @@ SPECS = {"1x28x28": DIGITS, "3x32x32": DataSpec((3, 32, 32), 10)}
 
 
 def tree(model: nn.Module) -> dict:
-    return {"modules": [f"{name}:{type(m).__name__}" for name, m in model.named_modules()],
-            "state": {key: list(value.shape) for key, value in model.state_dict().items()}}
+    """The modules and state as the fixture's code named them: layers by index (`legacy_name`), so that the
+    fixture also checks that today's layer names map by position onto the same modules and tensors."""
+    return {"modules": [f"{legacy_name(model, name)}:{type(m).__name__}" for name, m in model.named_modules()],
+            "state": {legacy_name(model, key): list(value.shape) for key, value in model.state_dict().items()}}
 
 
 @pytest.mark.parametrize("spec", SPECS)
 @pytest.mark.parametrize("case", CASES)
 def test_configs_without_the_new_keys_build_the_modules_they_built(case, spec):
-    """The fixture was recorded from the code before these keys existed."""
-    assert tree(build(CASES[case], SPECS[spec])) == BEFORE[f"{case} @ {spec}"]
+    """The fixture was recorded from the code before these keys existed (and before layers had names)."""
+    model = build(CASES[case], SPECS[spec])
+    assert tree(model) == BEFORE[f"{case} @ {spec}"]
+    # an old checkpoint's keys, in the fixture's order, read back as today's names in the model's order
+    old = dict.fromkeys(BEFORE[f"{case} @ {spec}"]["state"], 0)
+    assert list(upgrade_state_dict(model, old)) == list(model.state_dict())
 
 
 # Model configs as checkpoints and exported models stored them before the new keys existed.
@@ -331,7 +338,7 @@ def test_a_stride_or_padding_list_of_the_wrong_length_is_refused(overrides, mess
 
 
 def test_a_stride_that_shrinks_the_image_away_names_the_layer():
-    with pytest.raises(UserError, match=r"model 'cnn' cannot take 1x28x28 inputs: layer 3 \(Conv2d 5x5\)"):
+    with pytest.raises(UserError, match=r"model 'cnn' cannot take 1x28x28 inputs: layer conv2 \(Conv2d 5x5\)"):
         build(["model=cnn", "model.strides=[4,8]", "model.paddings=[0,0]"])
 
 

@@ -61,7 +61,7 @@ def test_pretrained_weights_that_cannot_be_fetched_give_a_clear_error(monkeypatc
 
 def test_vgg_rejects_too_many_pools():
     cfg = compose(["model=vgg", "model.layers=[8,M,M,M,M,M,M]"]).model
-    message = (r"^model 'vgg' cannot take 1x28x28 inputs: layer 7 \(MaxPool2d 2x2\) shrinks its 1x1 input to 0x0. "
+    message = (r"^model 'vgg' cannot take 1x28x28 inputs: layer pool5 \(MaxPool2d 2x2\) shrinks its 1x1 input to 0x0. "
                r"Fix: remove some 'M' pools from model.layers, or use larger images. "
                r"The smallest input it takes is 64x64")
     with pytest.raises(UserError, match=message):
@@ -70,14 +70,14 @@ def test_vgg_rejects_too_many_pools():
 
 # Models on images too small for them: the layer named, and the smallest size given is exactly the smallest.
 TOO_SMALL = [
-    (["model=lenet"], (3, 1, 1), r"layer 2 \(MaxPool2d 2x2\) shrinks its 1x1 input to 0x0", 12),
-    (["model=lenet"], (1, 10, 10), r"layer 5 \(MaxPool2d 2x2\) shrinks its 1x1 input to 0x0", 12),
-    (["model=vgg"], (3, 8, 8), r"layer 21 \(MaxPool2d 2x2\) shrinks .* fewer 'M' pools than preset vgg11's", 16),
+    (["model=lenet"], (3, 1, 1), r"layer pool1 \(MaxPool2d 2x2\) shrinks its 1x1 input to 0x0", 12),
+    (["model=lenet"], (1, 10, 10), r"layer pool2 \(MaxPool2d 2x2\) shrinks its 1x1 input to 0x0", 12),
+    (["model=vgg"], (3, 8, 8), r"layer pool4 \(MaxPool2d 2x2\) shrinks .* fewer 'M' pools than preset vgg11's", 16),
     (["model=cnn", "model.kernel_size=29"], (1, 28, 28),
-     r"^model.kernel_size=29 is larger than the 28x28 input that layer 0 \(Conv2d 29x29\) of model 'cnn' sees on "
+     r"^model.kernel_size=29 is larger than the 28x28 input that layer conv1 \(Conv2d 29x29\) of model 'cnn' sees on "
      r"1x28x28 inputs: lower model.kernel_size to at most 28, or use larger images.", 115),
-    (["model=cnn", "model.kernel_size=9"], (1, 28, 28), "the 7x7 input that layer 3 .* at most 7", 35),
-    (["model=cnn"], (1, 12, 30), "the 3x7 input that layer 3", 19),
+    (["model=cnn", "model.kernel_size=9"], (1, 28, 28), "the 7x7 input that layer conv2 .* at most 7", 35),
+    (["model=cnn"], (1, 12, 30), "the 3x7 input that layer conv2", 19),
 ]
 
 

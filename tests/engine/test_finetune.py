@@ -47,6 +47,7 @@ def cnn_runs(tmp_path_factory, fake_fashion):
     cwd = tmp_path_factory.mktemp("cnn")
     source, _ = train(cwd, f"dataset.root={fake_fashion}", NO_SYSTEM_DATA)
     target = folder(cwd / "shapes", ("circle", "square", "stripe"), 28, grey=True)
+    # indices as older versions named the layers (conv1, conv2): still accepted
     tuned, log = train(cwd, f"init_from={source}", "init_from_strict=false", "model.freeze=[0,3]", *target)
     return source, tuned, log
 
@@ -57,10 +58,11 @@ def test_a_new_head_starts_afresh_and_frozen_layers_keep_the_loaded_weights(cnn_
     after = load_checkpoint(tuned / "checkpoints" / "last.pt")
     text = " ".join(log.split())
     assert f"init_from: loaded the weights of {source / 'checkpoints' / 'best.pt'}" in text
-    assert "4 of 6 tensors" in text and "6.weight [10, 1568] -> [3, 1568]" in text
-    for key in ("0.weight", "0.bias", "3.weight", "3.bias"):  # loaded, then never trained
+    assert "4 of 6 tensors" in text and "fc.weight [10, 1568] -> [3, 1568]" in text
+    assert "froze 4 tensors under conv1, conv2" in text
+    for key in ("conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"):  # loaded, then never trained
         assert torch.equal(after["model"][key], before[key]), key
-    assert after["model"]["6.weight"].shape == (3, 1568)
+    assert after["model"]["fc.weight"].shape == (3, 1568)
     # a fresh start: its own counters, and an optimizer that holds only the head's two tensors
     assert (after["epoch"], after["step"]) == (1, 2)
     assert [len(g["params"]) for g in after["optimizer"]["param_groups"]] == [2]
@@ -77,7 +79,7 @@ def test_a_head_that_does_not_fit_is_one_error_by_default(cnn_runs):
     source, _, _ = cnn_runs
     model = build_model(compose(["model=cnn"]).model, DataSpec((1, 28, 28), 3))
     with pytest.raises(UserError, match=re.escape(
-            "shape differs (checkpoint -> model): 6.weight [10, 1568] -> [3, 1568], 6.bias [10] -> [3]. "
+            "shape differs (checkpoint -> model): fc.weight [10, 1568] -> [3, 1568], fc.bias [10] -> [3]. "
             "Add init_from_strict=false")):
         load_initial_weights(model, source / "checkpoints" / "best.pt", torch.device("cpu"))
 
@@ -170,3 +172,31 @@ def test_resuming_a_fine_tuned_run_does_not_replay_init_from(tmp_path):
     (run / ".hydra" / "overrides.yaml").write_text("- init_from=runs/source\n- model.freeze=[0,3]\n")
     replayed = resume_overrides([f"resume={run}"])
     assert "model.freeze=[0,3]" in replayed and not any(o.startswith("init_from=") for o in replayed)
+
+
+
+# ---- layer names, and the indices older versions used ---------------------------------------------------------
+@pytest.mark.parametrize("overrides, names, indices", [
+    (["model=cnn"], ["conv1"], ["0"]),
+    (["model=lenet"], ["conv2", "fc1"], ["3", "7"]),
+    (["model=vgg", "model.layers=[4,M,8]"], ["conv2", "head.fc1"], ["4", "8.2"]),
+    (["model=cnn1d"], ["features.conv1"], ["features.0"]),
+])
+def test_a_layer_is_frozen_by_its_name_or_by_its_old_index(overrides, names, indices):
+    def frozen(prefixes: list[str]) -> list[str]:
+        model = build_model(compose(overrides).model, DataSpec((1, 28, 28), 10))
+        freeze(model, prefixes, "m")
+        return [name for name, p in model.named_parameters() if not p.requires_grad]
+
+    by_name = frozen(names)
+    assert by_name and all(any(n.startswith(prefix + ".") for prefix in names) for n in by_name)
+    assert frozen(indices) == by_name
+
+
+def test_an_unknown_layer_name_is_one_message_listing_the_names(tmp_path):
+    proc = run_cli(["summary", "model=lenet", "model.freeze=[conv9]"], tmp_path)
+    assert proc.returncode == 2
+    message = " ".join(proc.stderr.split())
+    assert ("model.freeze: 'conv9' names no module with parameters in model 'lenet'. Its top-level modules are: "
+            "conv1 (Conv2d), conv2 (Conv2d), fc1 (Linear), fc2 (Linear), fc (Linear)") in message
+    assert "Traceback" not in proc.stderr

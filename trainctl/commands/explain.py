@@ -41,7 +41,8 @@ methods:
   cam         the original CAM, for models that end in global average pooling and one linear layer
   regions     classifiers of two features (blobs): the predicted classes over the plane, with the split's
               points (default split=train)
-layer=NAME    a module name as model.named_modules() gives it (e.g. 3, features.0); default: found automatically
+layer=NAME    a module name as model.named_modules() gives it (e.g. conv2, layer4.1.conv2; an index such as 3
+              still works); default: found automatically
 class=C       explain class C (index or name) instead of each image's predicted class
 Extra KEY=VALUE pairs change the stored config (e.g. dataset.root=DIR). A checkpoint whose config names code
 (_target_) is refused unless you name the same on this command line or add trust_targets=true."""

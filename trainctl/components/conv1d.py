@@ -14,6 +14,7 @@ from torch import nn
 
 from trainctl.components.layers import activation, dropout
 from trainctl.components.models import MODELS
+from trainctl.components.naming import named_sequential
 from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 
@@ -29,9 +30,10 @@ class Conv1DNet(nn.Module):
             layers += [nn.Conv1d(inputs, count, cfg.kernel_size, padding=cfg.kernel_size // 2),
                        activation(cfg.activation), *dropout(cfg.dropout)]
             inputs = count
-        self.features = nn.Sequential(*layers)
-        if self.classify:
-            self.head: nn.Module = nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(inputs, spec.num_classes))
+        self.features = named_sequential(layers)  # conv1, relu1, (dropout1,) conv2, ...
+        if self.classify:  # avgpool, flatten, fc
+            self.head: nn.Module = named_sequential([nn.AdaptiveAvgPool1d(1), nn.Flatten(),
+                                                     nn.Linear(inputs, spec.num_classes)])
         else:
             self.head = nn.Conv1d(inputs, spec.target_shape[-1], 1)
 

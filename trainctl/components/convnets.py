@@ -12,13 +12,14 @@ from trainctl.data.splits import DataSpec
 from trainctl.errors import UserError
 from trainctl.components.layers import ConvStyle, activation, dropout, per_conv
 from trainctl.components.models import MODELS, check_input_size, check_norm_positions, flat_size, need_image
+from trainctl.components.naming import named_sequential
 
 
 @MODELS.register("cnn")
 def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
     """Small convnet: a block (conv, norm, activation, pool) per model.channels item, the first conv with stride 2
     and no pool after the last; then model.hidden linear layers and a linear layer to the classes. Default:
-    conv 16@5x5/2, ReLU, max-pool 2; conv 32@5x5, ReLU; linear."""
+    conv1 16@5x5/2, relu1, pool1 (max 2); conv2 32@5x5, relu2; flatten, fc."""
     need_image("cnn", spec)
     channels = list(cfg.channels)
     if not channels:
@@ -36,20 +37,22 @@ def build_cnn(cfg: DictConfig, spec: DataSpec) -> nn.Module:
             features.append(style.pooling())
         inputs = count
     features.append(nn.Flatten())
+    named = named_sequential(features)  # the names error messages give (the whole model's begin the same way)
     fewer = "lower model.kernel_size or give model.channels fewer items (each block but the last halves the size)"
-    check_input_size("cnn", features, spec.input_shape, fewer, kernel_key="model.kernel_size")
-    check_norm_positions("cnn", features, spec.input_shape)
-    width = flat_size(nn.Sequential(*features), spec.input_shape)
+    check_input_size("cnn", named, spec.input_shape, fewer, kernel_key="model.kernel_size")
+    check_norm_positions("cnn", named, spec.input_shape)
+    width = flat_size(named, spec.input_shape)
     head: list[nn.Module] = []
     for hidden in cfg.hidden:
         head += [*dropout(cfg.dropout), nn.Linear(width, hidden), activation(cfg.activation)]
         width = hidden
-    return nn.Sequential(*features, *head, *dropout(cfg.dropout), nn.Linear(width, spec.num_classes))
+    return named_sequential([*features, *head, *dropout(cfg.dropout), nn.Linear(width, spec.num_classes)])
 
 
 @MODELS.register("lenet")
 def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
-    """LeNet-5: conv 6@5x5, pool, conv 16@5x5, pool, fc 120, fc 84, fc classes."""
+    """LeNet-5: conv1 6@5x5, relu1, pool1, conv2 16@5x5, relu2, pool2, flatten, fc1 120, relu3, fc2 84, relu4,
+    fc (the classes)."""
     need_image("lenet", spec)
     style = ConvStyle.of(cfg, "lenet", [6, 16])
     # Padding 2 on the first conv turns 28x28 digits into LeNet's original 32x32 receptive field.
@@ -60,18 +63,20 @@ def build_lenet(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         *style.block(nn.Conv2d(6, 16, 5, stride=strides[1], padding=paddings[1])), style.pooling(),
         nn.Flatten(),
     ]
-    check_input_size("lenet", features, spec.input_shape, "use a model for small images (model=resnet takes any size)")
-    check_norm_positions("lenet", features, spec.input_shape)
-    flat = flat_size(nn.Sequential(*features), spec.input_shape)
+    named = named_sequential(features)
+    check_input_size("lenet", named, spec.input_shape, "use a model for small images (model=resnet takes any size)")
+    check_norm_positions("lenet", named, spec.input_shape)
+    flat = flat_size(named, spec.input_shape)
     head = [nn.Linear(flat, 120), activation(cfg.activation), *dropout(cfg.dropout),
             nn.Linear(120, 84), activation(cfg.activation), *dropout(cfg.dropout),
             nn.Linear(84, spec.num_classes)]
-    return nn.Sequential(*features, *head)
+    return named_sequential([*features, *head])
 
 
 @MODELS.register("vgg")
 def build_vgg(cfg: DictConfig, spec: DataSpec) -> nn.Module:
-    """VGG-style convnet from a layer list (numbers: 3x3 conv channels, M: 2x2 pool); presets vgg11/13/16."""
+    """VGG-style convnet from a layer list (numbers: 3x3 conv channels, M: 2x2 pool); presets vgg11/13/16.
+    Layers conv1, bn1, relu1, pool1, ..., then `head`: avgpool, flatten, fc1, relu1, dropout1, fc."""
     need_image("vgg", spec)
     layers = OmegaConf.to_container(cfg.layers) if cfg.layers is not None else VGG_PRESETS[cfg.preset]
     for item in layers:
@@ -94,13 +99,14 @@ def build_vgg(cfg: DictConfig, spec: DataSpec) -> nn.Module:
             channels, conv = item, conv + 1
     fewer_pools = ("remove some 'M' pools from model.layers" if cfg.layers is not None else
                    f"give model.layers with fewer 'M' pools than preset {cfg.preset}'s")
-    check_input_size("vgg", features, spec.input_shape, fewer_pools)
-    check_norm_positions("vgg", features, spec.input_shape)
-    head = nn.Sequential(
+    named = named_sequential(features)
+    check_input_size("vgg", named, spec.input_shape, fewer_pools)
+    check_norm_positions("vgg", named, spec.input_shape)
+    head = named_sequential([
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, cfg.hidden), activation(cfg.activation, True),
         nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, spec.num_classes),
-    )
-    return nn.Sequential(*features, head)
+    ])
+    return named_sequential([*features, ("head", head)])
 
 
 def _torchvision_model(arch: str, weights: str | None, num_classes: int) -> nn.Module:
@@ -186,11 +192,12 @@ class RepeatChannels(nn.Module):
 
 @MODELS.register("torchvision")
 def build_torchvision(cfg: DictConfig, spec: DataSpec) -> nn.Module:
-    """Any torchvision classification model by name (grey inputs repeated to 3 channels)."""
+    """Any torchvision classification model by name (grey inputs repeated to 3 channels: then the model is
+    `net` behind a `to_rgb` layer)."""
     need_image("torchvision", spec)
     model = _torchvision_model(cfg.arch, cfg.weights, spec.num_classes)
     if spec.input_shape[0] == 1:
-        model = nn.Sequential(RepeatChannels(), model)
+        model = named_sequential([("to_rgb", RepeatChannels()), ("net", model)])
     elif spec.input_shape[0] != 3:
         raise UserError(f"model=torchvision needs 1- or 3-channel images, not {spec.input_shape[0]} channels")
     with torch.no_grad():

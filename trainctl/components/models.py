@@ -6,13 +6,14 @@ Here: the registry, the input-size and memory checks every builder uses, and the
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from trainctl.components.layers import activation, dropout, linear_norm
+from trainctl.components.naming import named_sequential
 from trainctl.components.shapes import conv_pool_size, pair, stack_shapes
 from trainctl.config.targets import has_target, instantiate_target
 from trainctl.config.schemas import SCHEMAS
@@ -48,28 +49,28 @@ SPATIAL_END = (nn.Flatten, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)  # sizes 
 MAX_SIDE = 1 << 20
 
 
-def _walk(layers: Sequence[nn.Module], size: tuple[int, int]) -> Iterator[tuple[int, nn.Module, tuple, tuple]]:
-    """(index, layer, input size, output size) for each layer up to the first that ends the spatial part."""
-    for index, layer in enumerate(layers):
+def _walk(layers: nn.Module, size: tuple[int, int]) -> Iterator[tuple[str, nn.Module, tuple, tuple]]:
+    """(name, layer, input size, output size) for each layer up to the first that ends the spatial part."""
+    for name, layer in layers.named_children():
         if isinstance(layer, SPATIAL_END):
             return
         out = conv_pool_size(layer, size) or size  # other layers keep the size
-        yield index, layer, size, out
+        yield name, layer, size, out
         size = out
 
 
-def _first_problem(layers: Sequence[nn.Module], size: tuple[int, int], kernel_fits: bool) -> tuple | None:
+def _first_problem(layers: nn.Module, size: tuple[int, int], kernel_fits: bool) -> tuple | None:
     """The first layer whose output vanishes (or, with `kernel_fits`, whose conv kernel exceeds its input)."""
-    for index, layer, size_in, size_out in _walk(layers, size):
+    for name, layer, size_in, size_out in _walk(layers, size):
         if min(size_out) < 1:
-            return index, layer, size_in, size_out, "vanishes"
+            return name, layer, size_in, size_out, "vanishes"
         if kernel_fits and isinstance(layer, nn.Conv2d) and any(
                 k > n for k, n in zip(pair(layer.kernel_size), size_in)):
-            return index, layer, size_in, size_out, "kernel"
+            return name, layer, size_in, size_out, "kernel"
     return None
 
 
-def smallest_input(layers: Sequence[nn.Module], kernel_fits: bool = False) -> int | None:
+def smallest_input(layers: nn.Module, kernel_fits: bool = False) -> int | None:
     """The smallest side of a square image that passes every layer, by bisection (output sizes only grow with
     the input size); None when even MAX_SIDE does not."""
     if _first_problem(layers, (MAX_SIDE, MAX_SIDE), kernel_fits):
@@ -89,7 +90,7 @@ def _describe(layer: nn.Module) -> str:
     return f"{type(layer).__name__} {'x'.join(map(str, pair(kernel)))}" if kernel is not None else type(layer).__name__
 
 
-def check_input_size(name: str, layers: Sequence[nn.Module], input_shape: tuple[int, ...], fix: str,
+def check_input_size(name: str, layers: nn.Module, input_shape: tuple[int, ...], fix: str,
                      kernel_key: str | None = None) -> None:
     """Refuse images that a layer of `layers` shrinks to nothing, naming the layer and the smallest size that
     works; with `kernel_key` (the config key setting the conv kernels) also refuse a kernel larger than the
@@ -97,8 +98,8 @@ def check_input_size(name: str, layers: Sequence[nn.Module], input_shape: tuple[
     problem = _first_problem(layers, tuple(input_shape[1:]), kernel_key is not None)
     if problem is None:
         return
-    index, layer, (h, w), (oh, ow), kind = problem
-    where = f"layer {index} ({_describe(layer)})"
+    layer_name, layer, (h, w), (oh, ow), kind = problem
+    where = f"layer {layer_name} ({_describe(layer)})"
     shape = "x".join(map(str, input_shape))
     side = smallest_input(layers, kernel_key is not None)
     larger = "" if side is None else (f" The smallest input it takes is {side}x{side} "
@@ -111,18 +112,19 @@ def check_input_size(name: str, layers: Sequence[nn.Module], input_shape: tuple[
                     f"Fix: {fix}, or use larger images.{larger}")
 
 
-def check_norm_positions(name: str, layers: Sequence[nn.Module], input_shape: tuple[int, ...]) -> None:
+def check_norm_positions(name: str, layers: nn.Module, input_shape: tuple[int, ...]) -> None:
     """Instance norm takes a mean over each channel's positions: torch refuses a 1x1 map mid-run; say so now."""
-    for index, layer, (h, w), _ in _walk(layers, tuple(input_shape[1:])):
+    for layer_name, layer, (h, w), _ in _walk(layers, tuple(input_shape[1:])):
         if isinstance(layer, nn.InstanceNorm2d) and h * w == 1:
-            raise UserError(f"model.norm=instance needs more than one position per channel, but layer {index} of "
+            raise UserError(f"model.norm=instance needs more than one position per channel, but layer {layer_name} of "
                             f"model '{name}' sees 1x1 maps on {'x'.join(map(str, input_shape))} inputs. Fix: "
                             "choose model.norm=group, layer or batch, fewer pools, or larger images")
 
 
 @MODELS.register("mlp")
 def build_mlp(cfg: DictConfig, spec: DataSpec) -> nn.Module:
-    """Fully connected net on flattened inputs (default: the PyTorch quickstart's 784-512-512-10, ReLU)."""
+    """Fully connected net on flattened inputs (default: the PyTorch quickstart's 784-512-512-10, ReLU): flatten,
+    fc1, relu1, fc2, relu2, fc (with bn/ln and dropout layers between when asked)."""
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(spec.input_shape)
     norm = chosen_norm(cfg)
@@ -134,7 +136,7 @@ def build_mlp(cfg: DictConfig, spec: DataSpec) -> nn.Module:
         layers += [nn.Linear(width, math.prod(spec.target_shape)), nn.Unflatten(1, spec.target_shape)]
     else:
         layers.append(nn.Linear(width, spec.num_classes))
-    return nn.Sequential(*layers)
+    return named_sequential(layers)
 
 
 # ---- memory: refuse a model whose parameters cannot fit, before allocating them --------------------------------

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from trainctl.components.naming import upgrade_state_dict
 from trainctl.data.splits import DataSpec
 from trainctl.deploy.preprocess import InputRules
 from trainctl.errors import UserError
@@ -81,8 +82,23 @@ def load_model(weights: str | Path, trust_targets: bool = False) -> nn.Module:
     spec = DataSpec(tuple(meta["input_shape"]), meta["num_classes"], meta["task"], tuple(meta["classes"]),
                     tuple(meta["target_shape"]))
     model = build_model(OmegaConf.create(meta["model"]), spec)
-    load_into(model, str(weights))
+    if _index_names(model, weights):  # exported before layers had names: renamed by position
+        from safetensors.torch import load_file
+
+        model.load_state_dict(upgrade_state_dict(model, load_file(str(weights))))
+    else:
+        load_into(model, str(weights))
     return model.eval()
+
+
+def _index_names(model: nn.Module, weights: Path) -> bool:
+    """Whether the file names tensors the model lacks (an older export's `3.weight` for `conv2.weight`)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as stored:
+        keys = list(stored.keys())
+    own = model.state_dict()
+    return any(key not in own for key in keys)
 
 
 def reload_runner(weights_data: bytes, meta: dict[str, Any], trust_targets: bool) -> nn.Module:

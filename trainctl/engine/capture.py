@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from trainctl.components.naming import upgrade_state_dict
 from trainctl.engine.checkpoint import on_cpu, restore_rng_state, rng_state
 from trainctl.engine.step import Trainer
 
@@ -53,11 +54,11 @@ def restore_process_state(t: Trainer, state: dict[str, Any]) -> None:
 
 def restore(t: Trainer, state: dict[str, Any]) -> None:
     """Put a captured state back into a freshly built trainer (the inverse of `capture`)."""
-    t.raw_model.load_state_dict(state["model"])
+    t.raw_model.load_state_dict(upgrade_state_dict(t.raw_model, state["model"]))  # older index names too
     t.optimizer.load_state_dict(state["optimizer"])
     t.schedule.load_state_dict(state["scheduler"])
     if t.ema is not None and state.get("ema") is not None:
-        t.ema.load_state_dict(state["ema"])
+        t.ema.load_state_dict(upgrade_state_dict(t.ema.model, state["ema"]))
     if t.scaler is not None and state.get("scaler"):
         t.scaler.load_state_dict(state["scaler"])
     t.state.restore(state)

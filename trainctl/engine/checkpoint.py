@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import torch
 
+from trainctl.components.naming import upgrade_state_dict
 from trainctl.errors import UserError
 from trainctl.files import atomic_write_bytes
 
@@ -185,9 +186,10 @@ def checkpoint_file(value: str, default: str = "best") -> Path:
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, Any], source: Path) -> None:
-    """Load a state dict, turning a shape or name mismatch into one message that lists what differs."""
+    """Load a state dict (an older checkpoint's index names read as the layer names, by position), turning a
+    shape or name mismatch into one message that lists what differs."""
     try:
-        model.load_state_dict(weights)
+        model.load_state_dict(upgrade_state_dict(model, weights))
     except RuntimeError as e:
         lines = [line.strip() for line in str(e).splitlines()[1:] if line.strip()][:6]
         raise UserError(f"the weights in {source} do not fit the model built from its config: "

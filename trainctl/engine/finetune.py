@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from trainctl.components.naming import legacy_name, module_name, upgrade_state_dict
 from trainctl.config.targets import component_name
 from trainctl.engine.checkpoint import checkpoint_file, load_checkpoint
 from trainctl.errors import UserError
@@ -95,6 +96,7 @@ def load_initial_weights(model: nn.Module, path: Path, device: torch.device, str
     log lists them."""
     state = load_checkpoint(path, map_location=device)
     weights, what = weights_of(state, path)
+    weights = upgrade_state_dict(model, weights)  # a checkpoint from before layers had names: by position
     own = model.state_dict()
     reshaped = [f"{k} {_shape(weights[k])} -> {_shape(v)}" for k, v in own.items()
                 if k in weights and weights[k].shape != v.shape]
@@ -135,16 +137,29 @@ def _top_level(model: nn.Module) -> str:
                      if any(True for _ in child.parameters())) or "none with parameters"
 
 
+def _resolved(model: nn.Module, prefix: str, named: Sequence[tuple[str, nn.Parameter]]) -> str | None:
+    """The module name `prefix` stands for: itself, or the layer an index names as older versions did
+    (`0`, `features.3`, a parameter's `3.weight`); None when neither has parameters."""
+    parameter = {legacy_name(model, name): name for name, _ in named}.get(prefix)
+    for candidate in (prefix, module_name(model, prefix), parameter):
+        if candidate and any(_matches(name, candidate) for name, _ in named):
+            return candidate
+    return None
+
+
 def freeze(model: nn.Module, prefixes: Sequence[str], model_name: str = "model") -> int:
     """Stop training the parameters under each module-name prefix (`requires_grad=False`, so the optimizer,
     built after, leaves them out); returns how many parameter values stay trainable."""
     named = list(model.named_parameters())
-    cleaned = [p.strip().rstrip(".") for p in prefixes]
-    for prefix, given in zip(cleaned, prefixes):
-        if not prefix or not any(_matches(name, prefix) for name, _ in named):
+    cleaned: list[str] = []
+    for given in prefixes:
+        prefix = _resolved(model, given.strip().rstrip("."), named)
+        if prefix is None:
             raise UserError(f"model.freeze: '{given}' names no module with parameters in model '{model_name}'. "
                             f"Its top-level modules are: {_top_level(model)} (deeper ones by dotted name, e.g. "
-                            "layer1.0); see them all with `trainctl summary`.")
+                            "layer1.0; an index as in nn.Sequential, e.g. 0, also works); see them all with "
+                            "`trainctl summary`.")
+        cleaned.append(prefix)
     frozen = {n for n, _ in named if any(_matches(n, prefix) for prefix in cleaned)}
     if not any(p.requires_grad for n, p in named if n not in frozen):
         raise UserError(f"model.freeze={list(prefixes)} freezes every parameter of model '{model_name}', which "

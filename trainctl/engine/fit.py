@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 from trainctl import clock
+from trainctl.components.naming import upgrade_state_dict
 from trainctl.data.catalog import build_dataset
 from trainctl.data.splits import DataBundle, ceil_div
 from trainctl.engine.build import build_trainer, one_thread_when_tiny
@@ -160,9 +161,10 @@ def _finish(t: Trainer) -> dict[str, Any]:
     # Rank 0's best weights for every process: other machines of a multi-node run may not see its disk.
     best = t.dist.broadcast(best and {"model": best["model"], "ema": best.get("ema")})
     model = t.raw_model
-    model.load_state_dict(best["model"])
+    # best.pt may predate a resume, and this version's layer names: read by position then
+    model.load_state_dict(upgrade_state_dict(model, best["model"]))
     if t.ema is not None:
-        t.ema.load_state_dict(best["ema"])
+        t.ema.load_state_dict(upgrade_state_dict(t.ema.model, best["ema"]))
         model = t.ema.model
     best_epoch_metrics = s.history[s.best_epoch - 1]
     batch_size, max_batches = cfg.trainer.eval_batch_size, cfg.trainer.max_eval_batches

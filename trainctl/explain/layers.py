@@ -1,7 +1,7 @@
 """Which layer a method looks at: found automatically, or the one `layer=` names, checked before any work.
 
-Layers are named as `model.named_modules()` names them (`0`, `features.3`, `layer4.1.conv2`), the names torchcam
-and forward hooks take.
+Layers are named as `model.named_modules()` names them (`conv2`, `head.fc`, `layer4.1.conv2`), the names torchcam
+and forward hooks take; the index paths older versions showed (`3`, `features.0`) name the same layers.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from trainctl.components.naming import module_name
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
 
@@ -56,18 +57,26 @@ def _hint(name: str, names: list[str]) -> str:
     return did_you_mean(name, names) or "."
 
 
-def check_layer(model: nn.Module, name: str, shapes: dict[str, tuple[int, ...]], model_name: str) -> str:
-    """`name` when it is a layer of the model that gives feature maps; otherwise a UserError listing some that do."""
+def _kind(modules: dict[str, nn.Module], given: str, name: str) -> str:
+    """'Conv2d', or 'relu1: ReLU' for a layer given by its index."""
+    kind = type(modules[name]).__name__
+    return kind if given == name else f"{name}: {kind}"
+
+
+def check_layer(model: nn.Module, given: str, shapes: dict[str, tuple[int, ...]], model_name: str) -> str:
+    """The layer `given` names (an index path read by position) when it gives feature maps; otherwise a
+    UserError listing some that do."""
+    name = module_name(model, given) or given
     maps = [n for n, shape in shapes.items() if spatial(shape)]
     modules = dict(model.named_modules())
     if not name or name not in modules:
-        raise UserError(f"layer={name} is not a layer of the {model_name}{_hint(name, list(modules)[1:])} "
+        raise UserError(f"layer={given} is not a layer of the {model_name}{_hint(given, list(modules)[1:])} "
                         f"Layers with feature maps: {_some(maps) or 'none'}")
     if name not in shapes:
-        raise UserError(f"layer={name} ({type(modules[name]).__name__}) does not run in the {model_name}'s forward "
+        raise UserError(f"layer={given} ({_kind(modules, given, name)}) does not run in the {model_name}'s forward "
                         f"pass: choose one of {_some(maps)}")
     if not spatial(shapes[name]):
-        raise UserError(f"layer={name} ({type(modules[name]).__name__}) gives outputs of shape {shapes[name]}, not "
+        raise UserError(f"layer={given} ({_kind(modules, given, name)}) gives outputs of shape {shapes[name]}, not "
                         f"feature maps [N, C, H, W]: choose one of {_some(maps)}")
     return name
 
@@ -105,9 +114,10 @@ def kernel_layer(model: nn.Module, requested: str | None, model_name: str) -> tu
     convs = conv_layers(model)
     if requested is None:
         return convs[0]
-    found = dict(convs).get(requested)
+    name = module_name(model, requested) or requested
+    found = dict(convs).get(name)
     if found is None:
         names = [n for n, _ in convs]
         raise UserError(f"layer={requested} is not a conv layer of the {model_name}"
                         f"{_hint(requested, names)} Its conv layers: {_some(names)}")
-    return requested, found
+    return name, found
