@@ -59,7 +59,11 @@ def test_onnx_takes_raw_pixels_and_reproduces_pytorch_in_onnxruntime(cnn):
     for batch in (images, images[:3]):  # any batch size; uint8 pixels straight from the dataset
         logits = torch.from_numpy(session.run(None, {given.name: batch.numpy()})[0])
         assert torch.allclose(logits, expected_logits(cnn, batch), atol=1e-4)
-    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    graph = onnx.load(str(path))
+    weights = sorted(init.name.split(".", init.name.count(".") - 1)[-1] for init in graph.graph.initializer
+                     if init.name.endswith((".weight", ".bias")))
+    assert {"conv1.weight", "conv2.weight", "fc.weight"} <= set(weights), weights  # the layers' names, not indices
+    props = {p.key: p.value for p in graph.metadata_props}
     assert json.loads(props["trainctl.classes"]) == list(restored.data.spec.class_names)
     assert json.loads(props["trainctl.preprocess"])["mean"] == [0.2860]
 
