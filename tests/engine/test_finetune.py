@@ -179,7 +179,7 @@ def test_resuming_a_fine_tuned_run_does_not_replay_init_from(tmp_path):
 @pytest.mark.parametrize("overrides, names, indices", [
     (["model=cnn"], ["conv1"], ["0"]),
     (["model=lenet"], ["conv2", "fc1"], ["3", "7"]),
-    (["model=vgg", "model.layers=[4,M,8]"], ["conv2", "head.fc1"], ["4", "8.2"]),
+    (["model=vgg", "model.layers=[4,M,8]"], ["conv2", "head.fc1"], ["4", "7.2"]),
     (["model=cnn1d"], ["features.conv1"], ["features.0"]),
 ])
 def test_a_layer_is_frozen_by_its_name_or_by_its_old_index(overrides, names, indices):

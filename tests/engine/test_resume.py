@@ -232,7 +232,10 @@ def test_a_run_written_by_release_0_1_0_resumes(tmp_path):
     assert metrics["history"][0] == before["history"][0]  # the old epoch is kept as it was
     after = load_checkpoint(run / "checkpoints" / "last.pt")
     assert after["step"] == before["step"] * 2  # one more epoch of the same number of steps
-    assert not same_weights(after["model"], before["model"])
+    # its index keys (1.weight: flatten, linear, relu, dropout, linear) read by position, saved with the names
+    assert list(before["model"]) == ["1.weight", "1.bias", "4.weight", "4.bias"]
+    assert list(after["model"]) == ["fc1.weight", "fc1.bias", "fc.weight", "fc.bias"]
+    assert not same_weights(dict(zip(before["model"], after["model"].values())), before["model"])
 
 
 def test_nan_before_any_checkpoint_says_none_was_saved(tmp_path):
