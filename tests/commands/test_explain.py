@@ -92,7 +92,7 @@ def test_saliency_is_the_mlps_default(mlp_run):
     (["method=featuremaps", "layer=3", "channels=3", "n=2"], "featuremaps_test.png", (400, 310),  # 3: conv2's index
      "feature maps of layer 'conv2', 3 of 8 channels"),
     (["method=kernels"], "kernels.png", (400, 185), "kernels of layer 'conv1'"),  # the first conv's 4 kernels
-    (["method=kernels", "layer=conv2", "n=1"], "kernels.png", (400, 185), "kernels of layer 'conv2'"),
+    (["method=kernels", "layer=conv2"], "kernels.png", (800, 185), "kernels of layer 'conv2'"),  # its 8
     (["method=gradcam", "layer=relu1", "n=2"], "gradcam_test.png", (600, 260), "Grad-CAM on layer 'relu1'"),
 ])
 def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
@@ -110,7 +110,7 @@ REFUSALS = [
     (["channels=4"], "channels=4 is an option of method=featuremaps only"),
     (["layer=9"], "layer=9 is not a layer of the model 'cnn'. Layers with feature maps: conv1, relu1, pool1, conv2, "
                   "relu2"),
-    (["layer=conv3"], "layer=conv3 is not a layer of the model 'cnn'; did you mean 'conv1'? Layers with feature maps:"),
+    (["layer=conv3"], "layer=conv3 is not a layer of the model 'cnn'; did you mean 'conv2'? Layers with feature maps:"),
     (["layer=flatten"], "layer=flatten (Flatten) gives outputs of shape (1, 392), not feature maps"),
     (["layer=5"], "layer=5 (flatten: Flatten) gives outputs of shape (1, 392), not feature maps"),
     (["method=kernels", "layer=1"], "layer=1 is not a conv layer of the model 'cnn'. Its conv layers: conv1, conv2"),
