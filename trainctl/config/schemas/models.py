@@ -16,7 +16,8 @@ from trainctl.errors import UserError
 def freeze_field() -> Any:
     """`model.freeze`, a key of every model (the schemas share no base class); `trainctl.engine.finetune`
     applies it."""
-    return spec([], help="module-name prefixes whose parameters are not trained, e.g. [layer1,layer2] or [0,3]")
+    return spec([], help="module-name prefixes whose parameters are not trained, e.g. [conv1,bn1] or [layer1,layer2] "
+                         "(the position numbers of older versions, e.g. [0,3], also work)")
 
 
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu", "elu", "leaky_relu", "silu"]
