@@ -113,7 +113,7 @@ def test_a_run_writes_the_table_to_model_txt_tensorboard_and_one_console_line(tm
                    .parameters())
     text = (run / "model.txt").read_text()
     assert total_params(text) == expected == 2 * 32 + 32 + 32 * 2 + 2  # mlp 2-32-2
-    assert "Linear (1)" in text and "[1, 32]" in text  # rows with the layer and its output shape
+    assert "Linear (fc1)" in text and "[1, 32]" in text  # rows with the layer, by its name, and its output shape
     events = EventAccumulator(str(run), size_guidance={"tensors": 0})
     events.Reload()
     stored = f"{TAG}/text_summary"  # torch's add_text stores the tag with this suffix (the config's too)
