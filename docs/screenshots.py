@@ -32,20 +32,26 @@ class Shot:
     one_run: bool = False  # show only the --run run (legacy dashboards: their run filter)
     tab: str = ""  # a tab inside the dashboard to click first
     tag_filter: str = ""  # a regex typed into the dashboard's tag filter
+    width: int = 1400
     height: int = 900
+    scroll_right: bool = False  # scroll the HParams table to its last column
     hover: tuple[float, float] | None = None  # where to rest the mouse on the first `ready` element (fractions)
 
 
 SHOTS = [
-    # The run list (one entry per run, no `steps` twins) and the headline results first in Time Series.
+    # The run list (one entry per run, no `steps` twins) and two curves of every run.
     Shot("tensorboard_timeseries.png", "timeseries", "line-chart canvas", tag_filter="^(val/acc|train/loss_step)$"),
     # Train and validation of each metric in one chart: the custom scalars' `train vs val` layout.
     Shot("tensorboard_scalars.png", "custom_scalars", "vz-line-chart2", one_run=True, hover=(0.6, 0.3)),
-    # HParams as it opens: the `best/*` metric columns are shown without a click.
-    Shot("tensorboard_hparams.png", "hparams", "tf-hparams-table-view vaadin-grid-cell-content"),
+    # HParams as it opens: the varied hyperparameters, then the `best/*` metric columns, shown without a click; on a
+    # 1920-pixel screen the last ones lie beyond the edge, so the table is scrolled to its end (the run names go).
+    Shot("tensorboard_hparams.png", "hparams", "tf-hparams-table-view vaadin-grid-cell-content", width=1920,
+         scroll_right=True),
     Shot("tensorboard_parallel.png", "hparams", "tf-hparams-parallel-coords-plot path", tab="PARALLEL COORDINATES VIEW"),
-    Shot("tensorboard_images.png", "images", "tf-image-loader img", one_run=True, height=1000),
-    Shot("tensorboard_text.png", "text", "tf-text-loader", one_run=True),
+    # The most wrong test images, whose labels read at the card's size, and the confusion matrix.
+    Shot("tensorboard_images.png", "images", "tf-image-loader img", one_run=True, tag_filter="most_wrong|confusion",
+         height=860),
+    Shot("tensorboard_text.png", "text", "tf-text-loader", one_run=True, tag_filter="model/summary"),
 ]
 
 
@@ -75,7 +81,7 @@ def small_png(png: bytes, path: Path) -> None:
 def take(browser: Any, port: int, shot: Shot, run: str, out: Path) -> None:
     # A fresh page per shot: TensorBoard keeps the dashboards already opened in the page, hidden, and their inputs
     # would be found first.
-    page = browser.new_page(viewport={"width": 1400, "height": shot.height}, device_scale_factor=1)
+    page = browser.new_page(viewport={"width": shot.width, "height": shot.height}, device_scale_factor=1)
     page.goto(f"http://127.0.0.1:{port}/#{shot.dashboard}", wait_until="networkidle")
     if shot.one_run:  # the legacy dashboards' run filter, a labelled Polymer input
         page.get_by_label("Write a regex to filter runs").first.fill(run)
@@ -88,6 +94,10 @@ def take(browser: Any, port: int, shot: Shot, run: str, out: Path) -> None:
     page.locator(shot.ready).first.wait_for(state="visible", timeout=60_000)
     page.wait_for_load_state("networkidle")
     time.sleep(3)  # charts animate in after their data arrives
+    if shot.scroll_right:
+        page.locator("vaadin-grid").first.evaluate(
+            "grid => { const table = grid.shadowRoot.querySelector('#table'); table.scrollLeft = table.scrollWidth; }")
+        time.sleep(1)
     if shot.hover:  # a point of the first chart, so its tooltip names each line
         box = page.locator(shot.ready).first.bounding_box()
         page.mouse.move(box["x"] + box["width"] * shot.hover[0], box["y"] + box["height"] * shot.hover[1])
