@@ -8,7 +8,9 @@ driven by Playwright, with SwiftShader for WebGL (plain `chromium --headless --s
 run (its train/val overlay, its images, its text). Each shot waits for what it shows to be drawn (chart lines,
 table cells, images), fails if that never comes, and is saved with at most 256 colours (a few dozen KB).
 
-Needs `pip install playwright` (not a trainctl dependency; the browser is the system's, nothing is downloaded).
+Needs `apt-get install chromium` and `pip install playwright` (not a trainctl dependency; Playwright drives the
+system's browser, it downloads none). The README ("Seeing what training does") lists the commands that made its
+log directory.
 """
 
 from __future__ import annotations
@@ -35,14 +37,17 @@ class Shot:
     width: int = 1400
     height: int = 900
     scroll_right: bool = False  # scroll the HParams table to its last column
+    whole: bool = False  # charts show every point (no outlier clipping) and the raw values (no smoothing)
     hover: tuple[float, float] | None = None  # where to rest the mouse on the first `ready` element (fractions)
 
 
 SHOTS = [
     # The run list (one entry per run, no `steps` twins) and two curves of every run.
-    Shot("tensorboard_timeseries.png", "timeseries", "line-chart canvas", tag_filter="^(val/acc|train/loss_step)$"),
+    Shot("tensorboard_timeseries.png", "timeseries", "line-chart canvas", tag_filter="^(val/acc|train/loss_step)$",
+         whole=True),
     # Train and validation of each metric in one chart: the custom scalars' `train vs val` layout.
-    Shot("tensorboard_scalars.png", "custom_scalars", "vz-line-chart2", one_run=True, hover=(0.6, 0.3)),
+    Shot("tensorboard_scalars.png", "custom_scalars", "vz-line-chart2", one_run=True, whole=True,
+         hover=(0.6, 0.3)),
     # HParams as it opens: the varied hyperparameters, then the `best/*` metric columns, shown without a click; on a
     # 1920-pixel screen the last ones lie beyond the edge, so the table is scrolled to its end (the run names go).
     Shot("tensorboard_hparams.png", "hparams", "tf-hparams-table-view vaadin-grid-cell-content", width=1920,
@@ -86,7 +91,14 @@ def take(browser: Any, port: int, shot: Shot, run: str, out: Path) -> None:
     if shot.one_run:  # the legacy dashboards' run filter, a labelled Polymer input
         page.get_by_label("Write a regex to filter runs").first.fill(run)
     if shot.tag_filter:
-        page.locator("input[placeholder^='Filter tags']").first.fill(shot.tag_filter)
+        angular = shot.dashboard == "timeseries"  # the others are Polymer's, with a label for a placeholder
+        box = page.locator("input[placeholder^='Filter tags']") if angular else page.get_by_label("Filter tags")
+        box.first.fill(shot.tag_filter)
+    if shot.whole:  # with a few epochs a point can pass for an outlier and its line leave the chart
+        page.get_by_role("checkbox", name="Ignore outliers in chart scaling").first.set_checked(False)
+        smoothing = page.locator("input[type=number]").first
+        smoothing.fill("0")
+        smoothing.press("Enter")
     if shot.dashboard == "timeseries" and page.get_by_role("heading", name="Settings").count():
         page.get_by_role("button", name="Settings").first.click()  # it opens with its panel over a third of the page
     if shot.tab:
