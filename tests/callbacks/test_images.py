@@ -7,8 +7,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from trainctl.callbacks.figures import confusion_counts, tag_safe
-from trainctl.callbacks.images import (BAND, GREEN, PADDING, RED, ValidationGrid, for_display, is_image_batch,
-                                       most_wrong_labels)
+from trainctl.callbacks.images import (BAND, CELL_WIDTH, GREEN, PADDING, RED, ValidationGrid, for_display,
+                                       is_image_batch, most_wrong_labels)
 from trainctl.callbacks.predictions import last_linear, predict
 from trainctl.data.splits import DataBundle, DataSpec, Split
 from trainctl.data.transforms import image_transforms
@@ -85,7 +85,7 @@ def test_the_validation_grid_colours_each_prediction():
     grid = ValidationGrid(torch.zeros(2, 1, 28, 28), torch.tensor([0, 1]), dataset, ["a", "b"])
     right = np.asarray(grid.picture(torch.tensor([[1.0, 0.0], [0.0, 1.0]])))
     wrong = np.asarray(grid.picture(torch.tensor([[0.0, 1.0], [1.0, 0.0]])))
-    band = np.s_[PADDING + 112: PADDING + 112 + BAND, :]
+    band = np.s_[PADDING + CELL_WIDTH: PADDING + CELL_WIDTH + BAND, :]  # 28 pixels scaled 6x
     assert greens(right[band]) > 20 and reds(right[band]) == 0
     assert reds(wrong[band]) > 20 and greens(wrong[band]) == 0
 

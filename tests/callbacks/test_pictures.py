@@ -37,9 +37,10 @@ def picture(event) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def fashion_run(tmp_path_factory, fake_fashion):
-    """One classification run with every picture on, the projector included, on part of the test split."""
+    """One classification run with every picture on, the projector included, on part of the test split; the
+    grids hold the default number of images (12)."""
     cwd = tmp_path_factory.mktemp("pictures")
-    args = ["train", f"dataset.root={fake_fashion}", *TINY, "tensorboard.num_images=12", "tensorboard.projector=true",
+    args = ["train", f"dataset.root={fake_fashion}", *TINY, "tensorboard.projector=true",
             "tensorboard.projector_samples=50", "trainer.eval_batch_size=64", "trainer.max_eval_batches=2"]
     proc = run_cli(args, cwd)
     assert proc.returncode == 0, proc.stderr
@@ -51,16 +52,17 @@ def test_the_validation_grid_is_drawn_each_epoch_from_the_stored_pixels(fashion_
     run, acc, _ = fashion_run
     grids = acc.Images("visuals/val_predictions")
     assert [e.step for e in grids] == [1, 2]
-    cell = 4 * 28  # 28-pixel images scaled 4x so their labels fit under them
-    assert (grids[0].width, grids[0].height) == (PER_ROW * (cell + PADDING) + PADDING,
-                                                 2 * (cell + BAND + PADDING) + PADDING)  # 12 images: 2 rows of 8
+    cell = 6 * 28  # 28-pixel images scaled 6x so their labels fit under them
+    assert PER_ROW == 3
+    assert (grids[0].width, grids[0].height) == (3 * (cell + PADDING) + PADDING,
+                                                 4 * (cell + BAND + PADDING) + PADDING)  # 12 images: 4 rows of 3
     cfg = compose([f"dataset.root={fake_fashion}", NO_SYSTEM_DATA])
     stored = build_dataset(cfg.dataset, cfg.seed).val.x  # uint8 pixels, before normalisation
     shown = picture(grids[-1])
     for i in (0, 11):  # the first and last image: the normalisation undone, within rounding
         row, col = divmod(i, PER_ROW)
         top, left = PADDING + row * (cell + BAND + PADDING), PADDING + col * (cell + PADDING)
-        pixels = shown[top:top + cell:4, left:left + cell:4, 0].astype(int)
+        pixels = shown[top:top + cell:6, left:left + cell:6, 0].astype(int)
         assert np.abs(pixels - stored[i, 0].numpy().astype(int)).max() <= 1
 
 
@@ -72,7 +74,23 @@ def test_labels_are_green_when_right_and_red_when_wrong(fashion_run):
     red = ((r > 200) & (g < 120)).sum()
     assert green + red > 200  # the predicted labels are written in colour
     worst = picture(acc.Images("visuals/test_most_wrong")[0]).astype(int)
-    assert worst.shape[:2] == shown.shape[:2]  # num_images=12 as well
+    assert worst.shape[:2] == shown.shape[:2]  # 12 images as well
+
+
+CARD_WIDTH = 340  # pixels: how wide TensorBoard's image card shows a picture unless asked for its actual size
+
+
+@pytest.mark.parametrize("tag", ["visuals/val_predictions", "visuals/test_most_wrong"])
+def test_labels_stay_legible_at_tensorboards_card_size(fashion_run, tag):
+    """The labels' capitals, shrunk with the picture to the card's width, are still 8 pixels high (with eight
+    images a row of 11-pixel text they shrank to 3)."""
+    _, acc, _ = fashion_run
+    shown = picture(acc.Images(tag)[-1]).astype(int)
+    band = shown[PADDING + 6 * 28: PADDING + 6 * 28 + BAND, PADDING: PADDING + 6 * 28]  # the first image's labels
+    inked = np.flatnonzero((band.max(axis=2) > 150).any(axis=1))  # rows with text: white, green or red
+    first_line = inked[inked < BAND // 2]
+    letter_height = first_line.max() - first_line.min() + 1
+    assert letter_height * CARD_WIDTH / shown.shape[1] >= 7.5
 
 
 def test_the_most_wrong_test_images_and_the_confusion_matrix_come_at_the_best_epoch(fashion_run):
@@ -81,7 +99,8 @@ def test_the_most_wrong_test_images_and_the_confusion_matrix_come_at_the_best_ep
         [event] = acc.Images(tag)
         assert event.step == metrics["best_epoch"]
     [matrix] = acc.Images("visuals/confusion_matrix")
-    assert matrix.width > 400 and matrix.height > 400
+    # 10 classes, compact enough that a 340-pixel card shrinks it by a third at most, so its counts stay readable
+    assert 400 < matrix.width <= 1.5 * CARD_WIDTH and matrix.height > 350
 
 
 def test_one_pr_curve_per_class_over_the_evaluated_test_samples(fashion_run, fake_fashion):

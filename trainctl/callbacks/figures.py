@@ -49,19 +49,21 @@ def confusion_figure(counts: torch.Tensor, names: Sequence[str], title: str) -> 
 
     n = len(names)
     shares = (counts.float() / counts.sum(1, keepdim=True).clamp(min=1)).numpy()
-    side = min(max(5.0, 0.55 * n + 2.5), 40.0)
-    figure = Figure(figsize=(side + 1.2, side), dpi=100, layout="constrained")
+    # Compact, so that TensorBoard's card (about 340 pixels wide) shrinks it little: a 10-class matrix is about
+    # 500 pixels wide and its counts stay readable there (at 920 pixels they shrank to 3 pixels).
+    side = min(max(3.6, 0.32 * n + 1.0), 40.0)
+    figure = Figure(figsize=(side + 0.9, side), dpi=100, layout="constrained")
     ax = figure.add_subplot()
     shown = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
     figure.colorbar(shown, ax=ax, fraction=0.046, label="share of the true class")
-    ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=8 if n <= MAX_ANNOTATED else 5)
-    ax.set_yticks(range(n), names, fontsize=8 if n <= MAX_ANNOTATED else 5)
+    ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=9 if n <= MAX_ANNOTATED else 5)
+    ax.set_yticks(range(n), names, fontsize=9 if n <= MAX_ANNOTATED else 5)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     if n <= MAX_ANNOTATED:
         for (i, j), count in np.ndenumerate(counts.numpy()):
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=8 if count < 1000 else 7,
                     color="white" if shares[i, j] > 0.5 else "black")
     return figure
 

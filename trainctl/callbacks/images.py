@@ -26,13 +26,17 @@ from trainctl.callbacks.predictions import Predictions
 if TYPE_CHECKING:  # Pillow is imported where a picture is drawn: a run without pictures never loads it
     from PIL import Image
 
-CELL_WIDTH = 112  # images narrower than this are scaled up (nearest: pixels stay sharp) so a label fits
-MAX_WIDTH = 160  # larger images are scaled down: the grid must stay a picture, not a poster
-BAND = 26  # pixels under each image for two lines of text
-LINE_HEIGHT = 12
+# Sized for TensorBoard's image card, which shows a picture about 340 pixels wide unless asked for its actual size:
+# three images a row keep a 16-pixel label's capitals 8 pixels high there (eight a row of 11-pixel text came out
+# at 3 pixels, unreadable).
+CELL_WIDTH = 168  # images narrower than this are scaled up (nearest: pixels stay sharp) so a label fits
+MAX_WIDTH = 224  # larger images are scaled down: the grid must stay a picture, not a poster
+FONT_SIZE = 16
+LINE_HEIGHT = 20
+BAND = 2 * LINE_HEIGHT + 4  # pixels under each image for two lines of text
 PADDING = 2
 PAD_GREY = 0.35
-PER_ROW = 8
+PER_ROW = 3
 WHITE, GREEN, RED = (235, 235, 235), (80, 220, 100), (255, 80, 80)
 
 Line = tuple[str, tuple[int, int, int]]  # a text and its colour
@@ -78,7 +82,7 @@ def _font() -> Any:
     from PIL import ImageFont
 
     try:
-        return ImageFont.load_default(size=11)
+        return ImageFont.load_default(size=FONT_SIZE)
     except Exception:  # Pillow without FreeType: the fixed bitmap font
         return ImageFont.load_default()
 

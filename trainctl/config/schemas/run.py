@@ -74,7 +74,7 @@ class TensorBoardConfig:
 
     images: bool = spec(True, help="a validation batch with true/predicted labels each epoch, and the test "
                                    "images the best model gets most wrong at the end")
-    num_images: int = spec(32, help="images in each of those grids", ge=1, le=256)
+    num_images: int = spec(12, help="images in each of those grids, three a row", ge=1, le=256)
     figures: bool = spec(True, help="confusion matrix and precision-recall curves on the test split "
                                     "(regression: predictions against targets; 2 features: decision regions)")
     figures_every_n_epochs: Optional[int] = spec(
