@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -38,6 +39,13 @@ def train(tmp_path_factory, fake_fashion, name: str, *model: str) -> Path:
 @pytest.fixture(scope="module")
 def cnn_run(tmp_path_factory, fake_fashion) -> Path:
     return train(tmp_path_factory, fake_fashion, "cnn", "model=cnn", "model.channels=[4,8]")
+
+
+@pytest.fixture(scope="module")
+def resnet_run(tmp_path_factory, fake_fashion) -> Path:
+    """A model that ends in global average pooling and one linear layer, as the original CAM needs."""
+    return train(tmp_path_factory, fake_fashion, "resnet", "model=resnet", "trainer.batch_size=16",
+                 "trainer.eval_batch_size=32", "trainer.max_eval_batches=1")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +83,45 @@ def test_gradcam_is_the_cnns_default_and_draws_a_png_and_a_tensorboard_image(cnn
     [image] = tensorboard_images(cnn_run)["visuals/explain_gradcam"]
     assert (image.width, image.height, image.step) == (width, height, 1)  # at the checkpoint's epoch
     assert not list((cnn_run / "explain").glob(".*tmp*"))
+
+
+def jet_extremes(png: Path) -> tuple[int, int]:
+    """(deep red, deep blue) pixel counts in a heatmap grid: both ends of the colour map, which only a map that
+    varies over the image reaches (the images themselves are grey, the captions' red text is a few pixels)."""
+    from PIL import Image
+
+    rgb = torch.from_numpy(np.asarray(Image.open(png).convert("RGB"))).int()
+    r, g, b = rgb.unbind(-1)
+    return int(((r > 150) & (g < 60) & (b < 60)).sum()), int(((b > 150) & (r < 60) & (g < 60)).sum())
+
+
+def test_cam_of_a_global_average_pooling_model_through_the_cli(resnet_run):
+    """The original CAM on the resnet: the pooled layer and the linear layer are found and named, the grid is a
+    PNG of the heatmap layout's size whose maps span the colour map, and TensorBoard gets the same picture."""
+    proc = run_cli(["explain", f"ckpt={resnet_run}", "method=cam", "n=4"], resnet_run.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png = resnet_run / "explain" / "cam_test.png"
+    out = " ".join(proc.stdout.split())
+    assert f"CAM on layer 'layer4' weighted by 'fc': written to {png}" in out and "empty" not in out
+    inches = heatmap_inches(4)  # one row of 4 samples, each drawn as image + overlay
+    assert png_size(png) == (round(inches[0] * DPI), round(inches[1] * DPI)) == (1200, 260)
+    red, blue = jet_extremes(png)
+    assert red > 500 and blue > 500, (red, blue)  # a constant map would be one colour all over
+    [image] = tensorboard_images(resnet_run)["visuals/explain_cam"]
+    assert (image.width, image.height) == (1200, 260)
+
+
+def test_cam_of_a_model_without_global_average_pooling_names_gradcam(cnn_run):
+    """The cnn flattens its maps into a linear layer: no class activation map of the original kind exists."""
+    before = files(cnn_run)
+    proc = run_cli(["explain", f"ckpt={cnn_run}", "method=cam"], cnn_run.parent)
+    assert proc.returncode == 2
+    err = " ".join(proc.stderr.split())
+    assert ("method=cam needs a model that ends in global average pooling followed by one linear layer "
+            "(resnet, torchvision's classifiers), and the model 'cnn' does not: its last linear layer '6' reads "
+            "'4' (ReLU), not a global average pool.") in err
+    assert "Use method=gradcam, which works on any conv layer." in err and "Traceback" not in err
+    assert files(cnn_run) == before
 
 
 def test_saliency_is_the_mlps_default(mlp_run):
