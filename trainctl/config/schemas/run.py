@@ -93,6 +93,8 @@ class EarlyStoppingConfig:
     monitor: Optional[str] = spec(None, help="metric watched (null: the objective)")
     mode: str = spec("auto", help="min, max, or auto (from the metric name)", choices=["auto", "min", "max"])
     min_delta: float = spec(0.0, help="smallest change that counts as an improvement", ge=0.0)
+    stop_at: Optional[float] = spec(None, help="stop once the monitored metric reaches this value (at least it for "
+                                               "max, at most for min), e.g. 0.98 for val/acc (null: off)")
 
 
 @dataclass
