@@ -74,6 +74,18 @@ def test_next_value_prediction_through_the_cli(tmp_path):
     assert len(run_dirs(tmp_path)) == 1
 
 
+def test_a_batch_larger_than_the_data_trains_on_the_whole_set_each_step(tmp_path):
+    """The time-sequence example trains full-batch: a batch size above the training split is one step an epoch."""
+    import torch
+
+    proc = run_cli(["train", "model=lstm", "model.hidden_size=8", "dataset=sine", "dataset.n_train=100",
+                    "trainer.batch_size=1000", "trainer.epochs=2", *FAST], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 2 and metrics_of(tmp_path)["epochs"] == 2
+
+
 def test_lstm_regressor_cuts_its_loss_tenfold(tmp_path):
     import torch
 
