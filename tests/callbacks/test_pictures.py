@@ -40,7 +40,7 @@ def fashion_run(tmp_path_factory, fake_fashion):
     """One classification run with every picture on, the projector included, on part of the test split."""
     cwd = tmp_path_factory.mktemp("pictures")
     args = ["train", f"dataset.root={fake_fashion}", *TINY, "tensorboard.num_images=12", "tensorboard.projector=true",
-            "tensorboard.projector_samples=50", "trainer.eval_batch_size=64", "trainer.max_eval_batches=2"]
+            "tensorboard.projector_samples=50", "tensorboard.projector_pixels=true", "trainer.eval_batch_size=64", "trainer.max_eval_batches=2"]
     proc = run_cli(args, cwd)
     assert proc.returncode == 0, proc.stderr
     [run] = run_dirs(cwd)
@@ -114,6 +114,20 @@ def test_the_projector_gets_features_labels_and_thumbnails(fashion_run, fake_fas
     assert [line.split("\t")[0] for line in labels] == [FASHION_NAMES[t] for t in truth]
     with Image.open(folder / "sprite.png") as sprite:
         assert sprite.size == (math.ceil(math.sqrt(50)) * 28,) * 2
+
+
+def test_the_projector_also_gets_the_pixels_as_stored(fashion_run, fake_fashion):
+    """`tensorboard.projector_pixels`: the same samples' pixels, before any model, as the TensorBoard tutorial
+    projects its images; labelled like the features."""
+    run, _, metrics = fashion_run
+    folder = run / f"{metrics['best_epoch']:05d}" / "test_pixels"
+    assert f'tensor_path: "{folder.relative_to(run)}/tensors.tsv"' in (run / "projector_config.pbtxt").read_text()
+    rows = [[float(v) for v in r.split("\t")] for r in (folder / "tensors.tsv").read_text().splitlines()]
+    cfg = compose([f"dataset.root={fake_fashion}", NO_SYSTEM_DATA])
+    stored = build_dataset(cfg.dataset, cfg.seed).test.x[:50].flatten(1).float() / 255  # uint8 as stored
+    assert torch.allclose(torch.tensor(rows), stored, atol=1e-4)  # the normalisation undone
+    features = run / f"{metrics['best_epoch']:05d}" / "test_features"
+    assert (folder / "metadata.tsv").read_text() == (features / "metadata.tsv").read_text()
 
 
 CONV_ONLY = textwrap.dedent('''

@@ -76,6 +76,7 @@ class PredictionPictures(Callback):
     def __init__(self, options: DictConfig) -> None:
         self.images, self.figures, self.projector = bool(options.images), bool(options.figures), bool(options.projector)
         self.num_images, self.projector_samples = int(options.num_images), int(options.projector_samples)
+        self.projector_pixels = bool(options.get("projector_pixels", False))
         self.grid: ValidationGrid | None = None
         self.grid_off = False  # no classified images, or drawing failed once: not tried again each epoch
 
@@ -147,4 +148,4 @@ class PredictionPictures(Callback):
                         "show; no projector data", type(unwrapped(trainer.raw_model)).__name__)
         elif self.projector:
             _safely("projector", "the test features", lambda: write_embedding(
-                writer, predictions, names if classification else [], cfg.dataset, step))
+                writer, predictions, names if classification else [], cfg.dataset, step, self.projector_pixels))

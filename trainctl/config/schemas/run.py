@@ -85,6 +85,9 @@ class TensorBoardConfig:
     graph: bool = spec(False, help="the model graph, traced once at the start")
     projector: bool = spec(False, help="penultimate-layer features of test samples in the embedding projector")
     projector_samples: int = spec(512, help="test samples the projector shows", ge=1, le=10000)
+    projector_pixels: bool = spec(False, help="with projector: also those samples' inputs as stored (pixels in [0, 1], "
+                                              "flattened) as a second embedding, test_pixels: the data before any "
+                                              "model, as the TensorBoard tutorial projects it")
 
 
 @dataclass
