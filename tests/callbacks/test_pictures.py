@@ -64,6 +64,28 @@ def test_the_validation_grid_is_drawn_each_epoch_from_the_stored_pixels(fashion_
         assert np.abs(pixels - stored[i, 0].numpy().astype(int)).max() <= 1
 
 
+def test_the_first_training_samples_are_drawn_once_with_their_labels(fashion_run, fake_fashion):
+    """As the tutorials look at their data first: the first training samples as stored, each with its class in
+    white under it (no prediction, so no green or red), once, at step 0."""
+    run, acc, _ = fashion_run
+    [grid] = acc.Images("visuals/train_samples")
+    cell = 4 * 28
+    assert grid.step == 0 and (grid.width, grid.height) == (PER_ROW * (cell + PADDING) + PADDING,
+                                                            2 * (cell + BAND + PADDING) + PADDING)
+    cfg = compose([f"dataset.root={fake_fashion}", NO_SYSTEM_DATA])
+    stored = build_dataset(cfg.dataset, cfg.seed).train.x
+    shown = picture(grid).astype(int)
+    for i in (0, 11):
+        row, col = divmod(i, PER_ROW)
+        top, left = PADDING + row * (cell + BAND + PADDING), PADDING + col * (cell + PADDING)
+        pixels = shown[top:top + cell:4, left:left + cell:4, 0]
+        assert np.abs(pixels - stored[i, 0].numpy().astype(int)).max() <= 1
+    band = shown[PADDING + cell:PADDING + cell + BAND, PADDING:PADDING + cell]  # the first image's label
+    r, g, b = band[..., 0], band[..., 1], band[..., 2]
+    assert ((r > 200) & (g > 200) & (b > 200)).sum() > 20  # white text
+    assert not ((g > 150) & (r < 100)).any() and not ((r > 150) & (g < 100)).any()  # neither green nor red
+
+
 def test_labels_are_green_when_right_and_red_when_wrong(fashion_run):
     _, acc, _ = fashion_run
     shown = picture(acc.Images("visuals/val_predictions")[-1]).astype(int)
