@@ -90,7 +90,7 @@ def jet_extremes(png: Path) -> tuple[int, int]:
     varies over the image reaches (the images themselves are grey, the captions' red text is a few pixels)."""
     from PIL import Image
 
-    rgb = torch.from_numpy(np.asarray(Image.open(png).convert("RGB"))).int()
+    rgb = torch.from_numpy(np.array(Image.open(png).convert("RGB"))).int()
     r, g, b = rgb.unbind(-1)
     return int(((r > 150) & (g < 60) & (b < 60)).sum()), int(((b > 150) & (r < 60) & (g < 60)).sum())
 
@@ -138,6 +138,9 @@ def test_saliency_is_the_mlps_default(mlp_run):
     (["method=featuremaps", "layer=3", "channels=3", "n=2"], "featuremaps_test.png", (400, 310),
      "feature maps of layer '3', 3 of 8 channels"),
     (["method=kernels"], "kernels.png", (400, 185), "kernels of layer '0'"),  # the first conv's 4 kernels
+    (["method=guided", "n=2"], "guided_test.png", (600, 260), "guided backprop"),
+    (["method=guidedgradcam", "n=2", "layer=0"], "guidedgradcam_test.png", (600, 260),
+     "guided Grad-CAM on layer '0'"),
 ])
 def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
     assert main(["explain", f"ckpt={cnn_run}", *args]) == 0
@@ -173,7 +176,18 @@ def test_bad_input_is_refused_and_writes_nothing(cnn_run, capsys, args, message)
     assert files(cnn_run) == before
 
 
-@pytest.mark.parametrize("method", ["gradcam", "featuremaps", "kernels"])
+def test_guided_backprop_needs_no_conv_layer(mlp_run):
+    """Guided backpropagation reaches the mlp's ReLUs as well as a convnet's."""
+    proc = run_cli(["explain", f"ckpt={mlp_run}", "method=guided", "n=3"], mlp_run)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png = mlp_run / "explain" / "guided_test.png"
+    assert f"guided backprop: written to {png}" in " ".join(proc.stdout.split())
+    assert png_size(png) == (900, 260)
+    red, blue = jet_extremes(png)
+    assert red > 50 and blue > 500, (red, blue)  # a map that varies: strong somewhere, nothing elsewhere
+
+
+@pytest.mark.parametrize("method", ["gradcam", "featuremaps", "kernels", "guidedgradcam"])
 def test_a_method_the_mlp_cannot_take_names_saliency(mlp_run, capsys, method):
     before = files(mlp_run)
     assert main(["explain", f"ckpt={mlp_run}", f"method={method}"]) == 2
