@@ -71,6 +71,9 @@ def test_next_value_prediction_through_the_cli(tmp_path):
     assert losses[-1] < losses[0] / 2 and metrics["test/mse"] < 0.1, (losses, metrics["test/mse"])
     proc = run_cli(["train", "dataset=sine", "dataset.target=sin", *FAST], tmp_path)
     assert proc.returncode == 2 and "dataset.target" in proc.stderr and "next" in proc.stderr
+    proc = run_cli(["train", "dataset=sine", "dataset.frequencies=[2,1]", *FAST], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "dataset.frequencies=[2.0, 1.0] is not a range [low, high] with 0 < low <= high" in proc.stderr
     assert len(run_dirs(tmp_path)) == 1
 
 

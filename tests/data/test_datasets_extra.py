@@ -104,6 +104,15 @@ def test_sine_next_targets_are_the_inputs_one_step_later(streams):
     assert torch.allclose(cos.train.x ** 2 + cos.train.y ** 2, torch.ones(1), atol=1e-5)
 
 
+def test_sine_frequencies_set_the_periods_per_sequence():
+    """`dataset.frequencies=[1, 1]`: every sequence is one whole period, as the time-sequence example draws all
+    its waves at one frequency; the default range gives sequences that end elsewhere than they start."""
+    one = build_dataset(compose(["dataset=sine", "dataset.frequencies=[1,1]"]).dataset, seed=0)
+    assert torch.allclose(one.train.x[:, 0], one.train.x[:, -1], atol=1e-5)
+    mixed = build_dataset(compose(["dataset=sine"]).dataset, seed=0)
+    assert (mixed.train.x[:, 0] - mixed.train.x[:, -1]).abs().max() > 0.5
+
+
 def test_random_crop_shifts_each_image_within_the_padding():
     x = torch.arange(2 * 1 * 6 * 6, dtype=torch.uint8).view(2, 1, 6, 6)
     g = torch.Generator().manual_seed(0)

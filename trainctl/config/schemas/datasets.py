@@ -108,6 +108,9 @@ class SineConfig:
     n_train: int = spec(2000, help="training sequences (before the validation split)", ge=2)
     n_test: int = spec(400, help="test sequences", ge=1)
     length: int = spec(50, help="time steps per sequence", ge=2)
+    frequencies: list[float] = spec([0.5, 1.5], help="[low, high]: each sequence's (each stream's) frequency is "
+                                                      "drawn from this range, in cycles per sequence length; "
+                                                      "[1, 1]: every sequence one whole period")
     target: str = spec("cos", help="what each step's target is: cos (cos(t): sin→cos), next (sin at the next time "
                                    "step: predict the next value, as pytorch/examples' time-sequence prediction)",
                        choices=["cos", "next"])
