@@ -109,7 +109,8 @@ def chosen_norm(model: DictConfig) -> str:
 ADDED_KEYS = {"model.activation": "relu", "model.dropout": 0.0, "model.dropout2d": 0.0, "model.norm": None,
               "model.norm_groups": None, "model.pool": "max", "model.bias": True, "model.nonlinearity": "tanh",
               "model.hidden": [],  # cnn's (mlp has always had its own)
-              "model.strides": None, "model.paddings": None, "model.pool_size": 2, "model.stateful": False}
+              "model.strides": None, "model.paddings": None, "model.pool_size": 2, "model.stateful": False,
+              "model.init": None}
 
 
 # ---- models -------------------------------------------------------------------------------------------------
