@@ -41,7 +41,8 @@ def fashion_run(tmp_path_factory, fake_fashion):
     grids hold the default number of images (12)."""
     cwd = tmp_path_factory.mktemp("pictures")
     args = ["train", f"dataset.root={fake_fashion}", *TINY, "tensorboard.projector=true",
-            "tensorboard.projector_samples=50", "trainer.eval_batch_size=64", "trainer.max_eval_batches=2"]
+            "tensorboard.projector_samples=50", "tensorboard.projector_pixels=true", "trainer.eval_batch_size=64",
+            "trainer.max_eval_batches=2"]
     proc = run_cli(args, cwd)
     assert proc.returncode == 0, proc.stderr
     [run] = run_dirs(cwd)
@@ -64,6 +65,28 @@ def test_the_validation_grid_is_drawn_each_epoch_from_the_stored_pixels(fashion_
         top, left = PADDING + row * (cell + BAND + PADDING), PADDING + col * (cell + PADDING)
         pixels = shown[top:top + cell:6, left:left + cell:6, 0].astype(int)
         assert np.abs(pixels - stored[i, 0].numpy().astype(int)).max() <= 1
+
+
+def test_the_first_training_samples_are_drawn_once_with_their_labels(fashion_run, fake_fashion):
+    """As the tutorials look at their data first: the first training samples as stored, each with its class in
+    white under it (no prediction, so no green or red), once, at step 0."""
+    run, acc, _ = fashion_run
+    [grid] = acc.Images("visuals/train_samples")
+    cell = 6 * 28
+    assert grid.step == 0 and (grid.width, grid.height) == (PER_ROW * (cell + PADDING) + PADDING,
+                                                            4 * (cell + BAND + PADDING) + PADDING)  # 12: 4 rows
+    cfg = compose([f"dataset.root={fake_fashion}", NO_SYSTEM_DATA])
+    stored = build_dataset(cfg.dataset, cfg.seed).train.x
+    shown = picture(grid).astype(int)
+    for i in (0, 11):
+        row, col = divmod(i, PER_ROW)
+        top, left = PADDING + row * (cell + BAND + PADDING), PADDING + col * (cell + PADDING)
+        pixels = shown[top:top + cell:6, left:left + cell:6, 0]
+        assert np.abs(pixels - stored[i, 0].numpy().astype(int)).max() <= 1
+    band = shown[PADDING + cell:PADDING + cell + BAND, PADDING:PADDING + cell]  # the first image's label
+    r, g, b = band[..., 0], band[..., 1], band[..., 2]
+    assert ((r > 200) & (g > 200) & (b > 200)).sum() > 20  # white text
+    assert not ((g > 150) & (r < 100)).any() and not ((r > 150) & (g < 100)).any()  # neither green nor red
 
 
 def test_labels_are_green_when_right_and_red_when_wrong(fashion_run):
@@ -133,6 +156,20 @@ def test_the_projector_gets_features_labels_and_thumbnails(fashion_run, fake_fas
     assert [line.split("\t")[0] for line in labels] == [FASHION_NAMES[t] for t in truth]
     with Image.open(folder / "sprite.png") as sprite:
         assert sprite.size == (math.ceil(math.sqrt(50)) * 28,) * 2
+
+
+def test_the_projector_also_gets_the_pixels_as_stored(fashion_run, fake_fashion):
+    """`tensorboard.projector_pixels`: the same samples' pixels, before any model, as the TensorBoard tutorial
+    projects its images; labelled like the features."""
+    run, _, metrics = fashion_run
+    folder = run / f"{metrics['best_epoch']:05d}" / "test_pixels"
+    assert f'tensor_path: "{folder.relative_to(run)}/tensors.tsv"' in (run / "projector_config.pbtxt").read_text()
+    rows = [[float(v) for v in r.split("\t")] for r in (folder / "tensors.tsv").read_text().splitlines()]
+    cfg = compose([f"dataset.root={fake_fashion}", NO_SYSTEM_DATA])
+    stored = build_dataset(cfg.dataset, cfg.seed).test.x[:50].flatten(1).float() / 255  # uint8 as stored
+    assert torch.allclose(torch.tensor(rows), stored, atol=1e-4)  # the normalisation undone
+    features = run / f"{metrics['best_epoch']:05d}" / "test_features"
+    assert (folder / "metadata.tsv").read_text() == (features / "metadata.tsv").read_text()
 
 
 CONV_ONLY = textwrap.dedent('''

@@ -57,6 +57,38 @@ def test_lstm_on_sine_through_the_cli(tmp_path):
     assert "test/acc" not in metrics
 
 
+def test_next_value_prediction_through_the_cli(tmp_path):
+    """pytorch/examples' time-sequence prediction: an LSTM learns the next value of sine waves
+    (`dataset.target=next`); a target the dataset does not make is refused naming its choices."""
+    args = ["train", "model=lstm", "dataset=sine", "dataset.target=next", "model.hidden_size=32",
+            "optimizer.lr=0.01", "trainer.epochs=3", *FAST]
+    proc = run_cli(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    metrics = metrics_of(tmp_path)
+    [run] = run_dirs(tmp_path)
+    assert "target: next" in (run / ".hydra" / "config.yaml").read_text()
+    losses = [h["train/loss"] for h in metrics["history"]]
+    assert losses[-1] < losses[0] / 2 and metrics["test/mse"] < 0.1, (losses, metrics["test/mse"])
+    proc = run_cli(["train", "dataset=sine", "dataset.target=sin", *FAST], tmp_path)
+    assert proc.returncode == 2 and "dataset.target" in proc.stderr and "next" in proc.stderr
+    proc = run_cli(["train", "dataset=sine", "dataset.frequencies=[2,1]", *FAST], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "dataset.frequencies=[2.0, 1.0] is not a range [low, high] with 0 < low <= high" in proc.stderr
+    assert len(run_dirs(tmp_path)) == 1
+
+
+def test_a_batch_larger_than_the_data_trains_on_the_whole_set_each_step(tmp_path):
+    """The time-sequence example trains full-batch: a batch size above the training split is one step an epoch."""
+    import torch
+
+    proc = run_cli(["train", "model=lstm", "model.hidden_size=8", "dataset=sine", "dataset.n_train=100",
+                    "trainer.batch_size=1000", "trainer.epochs=2", *FAST], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert state["step"] == 2 and metrics_of(tmp_path)["epochs"] == 2
+
+
 def test_lstm_regressor_cuts_its_loss_tenfold(tmp_path):
     import torch
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -38,6 +39,13 @@ def train(tmp_path_factory, fake_fashion, name: str, *model: str) -> Path:
 @pytest.fixture(scope="module")
 def cnn_run(tmp_path_factory, fake_fashion) -> Path:
     return train(tmp_path_factory, fake_fashion, "cnn", "model=cnn", "model.channels=[4,8]")
+
+
+@pytest.fixture(scope="module")
+def resnet_run(tmp_path_factory, fake_fashion) -> Path:
+    """A model that ends in global average pooling and one linear layer, as the original CAM needs."""
+    return train(tmp_path_factory, fake_fashion, "resnet", "model=resnet", "trainer.batch_size=16",
+                 "trainer.eval_batch_size=32", "trainer.max_eval_batches=1")
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +85,45 @@ def test_gradcam_is_the_cnns_default_and_draws_a_png_and_a_tensorboard_image(cnn
     assert not list((cnn_run / "explain").glob(".*tmp*"))
 
 
+def jet_extremes(png: Path) -> tuple[int, int]:
+    """(deep red, deep blue) pixel counts in a heatmap grid: both ends of the colour map, which only a map that
+    varies over the image reaches (the images themselves are grey, the captions' red text is a few pixels)."""
+    from PIL import Image
+
+    rgb = torch.from_numpy(np.array(Image.open(png).convert("RGB"))).int()
+    r, g, b = rgb.unbind(-1)
+    return int(((r > 150) & (g < 60) & (b < 60)).sum()), int(((b > 150) & (r < 60) & (g < 60)).sum())
+
+
+def test_cam_of_a_global_average_pooling_model_through_the_cli(resnet_run):
+    """The original CAM on the resnet: the pooled layer and the linear layer are found and named, the grid is a
+    PNG of the heatmap layout's size whose maps span the colour map, and TensorBoard gets the same picture."""
+    proc = run_cli(["explain", f"ckpt={resnet_run}", "method=cam", "n=4"], resnet_run.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png = resnet_run / "explain" / "cam_test.png"
+    out = " ".join(proc.stdout.split())
+    assert f"CAM on layer 'layer4' weighted by 'fc': written to {png}" in out and "empty" not in out
+    inches = heatmap_inches(4)  # one row of 4 samples, each drawn as image + overlay
+    assert png_size(png) == (round(inches[0] * DPI), round(inches[1] * DPI)) == (1200, 260)
+    red, blue = jet_extremes(png)
+    assert red > 500 and blue > 500, (red, blue)  # a constant map would be one colour all over
+    [image] = tensorboard_images(resnet_run)["visuals/explain_cam"]
+    assert (image.width, image.height) == (1200, 260)
+
+
+def test_cam_of_a_model_without_global_average_pooling_names_gradcam(cnn_run):
+    """The cnn flattens its maps into a linear layer: no class activation map of the original kind exists."""
+    before = files(cnn_run)
+    proc = run_cli(["explain", f"ckpt={cnn_run}", "method=cam"], cnn_run.parent)
+    assert proc.returncode == 2
+    err = " ".join(proc.stderr.split())
+    assert ("method=cam needs a model that ends in global average pooling followed by one linear layer "
+            "(resnet, torchvision's classifiers), and the model 'cnn' does not: its last linear layer 'fc' reads "
+            "'relu2' (ReLU), not a global average pool.") in err
+    assert "Use method=gradcam, which works on any conv layer." in err and "Traceback" not in err
+    assert files(cnn_run) == before
+
+
 def test_saliency_is_the_mlps_default(mlp_run):
     proc = run_cli(["explain", f"ckpt={mlp_run / 'checkpoints' / 'last.pt'}", "n=3", "split=val"], mlp_run)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -94,6 +141,9 @@ def test_saliency_is_the_mlps_default(mlp_run):
     (["method=kernels"], "kernels.png", (400, 185), "kernels of layer 'conv1'"),  # the first conv's 4 kernels
     (["method=kernels", "layer=conv2"], "kernels.png", (800, 185), "kernels of layer 'conv2'"),  # its 8
     (["method=gradcam", "layer=relu1", "n=2"], "gradcam_test.png", (600, 260), "Grad-CAM on layer 'relu1'"),
+    (["method=guided", "n=2"], "guided_test.png", (600, 260), "guided backprop"),
+    (["method=guidedgradcam", "n=2", "layer=conv1"], "guidedgradcam_test.png", (600, 260),
+     "guided Grad-CAM on layer 'conv1'"),
 ])
 def test_more_methods_in_process(cnn_run, capsys, args, png, size, said):
     assert main(["explain", f"ckpt={cnn_run}", *args]) == 0
@@ -132,7 +182,18 @@ def test_bad_input_is_refused_and_writes_nothing(cnn_run, capsys, args, message)
     assert files(cnn_run) == before
 
 
-@pytest.mark.parametrize("method", ["gradcam", "featuremaps", "kernels"])
+def test_guided_backprop_needs_no_conv_layer(mlp_run):
+    """Guided backpropagation reaches the mlp's ReLUs as well as a convnet's."""
+    proc = run_cli(["explain", f"ckpt={mlp_run}", "method=guided", "n=3"], mlp_run)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    png = mlp_run / "explain" / "guided_test.png"
+    assert f"guided backprop: written to {png}" in " ".join(proc.stdout.split())
+    assert png_size(png) == (900, 260)
+    red, blue = jet_extremes(png)
+    assert red > 50 and blue > 500, (red, blue)  # a map that varies: strong somewhere, nothing elsewhere
+
+
+@pytest.mark.parametrize("method", ["gradcam", "featuremaps", "kernels", "guidedgradcam"])
 def test_a_method_the_mlp_cannot_take_names_saliency(mlp_run, capsys, method):
     before = files(mlp_run)
     assert main(["explain", f"ckpt={mlp_run}", f"method={method}"]) == 2

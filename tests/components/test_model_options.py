@@ -407,3 +407,44 @@ def test_stateful_is_refused_on_shuffled_data_and_trains_on_streams(tmp_path):
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((run_dirs(tmp_path)[0] / "metrics.json").read_text())
     assert metrics["history"][-1]["train/loss"] < metrics["history"][0]["train/loss"]
+
+
+def test_init_sets_every_conv_and_linear_layer_through_the_cli(tmp_path, fake_fashion):
+    """`model.init=kaiming_normal`, as the CAM tutorial initialises its CNN: every weight drawn with std
+    √(2 / fan_in) and every bias 0 (torch's default gives std √(1 / (3 fan_in)) and non-zero biases). A step of
+    lr 1e-9 leaves them where they started; the same seed draws the same weights."""
+    from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
+
+    def first_weights(*extra: str) -> dict[str, torch.Tensor]:
+        before = set(run_dirs(tmp_path))
+        proc = run_cli(["train", "model=cnn", "model.channels=[16,32]", "model.hidden=[64]",
+                        f"dataset.root={fake_fashion}", NO_SYSTEM_DATA, "optimizer=sgd", "optimizer.lr=1e-9",
+                        "trainer.epochs=1", "trainer.max_steps_per_epoch=1", "trainer.max_eval_batches=1",
+                        "tensorboard.images=false", "tensorboard.figures=false", *extra], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        [run] = set(run_dirs(tmp_path)) - before
+        return torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+    kaiming = first_weights("model.init=kaiming_normal")
+    default = first_weights()
+    fan_ins = {"conv1.weight": 1 * 5 * 5, "conv2.weight": 16 * 5 * 5}  # the two convs
+    for name, fan_in in fan_ins.items():
+        assert float(kaiming[name].std()) == pytest.approx((2 / fan_in) ** 0.5, rel=0.1)
+        assert float(default[name].std()) == pytest.approx((1 / (3 * fan_in)) ** 0.5, rel=0.15)
+    biases = [k for k in kaiming if k.endswith(".bias") and kaiming[k].dim() == 1 and "running" not in k]
+    assert biases and all(float(kaiming[k].abs().max()) < 1e-6 for k in biases)
+    assert any(float(default[k].abs().max()) > 1e-3 for k in biases)
+    assert all(torch.equal(kaiming[k], v) for k, v in first_weights("model.init=kaiming_normal").items())
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model.init=he"], "model.init='he' is not allowed: choose one of kaiming_normal, kaiming_uniform"),
+    (["model=torchvision", "model.weights=DEFAULT", "model.init=xavier_normal"],
+     "model.init=xavier_normal would overwrite the pretrained weights of model.weights=DEFAULT: set one of them"),
+])
+def test_a_bad_init_is_refused_before_anything_is_built(tmp_path, fake_fashion, overrides, message):
+    from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
+
+    proc = run_cli(["train", *overrides, f"dataset.root={fake_fashion}", NO_SYSTEM_DATA], tmp_path)
+    assert proc.returncode == 2 and message in " ".join(proc.stderr.split()), proc.stderr
+    assert not run_dirs(tmp_path)  # and no weights fetched: the check comes before the download

@@ -88,6 +88,31 @@ def test_sine_is_a_regression_task():
     assert torch.allclose(data.train.x ** 2 + data.train.y ** 2, torch.ones(1), atol=1e-5)  # sin² + cos² = 1
 
 
+@pytest.mark.parametrize("streams", [None, 4], ids=["sequences", "streams"])
+def test_sine_next_targets_are_the_inputs_one_step_later(streams):
+    """`dataset.target=next`: the target of each step is the next step's input, as in next-value prediction;
+    in streams, a window's last target is also the first input of its stream's next window."""
+    overrides = ["dataset=sine", "dataset.target=next", "dataset.n_train=40", "dataset.length=12"]
+    data = build_dataset(compose(overrides + ([f"dataset.streams={streams}"] if streams else [])).dataset, seed=0)
+    close = 1e-3  # float32 sines of times in the hundreds (long streams) agree to about 1e-4
+    for split in (data.train, data.val, data.test):
+        assert torch.allclose(split.y[:, :-1], split.x[:, 1:], atol=close)
+        assert not torch.allclose(split.y, split.x, atol=1e-2)
+    if streams:
+        assert torch.allclose(data.train.y[:-streams, -1], data.train.x[streams:, 0], atol=close)
+    cos = build_dataset(compose(["dataset=sine"]).dataset, seed=0)  # the default is still sin → cos
+    assert torch.allclose(cos.train.x ** 2 + cos.train.y ** 2, torch.ones(1), atol=1e-5)
+
+
+def test_sine_frequencies_set_the_periods_per_sequence():
+    """`dataset.frequencies=[1, 1]`: every sequence is one whole period, as the time-sequence example draws all
+    its waves at one frequency; the default range gives sequences that end elsewhere than they start."""
+    one = build_dataset(compose(["dataset=sine", "dataset.frequencies=[1,1]"]).dataset, seed=0)
+    assert torch.allclose(one.train.x[:, 0], one.train.x[:, -1], atol=1e-5)
+    mixed = build_dataset(compose(["dataset=sine"]).dataset, seed=0)
+    assert (mixed.train.x[:, 0] - mixed.train.x[:, -1]).abs().max() > 0.5
+
+
 def test_random_crop_shifts_each_image_within_the_padding():
     x = torch.arange(2 * 1 * 6 * 6, dtype=torch.uint8).view(2, 1, 6, 6)
     g = torch.Generator().manual_seed(0)

@@ -220,3 +220,19 @@ def test_the_norm_before_clipping_and_how_often_it_fired_reach_metrics_json(tmp_
         clipped.append(json.loads((run_dirs(cwd)[0] / "metrics.json").read_text()))
     assert 0.0 < clipped[0]["train/clip_fraction"] <= 1.0 and clipped[1]["train/clip_fraction"] == 0.0
     assert clipped[1]["train/grad_norm_before_clip"] > 0.0
+
+
+def test_stop_at_ends_the_run_once_the_monitored_metric_reaches_it(tmp_path):
+    """`early_stopping.stop_at`, the tutorial's `if accuracy > 0.98: break`, through the real CLI: the run ends at
+    the first epoch whose monitored metric reaches the value (at most it, for a loss), and says so."""
+    from conftest import run_cli, run_dirs
+
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=30", "objective=val/loss", "optimizer.lr=0.003",
+                    "early_stopping.stop_at=0.1"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [run_dir] = run_dirs(tmp_path)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    losses = [row["val/loss"] for row in metrics["history"]]
+    assert metrics["status"] == "early_stopped" and 1 < len(losses) < 30, losses
+    assert losses[-1] <= 0.1 < min(losses[:-1]), losses
+    assert "early stopping: val/loss reached" in (run_dir / "train.log").read_text()

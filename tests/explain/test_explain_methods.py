@@ -151,3 +151,33 @@ def test_cam_finds_resnets_pooled_layer_and_refuses_a_flatten_head():
                                         r"one linear layer .* its last linear layer '2' reads '0' \(Conv2d\), not a "
                                         r"global average pool. Use method=gradcam"):
         gap_layers(flat, torch.rand(1, 1, 8, 8), "model 'cnn'")
+
+
+def test_guided_backprop_keeps_only_positive_gradients_through_each_relu():
+    """x → 1×1 conv (identity) → ReLU → flatten → linear (1, -1): the plain gradient is (1, -1); guided, the
+    ReLU passes back only the positive part, (1, 0). The ReLU is left as it was, in place and without hooks."""
+    from trainctl.explain.guided import guided_relus, input_gradients
+
+    relu = nn.ReLU(inplace=True)
+    model = nn.Sequential(nn.Conv2d(2, 2, 1, bias=False), relu, nn.Flatten(), nn.Linear(2, 1, bias=False)).eval()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(2).view(2, 2, 1, 1))
+        model[3].weight.copy_(torch.tensor([[1.0, -1.0]]))
+    x, classes = torch.ones(1, 2, 1, 1), torch.zeros(1, dtype=torch.long)
+    assert input_gradients(model, x, classes).flatten().tolist() == [1.0, -1.0]
+    with guided_relus(model, "model 'toy'"):
+        assert input_gradients(model, x, classes).flatten().tolist() == [1.0, 0.0]
+    assert relu.inplace and not relu._backward_hooks
+    assert input_gradients(model, x, classes).flatten().tolist() == [1.0, -1.0]
+
+
+def test_guided_backprop_peaks_where_the_model_looks_and_needs_relu_modules(model_and_inputs):
+    from trainctl.explain.methods import guided_heatmaps
+
+    model, inputs = model_and_inputs
+    assert_top_left(guided_heatmaps(model, inputs, torch.zeros(3, dtype=torch.long), "model 'toy'"))
+    gelu = nn.Sequential(nn.Conv2d(1, 2, 3), nn.GELU(), nn.Flatten(), nn.LazyLinear(3)).eval()
+    gelu(inputs)
+    with pytest.raises(UserError, match=r"^method=guided needs ReLU activations \(nn.ReLU layers\), and the model "
+                                        r"'toy' has none: use method=saliency"):
+        guided_heatmaps(gelu, inputs, torch.zeros(3, dtype=torch.long), "model 'toy'")

@@ -150,3 +150,23 @@ def test_a_bad_target_exits_2_and_writes_nothing(tmp_path, capsys):
     assert "is not a sweep directory" in capsys.readouterr().err
     assert main(["sweep-report"]) == 2
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_report_counts_the_trials_by_state(tmp_path, capsys):
+    """The Optuna example's closing statistics: how many trials ran, how many were pruned, how many completed."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+
+    def objective(trial):
+        lr = trial.suggest_float("optimizer.lr", 1e-4, 1e-1, log=True)
+        if trial.number % 3 == 2:
+            raise optuna.TrialPruned()
+        return lr
+
+    study.optimize(objective, n_trials=6)
+    assert main(["sweep-report", str(tmp_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    best = study.best_trial
+    assert "study s: trials 6 (complete 4, pruned 2)" in out, out
+    assert f"best trial #{best.number}: objective={best.value:.4g}; optimizer.lr={best.params['optimizer.lr']}" in out

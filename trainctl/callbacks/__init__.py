@@ -47,7 +47,7 @@ def default_callbacks(cfg: DictConfig) -> list[Callback]:
         StepProfiler(cfg.trainer.profile_steps) if cfg.trainer.profile else None,
         # after TensorBoard, whose step writer it uses
         StepValidation(cfg.trainer.val_every_n_steps) if cfg.trainer.get("val_every_n_steps") else None,
-        EarlyStopping(cfg) if cfg.early_stopping.patience is not None else None,
+        EarlyStopping(cfg) if EarlyStopping.wanted(cfg) else None,
         pruning_callback(cfg.objective),
         *fault_callbacks(),
     ]

@@ -162,6 +162,12 @@ def prediction_labels(names: Sequence[str], targets: Sequence[int], predicted: S
             for t, p in zip(targets, predicted)]
 
 
+def labelled_samples(x: torch.Tensor, y: torch.Tensor, dataset: DictConfig, names: Sequence[str]) -> Image.Image:
+    """A grid of samples as stored, each with its class under it: what the data looks like before any model."""
+    lines = [[(names[t], WHITE)] for t in y.tolist()]
+    return label_grid(image_grid(for_display(x, dataset)), _cell_size(*x.shape[-2:]), lines)
+
+
 def most_wrong_labels(names: Sequence[str], targets: Sequence[int], probs: torch.Tensor) -> list[list[Line]]:
     """Two lines per image: the true class with the probability the model gave it, and the predicted class
     with its probability (red, unless the model was right after all)."""

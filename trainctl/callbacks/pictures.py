@@ -1,6 +1,7 @@
 """What TensorBoard shows of the model's predictions, switched by `tensorboard.*`:
 
-- `images`: each epoch, the first `num_images` validation samples with true and predicted labels
+- `images`: once, the first `num_images` training samples with their labels (`visuals/train_samples`, at step 0);
+  each epoch, the first `num_images` validation samples with true and predicted labels
   (`visuals/val_predictions`); at the end, the `num_images` test samples the best model gets most wrong
   (`visuals/test_most_wrong`). Image inputs only.
 - `figures`: at the end, the test confusion matrix (`visuals/confusion_matrix`) and a precision-recall curve per
@@ -25,7 +26,8 @@ import torch
 from omegaconf import DictConfig
 
 from trainctl.callbacks.figures import SEQUENCES, write_classification, write_regression
-from trainctl.callbacks.images import ValidationGrid, add_picture, is_image_batch, is_image_shape, most_wrong_picture
+from trainctl.callbacks.images import (ValidationGrid, add_picture, is_image_batch, is_image_shape, labelled_samples,
+                                      most_wrong_picture)
 from trainctl.callbacks.predictions import predict, unwrapped
 from trainctl.callbacks.projector import write_embedding
 from trainctl.callbacks.tensorboard import TensorBoardLogger
@@ -38,6 +40,7 @@ log = logging.getLogger("trainctl")
 # Under `visuals/`, which sorts after `val/`: TensorBoard's Time Series orders its groups by tag, so pictures never
 # push the curves down.
 VAL_TAG = "visuals/val_predictions"
+TRAIN_TAG = "visuals/train_samples"
 WORST_TAG = "visuals/test_most_wrong"
 
 
@@ -76,6 +79,7 @@ class PredictionPictures(Callback):
     def __init__(self, options: DictConfig) -> None:
         self.images, self.figures, self.projector = bool(options.images), bool(options.figures), bool(options.projector)
         self.num_images, self.projector_samples = int(options.num_images), int(options.projector_samples)
+        self.projector_pixels = bool(options.get("projector_pixels", False))
         self.grid: ValidationGrid | None = None
         self.grid_off = False  # no classified images, or drawing failed once: not tried again each epoch
 
@@ -83,8 +87,16 @@ class PredictionPictures(Callback):
         writer = tensorboard_writer(trainer)
         if not self.images or self.grid_off or writer is None:
             return
+        if end.epoch == 1:  # the writer opens after this callback's fit start; a resumed run past epoch 1 has it
+            _safely("images", "the training samples", lambda: self._training_samples(trainer, writer))
         if not _safely("images", "the validation predictions", lambda: self._validation(trainer, writer, end.epoch)):
             self.grid_off = True
+
+    def _training_samples(self, trainer: Trainer, writer: Any) -> None:
+        first = self._first_batch(trainer, trainer.data.train)
+        if first is not None:
+            picture = labelled_samples(*first, trainer.cfg.dataset, class_names(trainer.data.spec))
+            add_picture(writer, TRAIN_TAG, picture, 0)
 
     def _validation(self, trainer: Trainer, writer: Any, epoch: int) -> None:
         if self.grid is None:
@@ -100,19 +112,24 @@ class PredictionPictures(Callback):
 
     def _first_validation_batch(self, trainer: Trainer) -> ValidationGrid | None:
         """The grid of the first validation samples, or None when they are no classified images (skipped)."""
+        first = self._first_batch(trainer, trainer.data.val)
+        return None if first is None else ValidationGrid(*first, trainer.cfg.dataset, class_names(trainer.data.spec))
+
+    def _first_batch(self, trainer: Trainer, split: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The first `num_images` samples of `split` in stored order, normalised as evaluation sees them, or None
+        when they are no classified images (skipped)."""
         data = trainer.data
         if data.spec.task != "classification" or not is_image_shape(data.spec.input_shape):
             return None
         # A streamed split's DataLoader draws its seed from the global generator: leave the run's random state
         # exactly as it was, so pictures on or off train the same weights.
         with torch.random.fork_rng(devices=[]):
-            batches = data.val.ordered(self.num_images, data.eval_transform)
+            batches = split.ordered(self.num_images, data.eval_transform)
             first = next(iter(batches), None)
             getattr(batches, "close", lambda: None)()
         if first is None or not is_image_batch(first[0]):
             return None
-        x, y = first
-        return ValidationGrid(x, y, trainer.cfg.dataset, class_names(data.spec))
+        return first[0], first[1]
 
     def on_fit_end(self, trainer: Trainer, result: dict[str, Any]) -> None:
         writer = tensorboard_writer(trainer)
@@ -147,4 +164,4 @@ class PredictionPictures(Callback):
                         "show; no projector data", type(unwrapped(trainer.raw_model)).__name__)
         elif self.projector:
             _safely("projector", "the test features", lambda: write_embedding(
-                writer, predictions, names if classification else [], cfg.dataset, step))
+                writer, predictions, names if classification else [], cfg.dataset, step, self.projector_pixels))

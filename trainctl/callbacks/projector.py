@@ -19,6 +19,7 @@ from trainctl.callbacks.images import for_display, is_image_batch
 from trainctl.callbacks.predictions import Predictions
 
 TAG = "test_features"
+PIXELS_TAG = "test_pixels"
 SPRITE_SIDE = 8192  # TensorBoard's largest sprite sheet, in pixels per side
 MAX_THUMBNAIL = 64
 
@@ -36,8 +37,9 @@ def thumbnails(inputs: torch.Tensor, dataset: DictConfig) -> torch.Tensor:
 
 
 def write_embedding(writer: Any, predictions: Predictions, names: Sequence[str], dataset: DictConfig,
-                    step: int) -> None:
-    """The projector's data for the samples whose features were recorded (the first ones of the test split)."""
+                    step: int, pixels: bool = False) -> None:
+    """The projector's data for the samples whose features were recorded (the first ones of the test split);
+    with `pixels`, the same samples' inputs as stored too, under a tag of their own."""
     features = predictions.features
     assert features is not None
     n = len(features)
@@ -48,6 +50,11 @@ def write_embedding(writer: Any, predictions: Predictions, names: Sequence[str],
         predicted = predictions.outputs[:n].argmax(1).tolist()
         metadata = [[names[t], names[p]] for t, p in zip(predictions.targets[:n].tolist(), predicted)]
         header = ["label", "predicted"]
-    label_img = thumbnails(inputs, dataset) if is_image_batch(inputs) else None
+    images = is_image_batch(inputs)
+    label_img = thumbnails(inputs, dataset) if images else None
     writer.add_embedding(features, metadata=metadata, label_img=label_img, global_step=step, tag=TAG,
                          metadata_header=header)
+    if pixels:  # the inputs as a user would see them: images with the normalisation undone
+        raw = for_display(inputs, dataset) if images else inputs.float()
+        writer.add_embedding(raw.flatten(1), metadata=metadata, label_img=label_img, global_step=step,
+                             tag=PIXELS_TAG, metadata_header=header)

@@ -35,6 +35,8 @@ methods:
   gradcam     Grad-CAM heatmaps (default for models with conv layers); also gradcampp, xgradcam, layercam,
               scorecam (torchcam's CAM variants)
   saliency    |d score / d pixel| (default for models without conv layers, e.g. the mlp)
+  guided      guided backpropagation: the input gradient with only positive gradients through each ReLU
+  guidedgradcam guided backpropagation times Grad-CAM (layer=NAME as for gradcam)
   featuremaps the activations of a layer (default: the first conv layer), all its channels up to 64
               (channels=N: the first N)
   kernels     the weights of the first conv layer (or layer=NAME), as a grid
@@ -99,7 +101,9 @@ def run_explain(args: list[str]) -> int:
     model_name = f"model '{run.cfg.model.get('name') or type(run.parts.model).__name__}'"
     has_conv = bool(conv_layers(model))
     method = options.get("method") or ("gradcam" if has_conv else "saliency")
-    if not has_conv and method != "saliency":
+    from trainctl.explain import GRADIENT_METHODS
+
+    if not has_conv and method not in GRADIENT_METHODS:
         from trainctl.explain import LABELS
 
         raise UserError(f"the {model_name} has no conv layer for {LABELS[method]}: use method=saliency")
@@ -191,6 +195,15 @@ def _draw_samples(run: RestoredRun, model: nn.Module, method: str, options: dict
     if method == "saliency":
         on = ""
         heatmaps = methods.saliency_heatmaps(model, samples.inputs, prediction.explained)
+    elif method == "guided":
+        on = ""
+        heatmaps = methods.guided_heatmaps(model, samples.inputs, prediction.explained, model_name)
+    elif method == "guidedgradcam":  # the fine guided map, kept where Grad-CAM's coarse map says the class is
+        layer = layers.cam_layer(model, samples.inputs, requested, model_name)
+        on = f" on layer '{layer}'"
+        guided = methods.guided_heatmaps(model, samples.inputs, prediction.explained, model_name)
+        cam = methods.cam_heatmaps(model, samples.inputs, prediction.explained, layer, "gradcam")
+        heatmaps = methods.normalise(guided * cam)
     elif method == "cam":  # the layer is the one the model pools: `layer=` cannot choose another
         from trainctl.explain.gap import gap_layers
 
@@ -215,7 +228,8 @@ def _empty_note(heatmaps: torch.Tensor, label: str) -> str:
     empty = int((heatmaps.flatten(1).amax(1) == 0).sum())
     if not empty:
         return ""
-    other = "" if label == "Layer-CAM" else "; method=layercam weighs each position and often shows more"
+    other = ("" if label in ("Layer-CAM", "saliency", "guided backprop")  # no CAM, or the one the hint names
+             else "; method=layercam weighs each position and often shows more")
     return f" ({empty} of {len(heatmaps)} maps are empty: no positive evidence found{other})"
 
 

@@ -44,7 +44,7 @@ def run_sweep_report(args: list[str]) -> int:
     from rich.markup import escape
 
     from trainctl.sweep.find_study import find_study
-    from trainctl.sweep.report import objective_names, print_importances, write_report
+    from trainctl.sweep.report import objective_names, print_importances, print_overview, write_report
 
     from trainctl.sweep.grid import grid_study, is_grid_dir
 
@@ -55,10 +55,12 @@ def run_sweep_report(args: list[str]) -> int:
         study, out_dir, recorded = find_study(target, options.get("study"))
     out = Path(options.get("out") or out_dir)
     try:
-        page, sections = write_report(study, out, objective_names(study, recorded))
+        names = objective_names(study, recorded)
+        page, sections = write_report(study, out, names)
     except OSError as e:
         raise UserError(f"out={out}: cannot write the report there ({e.strerror or e}): give a writable "
                         "directory") from None
+    print_overview(study, names)
     print_importances(sections)
     make_console().print(f"report: {escape(str(page))} (plots beside it: report_*.png)", soft_wrap=True)
     return 0

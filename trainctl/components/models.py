@@ -235,10 +235,13 @@ def build_model(cfg: DictConfig, spec: DataSpec, batch_size: int | None = None) 
                         "use model=mlp, rnn, lstm, gru or cnn1d")
     builder = MODELS.get(cfg.name)
     cfg = with_defaults(cfg)
+    if cfg.get("init") and cfg.get("weights") is not None:  # before the weights are fetched
+        raise UserError(f"model.init={cfg.init} would overwrite the pretrained weights of model.weights="
+                        f"{cfg.weights}: set one of them")
     try:
         if cfg.get("weights") is None:  # pretrained archs have a known size; sizing would load the weights twice
             check_fits(cfg.name, lambda: builder(cfg, spec), input_shape=spec.input_shape, batch_size=batch_size)
-        return builder(cfg, spec)
+        model = builder(cfg, spec)
     except (MemoryError, RuntimeError, ValueError) as e:
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if is_out_of_memory(e):  # the estimate is not everything: other processes allocate too
@@ -247,6 +250,11 @@ def build_model(cfg: DictConfig, spec: DataSpec, batch_size: int | None = None) 
         # skipped validation (the CLI and train() validate first)
         settings = ", ".join(f"model.{k}={v}" for k, v in cfg.items() if k != "name")
         raise UserError(f"model '{cfg.name}' cannot be built with {settings}: {first_line}") from None
+    if cfg.get("init"):  # after sizing, which draws no random numbers: the seed decides these values
+        from trainctl.components.init import initialise
+
+        initialise(model, cfg.init)
+    return model
 
 
 CLASSIFIERS = ("cnn", "lenet", "vgg", "resnet", "torchvision")

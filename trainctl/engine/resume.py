@@ -24,7 +24,7 @@ COMPARED = ("model", "dataset")  # what must match for the resumed run to be the
 # Keys older checkpoints lack, with the value that means what they did.
 NEWER_KEYS = {"model.freeze": [], "dataset.train_size": None, "dataset.train_per_class": None,
               "dataset.train_transforms": [], "dataset.eval_transforms": [], "dataset.label_transforms": [],
-              "dataset.streams": None, **ADDED_KEYS}
+              "dataset.streams": None, "dataset.target": "cos", "dataset.frequencies": [0.5, 1.5], **ADDED_KEYS}
 
 
 def checkpoint_path(resume: str) -> Path:

@@ -17,6 +17,8 @@ CAM_METHODS: dict[str, tuple[str, str]] = {
     "scorecam": ("ScoreCAM", "Score-CAM"),
     "cam": ("CAM", "CAM"),  # the original: the last linear layer's weights over a global-average-pooled layer
 }
-METHODS: tuple[str, ...] = (*CAM_METHODS, "saliency", "featuremaps", "kernels", "regions")
+METHODS: tuple[str, ...] = (*CAM_METHODS, "saliency", "guided", "guidedgradcam", "featuremaps", "kernels", "regions")
 LABELS: dict[str, str] = {**{name: label for name, (_, label) in CAM_METHODS.items()}, "saliency": "saliency",
+                          "guided": "guided backprop", "guidedgradcam": "guided Grad-CAM",
                           "featuremaps": "feature maps", "kernels": "kernels", "regions": "decision regions"}
+GRADIENT_METHODS = ("saliency", "guided")  # need no conv layer

@@ -34,12 +34,19 @@ def cam_heatmaps(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor, 
 def saliency_heatmaps(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """[N, H, W] input-gradient saliency in [0, 1]: |d score / d pixel|, the largest over the channels, for each
     sample's class (Simonyan et al. 2014). Samples do not mix in eval mode, so one backward pass gives all."""
-    x = inputs.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        scores = model(x)
-        chosen = scores.gather(1, classes.to(scores.device).view(-1, 1)).sum()
-        [gradient] = torch.autograd.grad(chosen, x)
-    return _normalise(gradient.detach().abs().amax(dim=1).float())
+    from trainctl.explain.guided import input_gradients
+
+    return normalise(input_gradients(model, inputs, classes).abs().amax(dim=1).float())
+
+
+def guided_heatmaps(model: nn.Module, inputs: torch.Tensor, classes: torch.Tensor, model_name: str) -> torch.Tensor:
+    """[N, H, W] guided backpropagation in [0, 1]: the positive part of the guided input gradient, the largest
+    over the channels (what raises the class's score)."""
+    from trainctl.explain.guided import guided_relus, input_gradients
+
+    with guided_relus(model, model_name):
+        gradient = input_gradients(model, inputs, classes)
+    return normalise(gradient.clamp(min=0).amax(dim=1).float())
 
 
 def feature_maps(model: nn.Module, inputs: torch.Tensor, layer: str) -> torch.Tensor:
@@ -64,10 +71,10 @@ def _to_input_size(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """A coarse [N, h, w] map stretched over the image (bilinear, as CAM papers draw them), back in [0, 1]."""
     if tuple(maps.shape[1:]) != size:
         maps = F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
-    return _normalise(maps.nan_to_num(0.0))
+    return normalise(maps.nan_to_num(0.0))
 
 
-def _normalise(maps: torch.Tensor) -> torch.Tensor:
+def normalise(maps: torch.Tensor) -> torch.Tensor:
     """Each map scaled to [0, 1]; an all-zero map (nothing found) stays zero."""
     flat = maps.flatten(1)
     low = flat.amin(1).view(-1, 1, 1)

@@ -128,3 +128,19 @@ def print_importances(sections: list[Section]) -> None:
         for name, value in s.importances.items():
             table.add_row(escape(name), f"{value:.3f}", "█" * round(20 * value))
         console.print(table)
+
+
+def print_overview(study: optuna.Study, names: list[str]) -> None:
+    """The study's closing statistics on the console, as the Optuna example prints them: how many trials in each
+    state, and the best trial's value and parameters (the first of the Pareto front for several objectives)."""
+    from trainctl.terminal import make_console
+    from rich.markup import escape
+
+    console = make_console()
+    summary = _summary(study, names)
+    console.print(f"study {escape(study.study_name)}: trials {summary['trials']}", soft_wrap=True)
+    best = best_trials(study, top=1)
+    if best:
+        values = ", ".join(f"{n}={v:.4g}" for n, v in zip(names, best[0].values))
+        params = " ".join(f"{k}={v}" for k, v in best[0].params.items())
+        console.print(escape(f"best trial #{best[0].number}: {values}; {params}"), soft_wrap=True)

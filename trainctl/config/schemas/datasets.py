@@ -100,13 +100,20 @@ class ImageFolderConfig:
 
 @dataclass
 class SineConfig:
-    """Regression: sequences of sin(t) as input, cos(t) as target, at random phases and frequencies."""
+    """Regression: sequences of sin(t) as input, cos(t) (or the next step's sin) as target, at random phases and
+    frequencies."""
 
     name: str = "sine"
     default_objective: str = spec("val/loss", help="what `objective` becomes unless set: regression has no accuracy")
     n_train: int = spec(2000, help="training sequences (before the validation split)", ge=2)
     n_test: int = spec(400, help="test sequences", ge=1)
     length: int = spec(50, help="time steps per sequence", ge=2)
+    frequencies: list[float] = spec([0.5, 1.5], help="[low, high]: each sequence's (each stream's) frequency is "
+                                                      "drawn from this range, in cycles per sequence length; "
+                                                      "[1, 1]: every sequence one whole period")
+    target: str = spec("cos", help="what each step's target is: cos (cos(t): sin→cos), next (sin at the next time "
+                                   "step: predict the next value, as pytorch/examples' time-sequence prediction)",
+                       choices=["cos", "next"])
     streams: Optional[int] = spec(None, help="cut S continuous signals into consecutive windows, trained in order "
                                              "(no shuffle), window t of stream s at t*S+s, for model.stateful with "
                                              "trainer.batch_size=S; null: independent sequences", ge=1)

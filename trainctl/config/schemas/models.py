@@ -20,6 +20,16 @@ def freeze_field() -> Any:
                          "(the position numbers of older versions, e.g. [0,3], also work)")
 
 
+INITS = ["kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform"]
+
+
+def init_field() -> Any:
+    """`model.init`, a key of every model: how conv and linear weights start (`trainctl.components.init`)."""
+    return spec(None, help="initialise every conv and linear weight with torch.nn.init's kaiming_normal, "
+                           "kaiming_uniform (for ReLU), xavier_normal or xavier_uniform, and their biases with 0; "
+                           "null: torch's default", choices=INITS)
+
+
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "gelu", "elu", "leaky_relu", "silu"]
 MLP_NORMS = ["none", "batch", "layer"]
 CONV_NORMS = ["none", "batch", "layer", "group", "instance"]
@@ -100,7 +110,8 @@ def chosen_norm(model: DictConfig) -> str:
 ADDED_KEYS = {"model.activation": "relu", "model.dropout": 0.0, "model.dropout2d": 0.0, "model.norm": None,
               "model.norm_groups": None, "model.pool": "max", "model.bias": True, "model.nonlinearity": "tanh",
               "model.hidden": [],  # cnn's (mlp has always had its own)
-              "model.strides": None, "model.paddings": None, "model.pool_size": 2, "model.stateful": False}
+              "model.strides": None, "model.paddings": None, "model.pool_size": 2, "model.stateful": False,
+              "model.init": None}
 
 
 # ---- models -------------------------------------------------------------------------------------------------
@@ -108,6 +119,7 @@ ADDED_KEYS = {"model.activation": "relu", "model.dropout": 0.0, "model.dropout2d
 class MLPConfig:
     name: str = "mlp"
     freeze: list[str] = freeze_field()
+    init: Optional[str] = init_field()
     hidden: list[int] = spec([512, 512], help="hidden layer widths", each_ge=1)
     activation: str = activation_field("after each hidden layer")
     dropout: float = spec(0.0, help="dropout after each hidden layer", ge=0.0, lt=1.0)
@@ -119,6 +131,7 @@ class MLPConfig:
 class CNNConfig:
     name: str = "cnn"
     freeze: list[str] = freeze_field()
+    init: Optional[str] = init_field()
     channels: list[int] = spec([16, 32], help="output channels of the conv blocks, one block (conv, norm, "
                                               "activation, pool) per item; the first conv has stride 2 and the "
                                               "last block no pool", each_ge=1, min_items=1)
@@ -149,6 +162,7 @@ VGG_PRESETS = {
 class VGGConfig:
     name: str = "vgg"
     freeze: list[str] = freeze_field()
+    init: Optional[str] = init_field()
     preset: str = spec("vgg11", help="layer pattern used when `layers` is null", choices=list(VGG_PRESETS))
     layers: Optional[list[Any]] = spec(None, help="conv channels and 'M' (2x2 pool, see model.pool); overrides "
                                                   "preset")
@@ -169,6 +183,7 @@ class VGGConfig:
 class ResNetConfig:
     name: str = "resnet"
     freeze: list[str] = freeze_field()
+    init: Optional[str] = init_field()
     arch: str = spec("resnet18", help="torchvision ResNet", choices=["resnet18", "resnet34", "resnet50", "resnet101",
                                                                    "resnet152"])
     weights: Optional[str] = spec(None, help="pretrained weights, e.g. DEFAULT or IMAGENET1K_V1 (downloads)")
@@ -179,6 +194,7 @@ class ResNetConfig:
 class TorchvisionConfig:
     name: str = "torchvision"
     freeze: list[str] = freeze_field()
+    init: Optional[str] = init_field()
     arch: str = spec("mobilenet_v3_small", help="any torchvision classification model name")
     weights: Optional[str] = spec(None, help="pretrained weights, e.g. DEFAULT (downloads)")
 
@@ -189,6 +205,7 @@ class RNNConfig:
 
     name: str = "lstm"
     freeze: list[str] = freeze_field()
+    init: Optional[str] = init_field()
     hidden_size: int = spec(128, help="hidden units per direction", ge=1)
     num_layers: int = spec(1, help="stacked recurrent layers", ge=1)
     bidirectional: bool = spec(False, help="read sequences both ways")
@@ -208,6 +225,7 @@ class ElmanRNNConfig(RNNConfig):
 class LeNetConfig:
     name: str = "lenet"
     freeze: list[str] = freeze_field()
+    init: Optional[str] = init_field()
     activation: str = activation_field("after conv and fc layers")
     batch_norm: bool = batch_norm_field(False, "BatchNorm2d")
     norm: Optional[str] = norm_field(conv=True)
@@ -226,6 +244,7 @@ class Conv1DConfig:
 
     name: str = "cnn1d"
     freeze: list[str] = freeze_field()
+    init: Optional[str] = init_field()
     channels: list[int] = spec([32, 32], help="output channels of the Conv1d layers, one per item (each with the "
                                               "activation)", each_ge=1, min_items=1)
     kernel_size: int = spec(5, help="kernel size along time (odd keeps the length)", ge=1)

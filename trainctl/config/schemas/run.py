@@ -85,6 +85,9 @@ class TensorBoardConfig:
     graph: bool = spec(False, help="the model graph, traced once at the start")
     projector: bool = spec(False, help="penultimate-layer features of test samples in the embedding projector")
     projector_samples: int = spec(512, help="test samples the projector shows", ge=1, le=10000)
+    projector_pixels: bool = spec(False, help="with projector: also those samples' inputs as stored (pixels in [0, 1], "
+                                              "flattened) as a second embedding, test_pixels: the data before any "
+                                              "model, as the TensorBoard tutorial projects it")
 
 
 @dataclass
@@ -93,6 +96,8 @@ class EarlyStoppingConfig:
     monitor: Optional[str] = spec(None, help="metric watched (null: the objective)")
     mode: str = spec("auto", help="min, max, or auto (from the metric name)", choices=["auto", "min", "max"])
     min_delta: float = spec(0.0, help="smallest change that counts as an improvement", ge=0.0)
+    stop_at: Optional[float] = spec(None, help="stop once the monitored metric reaches this value (at least it for "
+                                               "max, at most for min), e.g. 0.98 for val/acc (null: off)")
 
 
 @dataclass
