@@ -359,3 +359,113 @@ def test_resume_refuses_a_run_directory_holding_a_link_and_writes_nothing_throug
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "train.log is a symbolic link" in proc.stderr
     assert not outside.exists()
+
+
+# Probe findings (bench/probe, issue 23): each refused at the shared check, with its culprit named.
+
+def test_a_sweeper_setting_beyond_64_bits_is_refused_before_the_sweep_starts(tmp_path):
+    huge = "9" * 80
+    proc = run_cli(["train", "-m", "sweep=blobs_mlp", *SMOKE, f"hydra.sweeper.n_trials={huge}"], tmp_path,
+                   timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "hydra.sweeper.n_trials=" in proc.stderr and "at most 9,223,372,036,854,775,807" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "runs").exists()
+
+
+def test_package_flag_naming_no_key_of_the_config_is_a_user_error(tmp_path):
+    proc = run_cli(["train", "--package", "nosuch", "--cfg", "job"], tmp_path)
+    assert proc.returncode == 2
+    assert "--package nosuch: the config has no key 'nosuch'" in proc.stderr
+    proc = run_cli(["train", "--package", "optimizer", "--cfg", "job", *SMOKE], tmp_path)
+    assert proc.returncode == 0 and "# @package optimizer" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["summary", "lr-find"])
+@pytest.mark.parametrize("override, message", [
+    ("+optimizer._target_=builtins.eval", "optimizer._target_=builtins.eval does not build a torch.optim.Optimizer"),
+    ("+scheduler._target_=os.remove", "scheduler._target_=os.remove does not build a torch.optim.lr_scheduler"),
+    ("+callbacks.x._target_=os.system", "callbacks.x._target_=os.system is not a callback class"),
+    ("+hydra.job_logging.handlers.x={class: logging.FileHandler, filename: BASHRC}", "names a class to import"),
+])
+def test_summary_and_lr_find_refuse_the_targets_train_refuses(tmp_path, command, override, message):
+    bashrc = tmp_path / "bashrc"
+    extra = ["lr_find.steps=10"] if command == "lr-find" else []
+    proc = run_cli([command, *SMOKE, *extra, override.replace("BASHRC", str(bashrc))], tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+    assert not bashrc.exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_formula_with_an_exponent_past_any_float_is_refused_even_for_one_epoch(tmp_path):
+    proc = run_cli(["train", *SMOKE, "scheduler=lambda", "scheduler.formula=epoch ** 99999999999"], tmp_path)
+    assert proc.returncode == 2
+    assert "scheduler.formula='epoch ** 99999999999': the exponent" in proc.stderr and "+-1024" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+    proc = run_cli(["train", *SMOKE, "scheduler=lambda", "scheduler.formula='math.cos(epoch) ** 2 + 0.1'"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_reference_to_nothing_as_a_group_choice_names_the_override(tmp_path):
+    proc = run_cli(["summary", "model=${nosuch.key}"], tmp_path)
+    assert proc.returncode == 2
+    assert "model=${nosuch.key}: Interpolation key 'nosuch.key' not found" in proc.stderr
+    assert "_dummy_" not in proc.stderr
+
+
+def test_a_link_back_up_an_image_folder_is_skipped_and_no_image_counts_twice(tmp_path):
+    from conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=6)
+    (root / "train" / "a" / "loop").symlink_to("..")
+    proc = run_cli(["train", "model=mlp", "model.hidden=[16]", "dataset=imagefolder", f"dataset.root={root}",
+                    "trainer.epochs=1", "trainer.batch_size=4", "dataset.image_size=[16,16]",
+                    "dataset.num_workers=0", "tensorboard.figures=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    log = (run / "train.log").read_text()
+    assert "skipped 1 folder link(s)" in log and "train/a/loop ->" in log
+    train, val = (int(n) for n in __import__("re").search(r"train (\d+) / val (\d+)", log).groups())
+    assert train + val == 12
+
+
+def copied_optuna_sweep(folder, results):
+    """An Optuna sweep directory as a copy without its optuna.db leaves it (the files trainctl reads)."""
+    (folder / "0").mkdir(parents=True)
+    (folder / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"runtime": {"choices": {"hydra/sweeper": "optuna"}}, "overrides": {"task": ["seed=1"]}}}))
+    if results:
+        (folder / "optimization_results.yaml").write_text(yaml.safe_dump(
+            {"storage": f"sqlite:///{folder.parent / 'original' / 'optuna.db'}", "study_name": "s"}))
+
+
+@pytest.mark.parametrize("results", [True, False])
+def test_sweep_report_of_a_sweep_directory_without_its_database_is_refused(tmp_path, results):
+    original = tmp_path / "original"
+    original.mkdir()
+    (original / "optuna.db").write_bytes(b"")  # the study the copy was made from
+    copy = tmp_path / "copy"
+    copied_optuna_sweep(copy, results)
+    proc = run_cli(["sweep-report", str(copy)], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert ("looks copied without its study" if results else "an Optuna sweep directory without its study") in said
+    assert sorted(p.name for p in copy.iterdir()) == ["0", "multirun.yaml"] + (
+        ["optimization_results.yaml"] if results else [])
+
+
+def test_a_path_too_long_for_the_system_is_named_short_with_its_command(tmp_path):
+    proc = run_cli(["sweep-report", "b" * 5000], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "trainctl sweep-report: " + "b" * 60 + "...(5,000 characters): File name too long" in proc.stderr
+    assert len(proc.stderr) < 400
+
+
+def test_a_bad_value_replayed_by_resume_names_the_file_it_comes_from(tmp_path, trained_run):
+    run, _ = planted(tmp_path, trained_run)
+    save_overrides(run, ["trainer.epochs=-5"])
+    before = files_under(run)
+    proc = run_cli(["train", f"resume={run}"], tmp_path)
+    assert proc.returncode == 2
+    said = " ".join(proc.stderr.split())
+    assert "trainer.epochs=-5 is not on your command line: it is replayed from the saved overrides" in said
+    assert f"resume={run}" in said and files_under(run) == before

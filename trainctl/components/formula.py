@@ -22,6 +22,7 @@ from trainctl.errors import UserError
 
 MAX_LENGTH = 1000  # characters; also keeps the parser's and the compiler's recursion shallow
 MAX_NODES = 200
+MAX_EXPONENT = 1024  # a fixed exponent on a variable base: 2 ** 1024 is past the largest float
 LIMIT = 1e300  # the largest magnitude a power may produce (floats end near 1.8e308)
 
 Value = Callable[[dict[str, float]], float]
@@ -78,6 +79,18 @@ def _format_env(env: dict[str, float]) -> str:
     return ", ".join(f"{k}={v}" for k, v in env.items())
 
 
+def _check_exponent(node: ast.BinOp, refuse: Callable[[str], UserError]) -> None:
+    """`epoch ** 99999999999` is finite at epochs 0 and 1 only: a fixed exponent past what a float holds for a
+    base of 2 is refused when the formula is read, whatever the run's length, not at the first epoch it breaks."""
+    exponent = node.right.operand if isinstance(node.right, ast.UnaryOp) else node.right
+    if not (isinstance(node.op, ast.Pow) and isinstance(exponent, ast.Constant)
+            and isinstance(exponent.value, (int, float)) and not isinstance(node.left, ast.Constant)):
+        return
+    if abs(exponent.value) > MAX_EXPONENT:
+        raise refuse(f"the exponent in '{ast.unparse(node)[:80]}' is beyond +-{MAX_EXPONENT}: the power overflows "
+                     f"(or vanishes) for every base from 2 (or below 0.5). Use an exponent within +-{MAX_EXPONENT}")
+
+
 def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable[..., float]:
     """A function of `variables` (as keyword arguments) computing `text` as a finite float; UserError names
     `key` if the formula is invalid, or when it cannot be computed for the values it is given."""
@@ -124,6 +137,7 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
             constant = CONSTANTS[node.id]
             return lambda env: constant
         if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
+            _check_exponent(node, refuse)
             op, left, right = OPERATORS[type(node.op)], build(node.left), build(node.right)
             return lambda env: op(left(env), right(env))
         if isinstance(node, ast.UnaryOp) and type(node.op) in OPERATORS:

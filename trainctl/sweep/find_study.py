@@ -56,6 +56,10 @@ def _from_directory(folder: Path) -> tuple[str, str | None, list[str] | None]:
                             f"of another sweep directory ({elsewhere[0]}): it looks copied without its study. Copy "
                             f"that file into {folder}, or give it itself: trainctl sweep-report {elsewhere[0]}")
         return recorded, name, objectives
+    if (folder / "multirun.yaml").is_file():  # an Optuna sweep's directory without its study (grid dirs go elsewhere)
+        raise UserError(f"{folder} is an Optuna sweep directory without its study: it holds no "
+                        f"{' or '.join(DEFAULT_FILES)} (removed, or not copied with it). Copy the sweep's optuna.db "
+                        f"into {folder}, or give the storage itself: trainctl sweep-report sqlite:///PATH")
     inside = sorted(str(p) for p in [*folder.glob("*"), *folder.glob("*/*")] if _is_sweep_dir(p))
     hint = f" (sweep directories in it: {', '.join(inside[:5])}{', ...' if len(inside) > 5 else ''})" if inside else ""
     raise UserError(f"{folder} is not a sweep directory: it holds none of {RESULTS}, "
