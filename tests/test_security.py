@@ -469,3 +469,18 @@ def test_a_bad_value_replayed_by_resume_names_the_file_it_comes_from(tmp_path, t
     said = " ".join(proc.stderr.split())
     assert "trainer.epochs=-5 is not on your command line: it is replayed from the saved overrides" in said
     assert f"resume={run}" in said and files_under(run) == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_resume_refuses_a_checkpoint_that_is_no_file_before_it_trains(tmp_path, trained_run, kind):
+    import os
+
+    run, _ = planted(tmp_path, trained_run)
+    best = run / "checkpoints" / "best.pt"
+    best.unlink()
+    os.mkfifo(best) if kind == "fifo" else best.mkdir()
+    before = files_under(run)
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2"], tmp_path, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{best} is not a file" in " ".join(proc.stderr.split())
+    assert files_under(run) == before

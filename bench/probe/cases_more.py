@@ -116,8 +116,14 @@ def path_cases() -> list[Case]:
             if cmd == "predict" and name not in ("fifo", "devzero", "root", "text-file", "newline"):
                 continue
             extra = ["inputs=x.png"] if cmd == "predict" else []
+
+            def both(ctx, mk=mk, cmd=cmd):  # predict: a real image, so the checkpoint is what is wrong
+                if cmd == "predict":
+                    fixtures.write_png(ctx.cwd / "x.png")
+                if mk:
+                    mk(ctx)
             add(Case(f"more-ckpt-{cmd}-{name}", "odd-path", [cmd, f"ckpt={path}", *extra, "device=cpu"],
-                     setup=mk, msg=("ckpt", path.split("/")[-1][:20], "checkpoint"), timeout=60))
+                     setup=both, msg=("ckpt", path.split("/")[-1][:20], "checkpoint"), timeout=60))
     # the run directory itself holds something odd
     rundir = {
         "best-fifo": (lambda c, r: replace(r / "checkpoints/best.pt", "fifo")),
@@ -142,10 +148,10 @@ def path_cases() -> list[Case]:
                      allow=("cwd/runs/shared/**",) if cmd == "eval" else ()))
     # a lock file left by another process
     add(Case("more-lock-fifo", "crafted-rundir", ["train", f"resume={RUN}", "trainer.epochs=2"], expect=(0, 2),
-             setup=setup_fm(lambda c, r: os.mkfifo(r / ".lock")), timeout=180, msg=("lock", "shared"),
+             setup=setup_fm(lambda c, r: replace(r / ".lock", "fifo")), timeout=180, msg=("lock", "shared"),
              allow=("cwd/runs/shared/**",)))
     add(Case("more-lock-dir", "crafted-rundir", ["train", f"resume={RUN}", "trainer.epochs=2"], expect=(0, 2),
-             setup=setup_fm(lambda c, r: [(r / n).mkdir() for n in (".lock", "run.lock")]), timeout=180,
+             setup=setup_fm(lambda c, r: replace(r / ".lock", "dir")), timeout=180,
              msg=("lock", "shared"), allow=("cwd/runs/shared/**",)))
     # resume= of things that are no run
     for name, target in {"dot": ".", "runs": "runs", "root": "/", "home": "~", "sweep": "copy",
@@ -177,8 +183,11 @@ def path_cases() -> list[Case]:
     for cmd, extra in (("eval", []), ("predict", ["inputs=data/t10k-images-idx3-ubyte"]),
                        ("export", ["format=safetensors"])):
         for name, (mk, path) in outs.items():
+            # out= in a folder that does not exist yet: made, as `mkdir -p` would (the user named the place)
+            made = name == "nodir"
             add(Case(f"more-out-{cmd}-{name}", "odd-path", [cmd, f"ckpt={RUN}", *extra, f"out={path}", *FM_ARGS],
-                     setup=setup_fm(mk), msg=("out", path.split("/")[0]), timeout=180, expect=(2,)))
+                     setup=setup_fm(mk), msg=("out", path.split("/")[0]), timeout=180,
+                     expect=(0, 2) if made else (2,), allow=("cwd/nosuch", "cwd/nosuch/**") if made else ()))
     # predict inputs: odd files, crafted arrays, pickles
     inputs = {
         "fifo": (lambda c, r: os.mkfifo(c.cwd / "in.png"), "in.png", ("in.png",)),
