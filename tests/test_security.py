@@ -484,3 +484,17 @@ def test_resume_refuses_a_checkpoint_that_is_no_file_before_it_trains(tmp_path, 
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{best} is not a file" in " ".join(proc.stderr.split())
     assert files_under(run) == before
+
+
+@pytest.mark.parametrize("command, pair, hint", [
+    ("export", "device=cpu", "This command runs on the CPU: it takes no device=."),
+    ("eval", "model=cnn", "A setting of it is changed with model.KEY=VALUE"),
+])
+def test_a_group_choice_among_a_checkpoint_commands_pairs_is_named(tmp_path, trained_run, command, pair, hint):
+    run, _ = planted(tmp_path, trained_run)
+    extra = ["format=safetensors"] if command == "export" else []
+    proc = run_cli([command, f"ckpt={run}", *extra, pair], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert f"{pair}: KEY=VALUE pairs here change settings of the checkpoint's stored config" in said and hint in said
+    assert not (run / "export").exists()
