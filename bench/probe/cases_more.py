@@ -122,7 +122,8 @@ def path_cases() -> list[Case]:
                     fixtures.write_png(ctx.cwd / "x.png")
                 if mk:
                     mk(ctx)
-            add(Case(f"more-ckpt-{cmd}-{name}", "odd-path", [cmd, f"ckpt={path}", *extra, *([] if cmd == "export" else ["device=cpu"])],
+            dev = [] if cmd == "export" else ["device=cpu"]
+            add(Case(f"more-ckpt-{cmd}-{name}", "odd-path", [cmd, f"ckpt={path}", *extra, *dev],
                      setup=both, msg=("ckpt", path.split("/")[-1][:20], "checkpoint"), timeout=60))
     # the run directory itself holds something odd
     rundir = {
