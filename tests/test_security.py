@@ -498,3 +498,10 @@ def test_a_group_choice_among_a_checkpoint_commands_pairs_is_named(tmp_path, tra
     said = " ".join(proc.stderr.split())
     assert f"{pair}: KEY=VALUE pairs here change settings of the checkpoint's stored config" in said and hint in said
     assert not (run / "export").exists()
+
+
+def test_list_of_a_section_with_an_option_says_a_section_has_none(tmp_path):
+    proc = run_cli(["list", "trainer", "epochs"], tmp_path)
+    assert proc.returncode == 2
+    assert "trainer is a section of the run's settings, with no options to pick" in proc.stderr
+    assert "unknown group" not in proc.stderr
