@@ -505,3 +505,10 @@ def test_list_of_a_section_with_an_option_says_a_section_has_none(tmp_path):
     assert proc.returncode == 2
     assert "trainer is a section of the run's settings, with no options to pick" in proc.stderr
     assert "unknown group" not in proc.stderr
+
+
+def test_a_sweep_over_a_huge_integer_range_starts_without_listing_it(tmp_path):
+    proc = run_cli(["train", "-m", "sweep=blobs_mlp", *SMOKE, "hydra.sweeper.n_trials=1",
+                    "seed=range(0,100000000000)", "hydra.sweeper.sweep_dir=sw"], tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "MemoryError" not in proc.stderr and (tmp_path / "sw" / "optuna.db").is_file()

@@ -389,7 +389,7 @@ def sweep_cases() -> list[Case]:
         "int-out-of-range": ("trainer.epochs=int(interval(0,2))", ("trainer.epochs",)),
         "choice-empty": ("optimizer.lr=choice()", ("optimizer.lr", "choice")),
         "choice-bad-values": ("trainer.batch_size=choice(a,b)", ("trainer.batch_size",)),
-        "choice-dupes": ("seed=choice(1,1,1)", ("seed",)),
+        "choice-dupes": ("seed=choice(1,1,1)", ("seed",)),  # Optuna takes repeated choices: 0 or 2
         "range-huge": ("seed=range(0,100000000000)", ("seed", "range")),
         "range-zero-step": ("seed=range(0,10,0)", ("seed", "range")),
         "interval-strings": ("optimizer.lr=interval(a,b)", ("optimizer.lr", "interval")),
