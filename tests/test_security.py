@@ -512,3 +512,14 @@ def test_a_sweep_over_a_huge_integer_range_starts_without_listing_it(tmp_path):
                     "seed=range(0,100000000000)", "hydra.sweeper.sweep_dir=sw"], tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "MemoryError" not in proc.stderr and (tmp_path / "sw" / "optuna.db").is_file()
+
+
+def test_a_sweep_storage_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "p.db")
+    proc = run_cli(["train", "-m", "sweep=blobs_mlp", *SMOKE, "hydra.sweeper.n_trials=1",
+                    f"hydra.sweeper.storage=sqlite:///{tmp_path / 'p.db'}"], tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert f"{tmp_path / 'p.db'} is not a regular file (a folder, fifo or device)" in " ".join(proc.stderr.split())
+    assert not (tmp_path / "runs").exists()

@@ -95,7 +95,8 @@ def _check_files(spec: str, target: str) -> None:
                         "sweep; run the sweep with the default storage to report on it later")
     for path in storage_files(spec):
         if not path.is_file():
-            raise UserError(f"{target}: the study's storage {path} does not exist; {GIVE}")
+            what = "is not a regular file (a folder, fifo or device)" if path.exists() else "does not exist"
+            raise UserError(f"{target}: the study's storage {path} {what}; {GIVE}")
         if spec.startswith("sqlite:"):
             check_intact(path, target)  # damaged (truncated) is not "no Optuna database"
             try:
