@@ -523,3 +523,24 @@ def test_a_sweep_storage_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
     assert proc.returncode == 2
     assert f"{tmp_path / 'p.db'} is not a regular file (a folder, fifo or device)" in " ".join(proc.stderr.split())
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_signal_a_library_swallows_still_ends_the_command_with_its_code(monkeypatch, capsys):
+    """`doctor` exited 0 after a SIGINT: something on its way caught the interrupt (`except BaseException`)."""
+    import os
+    import signal
+    import time
+
+    from trainctl import cli
+
+    def swallowing(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(2)
+        except BaseException:  # what a library did
+            pass
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "doctor", swallowing)
+    assert cli.main(["doctor"]) == 130
+    assert "stopped by SIGINT" in capsys.readouterr().err

@@ -170,7 +170,14 @@ def _with_signals(argv: list[str] | None) -> int:
     if argv is None:  # the process's own command line
         ignore_signals_after_atexit()
     try:
-        return _main(args)
+        code = _main(args)
+        from trainctl.engine.signals import signal_pending, signal_text
+
+        signum = signal_pending()
+        if signum is not None:  # a library swallowed the interrupt (an `except BaseException`) and went on
+            print(f"stopped by {signal_text(signum)}", file=sys.stderr)
+            return 128 + signum
+        return code
     except KeyboardInterrupt as stop:  # a signal outside the training loop (that one reports its own stop)
         from trainctl.engine.signals import signal_text
 
