@@ -544,3 +544,23 @@ def test_a_signal_a_library_swallows_still_ends_the_command_with_its_code(monkey
     monkeypatch.setitem(cli.COMMANDS, "doctor", swallowing)
     assert cli.main(["doctor"]) == 130
     assert "stopped by SIGINT" in capsys.readouterr().err
+
+
+def test_a_lock_that_is_a_folder_is_named_not_a_traceback(tmp_path, trained_run):
+    run, _ = planted(tmp_path, trained_run)
+    lock = run / ".lock"
+    if lock.exists():
+        lock.unlink()
+    lock.mkdir()
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{lock} is not a file" in " ".join(proc.stderr.split())
+
+
+def test_sweep_report_of_a_results_file_that_is_no_text_is_named(tmp_path):
+    copy = tmp_path / "copy"
+    copied_optuna_sweep(copy, results=False)
+    (copy / "optimization_results.yaml").write_bytes(b"\xff\xfe: [\n\x00\x81")
+    proc = run_cli(["sweep-report", str(copy)], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "optimization_results.yaml is not a sweep's results file" in proc.stderr

@@ -76,7 +76,7 @@ def check_no_links(run_dir: Path) -> None:
     makes one, so a link means someone else shaped this directory: refuse it, naming the link."""
     # Files a resumed run appends to, rewrites or reads at its end (the test pass loads best.pt): a folder or a
     # fifo there would fail the run after it trained, or hang it.
-    for name in ("train.log", "metrics.json", "model.txt", "checkpoints/best.pt", "checkpoints/last.pt"):
+    for name in ("train.log", "metrics.json", "model.txt", "checkpoints/best.pt", "checkpoints/last.pt", ".lock"):
         if (run_dir / name).exists() and not (run_dir / name).is_file() and not (run_dir / name).is_symlink():
             raise UserError(f"{run_dir / name} is not a file: it is not a run directory trainctl wrote (or it was "
                             "edited since); remove it, or do not resume this run.")

@@ -44,7 +44,7 @@ def _from_directory(folder: Path) -> tuple[str, str | None, list[str] | None]:
         try:
             data = yaml.safe_load(results.read_text()) or {}
             recorded, name, objectives = str(data["storage"]), data.get("study_name"), data.get("objectives")
-        except (yaml.YAMLError, KeyError, TypeError) as e:
+        except (yaml.YAMLError, KeyError, TypeError, ValueError, OSError) as e:  # ValueError: bytes no UTF-8
             raise UserError(f"{results} is not a sweep's results file ({_first_line(e)}): {GIVE}") from None
     for default, kind in DEFAULT_FILES.items():
         if (folder / default).is_file():
