@@ -564,3 +564,36 @@ def test_sweep_report_of_a_results_file_that_is_no_text_is_named(tmp_path):
     proc = run_cli(["sweep-report", str(copy)], tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "optimization_results.yaml is not a sweep's results file" in proc.stderr
+
+
+def test_a_signal_handled_inside_a_weakref_callback_still_stops_the_command_at_once(tmp_path):
+    """Python swallows an exception raised in a weakref callback (printing "Exception ignored"): a SIGTERM whose
+    handler ran there let a sweep run on and printed a traceback. Run as a process of its own, as the CLI is."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "swallow.py"
+    script.write_text(
+        "import gc, os, signal, sys, time, weakref\n"
+        "from trainctl import cli\n"
+        "def command(args):\n"
+        "    class Node: pass\n"
+        "    node = Node()\n"
+        "    def callback(_):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(1)  # the handler runs inside the callback\n"
+        "    ref = weakref.ref(node, callback)\n"
+        "    del node\n"
+        "    gc.collect()\n"
+        "    time.sleep(5)  # the signal, sent again, stops the command here\n"
+        "    return 0\n"
+        "cli.COMMANDS['doctor'] = command\n"
+        "t = time.monotonic()\n"
+        "rc = cli.main(['doctor'])\n"
+        "print('took', time.monotonic() - t)\n"
+        "sys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert float(proc.stdout.split("took")[1]) < 3
+    assert "stopped by SIGTERM" in proc.stderr
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr
