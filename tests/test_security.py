@@ -399,7 +399,8 @@ def test_summary_and_lr_find_refuse_the_targets_train_refuses(tmp_path, command,
 def test_a_formula_with_an_exponent_past_any_float_is_refused_even_for_one_epoch(tmp_path):
     proc = run_cli(["train", *SMOKE, "scheduler=lambda", "scheduler.formula=epoch ** 99999999999"], tmp_path)
     assert proc.returncode == 2
-    assert "scheduler.formula='epoch ** 99999999999': the exponent" in proc.stderr and "+-1024" in proc.stderr
+    assert ("scheduler.formula='epoch ** 99999999999': failed at epoch=2: 2 ** 1e+11 would be about 1e30102999566"
+            in " ".join(proc.stderr.split()))
     assert not (tmp_path / "runs").exists()
     proc = run_cli(["train", *SMOKE, "scheduler=lambda", "scheduler.formula='math.cos(epoch) ** 2 + 0.1'"], tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -79,16 +79,13 @@ def _format_env(env: dict[str, float]) -> str:
     return ", ".join(f"{k}={v}" for k, v in env.items())
 
 
-def _check_exponent(node: ast.BinOp, refuse: Callable[[str], UserError]) -> None:
+def _past_exponent(node: ast.BinOp) -> bool:
     """`epoch ** 99999999999` is finite at epochs 0 and 1 only: a fixed exponent past what a float holds for a
-    base of 2 is refused when the formula is read, whatever the run's length, not at the first epoch it breaks."""
+    base of 2, on a base that varies, is refused when the formula is read, whatever the run's length."""
     exponent = node.right.operand if isinstance(node.right, ast.UnaryOp) else node.right
-    if not (isinstance(node.op, ast.Pow) and isinstance(exponent, ast.Constant)
-            and isinstance(exponent.value, (int, float)) and not isinstance(node.left, ast.Constant)):
-        return
-    if abs(exponent.value) > MAX_EXPONENT:
-        raise refuse(f"the exponent in '{ast.unparse(node)[:80]}' is beyond +-{MAX_EXPONENT}: the power overflows "
-                     f"(or vanishes) for every base from 2 (or below 0.5). Use an exponent within +-{MAX_EXPONENT}")
+    return (isinstance(node.op, ast.Pow) and isinstance(exponent, ast.Constant)
+            and isinstance(exponent.value, (int, float)) and not isinstance(node.left, ast.Constant)
+            and abs(exponent.value) > MAX_EXPONENT)
 
 
 def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable[..., float]:
@@ -137,7 +134,8 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
             constant = CONSTANTS[node.id]
             return lambda env: constant
         if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
-            _check_exponent(node, refuse)
+            if _past_exponent(node):
+                too_large.append(node)
             op, left, right = OPERATORS[type(node.op)], build(node.left), build(node.right)
             return lambda env: op(left(env), right(env))
         if isinstance(node, ast.UnaryOp) and type(node.op) in OPERATORS:
@@ -155,6 +153,7 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
         raise refuse(f"'{ast.unparse(node)}' is not allowed in a formula (numbers, + - * / // % **, and {allowed}; "
                      "math.NAME works too)")
 
+    too_large: list[ast.BinOp] = []
     compute = build(tree.body)
 
     def formula(**env: float) -> float:
@@ -167,4 +166,9 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
         return value
 
     formula(**{v: 0 for v in variables})  # fail now, not in epoch 37
+    if too_large:  # what it gives at 2, the smallest base it overflows from; else (it vanishes) the rule itself
+        formula(**{v: 2 for v in variables})
+        raise refuse(f"the exponent in '{ast.unparse(too_large[0])[:80]}' is beyond +-{MAX_EXPONENT}: the power "
+                     f"overflows (or vanishes) for every base from 2 (or below 0.5). Use an exponent within "
+                     f"+-{MAX_EXPONENT}")
     return formula
