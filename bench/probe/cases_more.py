@@ -89,9 +89,9 @@ def path_cases() -> list[Case]:
                       "eq": "runs/a=b", "dollar": "runs/$HOME", "brace": "runs/x{y}"}.items():
         add(Case(f"more-path-eval-{name}", "odd-path", ["eval", f"ckpt={rel}", *FM_ARGS], expect=(0,),
                  setup=setup_fm(rel=rel), timeout=180, allow=("cwd/runs/**",)))
-    add(Case("more-path-predict-unicode", "odd-path", ["predict", "ckpt=runs/éxp ü", "inputs=data/t10k-images-idx3-ubyte",
-                                                        *FM_ARGS], expect=(0,), setup=setup_fm(rel="runs/éxp ü"),
-             timeout=180, allow=("cwd/runs/**",)))
+    add(Case("more-path-predict-unicode", "odd-path",
+             ["predict", "ckpt=runs/éxp ü", "inputs=data/t10k-images-idx3-ubyte", *FM_ARGS], expect=(0,),
+             setup=setup_fm(rel="runs/éxp ü"), timeout=180, allow=("cwd/runs/**",)))
     # special files and folders where a checkpoint is expected
     special = {
         "fifo": (lambda c: os.mkfifo(c.cwd / "ck.pt"), "ck.pt"),
@@ -111,7 +111,8 @@ def path_cases() -> list[Case]:
     }
     for cmd in ("eval", "predict", "export", "explain"):
         for name, (mk, path) in special.items():
-            if cmd in ("export", "explain") and name not in ("fifo", "devzero", "link-loop", "dir-empty", "zip-garbage"):
+            if cmd in ("export", "explain") and name not in ("fifo", "devzero", "link-loop", "dir-empty",
+                                                              "zip-garbage"):
                 continue
             if cmd == "predict" and name not in ("fifo", "devzero", "root", "text-file", "newline"):
                 continue
@@ -143,7 +144,8 @@ def path_cases() -> list[Case]:
     }
     for name, mutate in rundir.items():
         for cmd in ("eval", "resume"):
-            argv = ["eval", f"ckpt={RUN}", *FM_ARGS] if cmd == "eval" else ["train", f"resume={RUN}", "trainer.epochs=2"]
+            argv = (["eval", f"ckpt={RUN}", *FM_ARGS] if cmd == "eval" else
+                    ["train", f"resume={RUN}", "trainer.epochs=2"])
             add(Case(f"more-rundir-{cmd}-{name}", "crafted-rundir", argv, setup=setup_fm(mutate), expect=(0, 2),
                      msg=("shared", "checkpoint", "best.pt", "config", ".hydra", "last.pt"), timeout=180,
                      allow=("cwd/runs/shared/**",) if cmd == "eval" else ()))
@@ -259,7 +261,8 @@ TYPES = [
     ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps"),
     ("trainer.val_every_n_steps=-1", "trainer.val_every_n_steps"),
     ("trainer.max_steps_per_epoch=0", "trainer.max_steps_per_epoch"),
-    ("trainer.overfit_batches=-2", "trainer.overfit_batches"), ("trainer.grad_accum_steps=0", "trainer.grad_accum_steps"),
+    ("trainer.overfit_batches=-2", "trainer.overfit_batches"),
+    ("trainer.grad_accum_steps=0", "trainer.grad_accum_steps"),
     ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
     ("trainer.gradient_clip_val=nan", "trainer.gradient_clip_val"),
     ("trainer.gradient_clip_algorithm=median", "trainer.gradient_clip_algorithm"),
@@ -278,7 +281,8 @@ TYPES = [
     ("tensorboard.projector_samples=0", "tensorboard.projector_samples"),
     ("tensorboard.figures_every_n_epochs=0", "tensorboard.figures_every_n_epochs"),
     ("optimizer.lr=-0.1", "optimizer.lr"), ("optimizer.lr=nan", "optimizer.lr"), ("optimizer.lr=inf", "optimizer.lr"),
-    ("optimizer.lr=1e400", "optimizer.lr"), ("optimizer.lr=abc", "optimizer.lr"), ("optimizer.lr=[0.1]", "optimizer.lr"),
+    ("optimizer.lr=1e400", "optimizer.lr"), ("optimizer.lr=abc", "optimizer.lr"),
+    ("optimizer.lr=[0.1]", "optimizer.lr"),
     ("optimizer.weight_decay=-1", "optimizer.weight_decay"), ("optimizer=nosuch", "nosuch"),
     ("seed=-1", "seed"), ("seed=18446744073709551616", "seed"), ("seed=1.5", "seed"),
     ("model.hidden=[]", "model.hidden"), ("model.hidden=[0]", "model.hidden"), ("model.hidden=[-4]", "model.hidden"),
@@ -369,7 +373,8 @@ def grammar_cases() -> list[Case]:
            "hydra.verbose=true", "hydra/job_logging=nosuch", "hydra/launcher=nosuch", "hydra.mode=MULTIRUN"]
     out = []
     for i, ov in enumerate(bad):
-        expect = (0, 2) if ov in ("hydra.verbose=true", "model=[mlp]", "seed=\u0661", "hydra.mode=MULTIRUN", "hydra.job.chdir=true",
+        expect = (0, 2) if ov in ("hydra.verbose=true", "model=[mlp]", "seed=\u0661", "hydra.mode=MULTIRUN",
+                                  "hydra.job.chdir=true",
                                   "trainer.epochs=${oc.decode:'1'}") else (2,)
         key = ov.lstrip("+~").split("=")[0].split("@")[0].strip() or "override"
         out.append(Case(f"more-grammar-{i:02d}", "hydra-syntax", [*SMOKE, ov], expect=expect,
@@ -473,7 +478,8 @@ def signal_cases() -> list[Case]:
                    "hydra.sweeper.n_trials=3", "dataset.n_train=4096"], None, "runs/optuna/*/0/train.log"),
     ]:
         for sig, after in (("INT", 2.5), ("TERM", 1.0)):
-            out.append(Case(f"more-sig-{sig}-{cmd}", "signal", argv, setup=setup, expect=(130 if sig == "INT" else 143,),
+            code = 130 if sig == "INT" else 143
+            out.append(Case(f"more-sig-{sig}-{cmd}", "signal", argv, setup=setup, expect=(code,),
                             signal={"sig": sig, "after": after, "when": when, "max_wait": 60}, timeout=150,
                             allow=("cwd/runs/**", "cwd/copy/**")))
     out.append(Case("more-sig-INT-twice-sweep", "signal", ["train", "-m", "sweep=blobs_mlp", "experiment=smoke",
