@@ -359,3 +359,242 @@ def test_resume_refuses_a_run_directory_holding_a_link_and_writes_nothing_throug
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "train.log is a symbolic link" in proc.stderr
     assert not outside.exists()
+
+
+# Probe findings (bench/probe, issue 23): each refused at the shared check, with its culprit named.
+
+def test_a_sweeper_setting_beyond_64_bits_is_refused_before_the_sweep_starts(tmp_path):
+    huge = "9" * 80
+    proc = run_cli(["train", "-m", "sweep=blobs_mlp", *SMOKE, f"hydra.sweeper.n_trials={huge}"], tmp_path,
+                   timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "hydra.sweeper.n_trials=" in proc.stderr and "at most 9,223,372,036,854,775,807" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "runs").exists()
+
+
+def test_package_flag_naming_no_key_of_the_config_is_a_user_error(tmp_path):
+    proc = run_cli(["train", "--package", "nosuch", "--cfg", "job"], tmp_path)
+    assert proc.returncode == 2
+    assert "--package nosuch: the config has no key 'nosuch'" in proc.stderr
+    proc = run_cli(["train", "--package", "optimizer", "--cfg", "job", *SMOKE], tmp_path)
+    assert proc.returncode == 0 and "# @package optimizer" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["summary", "lr-find"])
+@pytest.mark.parametrize("override, message", [
+    ("+optimizer._target_=builtins.eval", "optimizer._target_=builtins.eval does not build a torch.optim.Optimizer"),
+    ("+scheduler._target_=os.remove", "scheduler._target_=os.remove does not build a torch.optim.lr_scheduler"),
+    ("+callbacks.x._target_=os.system", "callbacks.x._target_=os.system is not a callback class"),
+    ("+hydra.job_logging.handlers.x={class: logging.FileHandler, filename: BASHRC}", "names a class to import"),
+])
+def test_summary_and_lr_find_refuse_the_targets_train_refuses(tmp_path, command, override, message):
+    bashrc = tmp_path / "bashrc"
+    extra = ["lr_find.steps=10"] if command == "lr-find" else []
+    proc = run_cli([command, *SMOKE, *extra, override.replace("BASHRC", str(bashrc))], tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+    assert not bashrc.exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_formula_with_an_exponent_past_any_float_is_refused_even_for_one_epoch(tmp_path):
+    proc = run_cli(["train", *SMOKE, "scheduler=lambda", "scheduler.formula=epoch ** 99999999999"], tmp_path)
+    assert proc.returncode == 2
+    assert ("scheduler.formula='epoch ** 99999999999': failed at epoch=2: 2 ** 1e+11 would be about 1e30102999566"
+            in " ".join(proc.stderr.split()))
+    assert not (tmp_path / "runs").exists()
+    proc = run_cli(["train", *SMOKE, "scheduler=lambda", "scheduler.formula='math.cos(epoch) ** 2 + 0.1'"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_reference_to_nothing_as_a_group_choice_names_the_override(tmp_path):
+    proc = run_cli(["summary", "model=${nosuch.key}"], tmp_path)
+    assert proc.returncode == 2
+    assert "model=${nosuch.key}: Interpolation key 'nosuch.key' not found" in proc.stderr
+    assert "_dummy_" not in proc.stderr
+
+
+def test_a_link_back_up_an_image_folder_is_skipped_and_no_image_counts_twice(tmp_path):
+    from conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "imgs", classes=("a", "b"), per_class=6)
+    (root / "train" / "a" / "loop").symlink_to("..")
+    proc = run_cli(["train", "model=mlp", "model.hidden=[16]", "dataset=imagefolder", f"dataset.root={root}",
+                    "trainer.epochs=1", "trainer.batch_size=4", "dataset.image_size=[16,16]",
+                    "dataset.num_workers=0", "tensorboard.figures=false"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    [run] = run_dirs(tmp_path)
+    log = (run / "train.log").read_text()
+    assert "skipped 1 folder link(s)" in log and "train/a/loop ->" in log
+    train, val = (int(n) for n in __import__("re").search(r"train (\d+) / val (\d+)", log).groups())
+    assert train + val == 12
+
+
+def copied_optuna_sweep(folder, results):
+    """An Optuna sweep directory as a copy without its optuna.db leaves it (the files trainctl reads)."""
+    (folder / "0").mkdir(parents=True)
+    (folder / "multirun.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"runtime": {"choices": {"hydra/sweeper": "optuna"}}, "overrides": {"task": ["seed=1"]}}}))
+    if results:
+        (folder / "optimization_results.yaml").write_text(yaml.safe_dump(
+            {"storage": f"sqlite:///{folder.parent / 'original' / 'optuna.db'}", "study_name": "s"}))
+
+
+@pytest.mark.parametrize("results", [True, False])
+def test_sweep_report_of_a_sweep_directory_without_its_database_is_refused(tmp_path, results):
+    original = tmp_path / "original"
+    original.mkdir()
+    (original / "optuna.db").write_bytes(b"")  # the study the copy was made from
+    copy = tmp_path / "copy"
+    copied_optuna_sweep(copy, results)
+    proc = run_cli(["sweep-report", str(copy)], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert ("looks copied without its study" if results else "an Optuna sweep directory without its study") in said
+    assert sorted(p.name for p in copy.iterdir()) == ["0", "multirun.yaml"] + (
+        ["optimization_results.yaml"] if results else [])
+
+
+def test_a_path_too_long_for_the_system_is_named_short_with_its_command(tmp_path):
+    proc = run_cli(["sweep-report", "b" * 5000], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "trainctl sweep-report: " + "b" * 60 + "...(5,000 characters): File name too long" in proc.stderr
+    assert len(proc.stderr) < 400
+
+
+def test_a_bad_value_replayed_by_resume_names_the_file_it_comes_from(tmp_path, trained_run):
+    run, _ = planted(tmp_path, trained_run)
+    save_overrides(run, ["trainer.epochs=-5"])
+    before = files_under(run)
+    proc = run_cli(["train", f"resume={run}"], tmp_path)
+    assert proc.returncode == 2
+    said = " ".join(proc.stderr.split())
+    assert "trainer.epochs=-5 is not on your command line: it is replayed from the saved overrides" in said
+    assert f"resume={run}" in said and files_under(run) == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_resume_refuses_a_checkpoint_that_is_no_file_before_it_trains(tmp_path, trained_run, kind):
+    import os
+
+    run, _ = planted(tmp_path, trained_run)
+    best = run / "checkpoints" / "best.pt"
+    best.unlink()
+    os.mkfifo(best) if kind == "fifo" else best.mkdir()
+    before = files_under(run)
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2"], tmp_path, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{best} is not a file" in " ".join(proc.stderr.split())
+    assert files_under(run) == before
+
+
+@pytest.mark.parametrize("command, pair, hint", [
+    ("export", "device=cpu", "This command runs on the CPU: it takes no device=."),
+    ("eval", "model=cnn", "A setting of it is changed with model.KEY=VALUE"),
+])
+def test_a_group_choice_among_a_checkpoint_commands_pairs_is_named(tmp_path, trained_run, command, pair, hint):
+    run, _ = planted(tmp_path, trained_run)
+    extra = ["format=safetensors"] if command == "export" else []
+    proc = run_cli([command, f"ckpt={run}", *extra, pair], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert f"{pair}: KEY=VALUE pairs here change settings of the checkpoint's stored config" in said and hint in said
+    assert not (run / "export").exists()
+
+
+def test_list_of_a_section_with_an_option_says_a_section_has_none(tmp_path):
+    proc = run_cli(["list", "trainer", "epochs"], tmp_path)
+    assert proc.returncode == 2
+    assert "trainer is a section of the run's settings, with no options to pick" in proc.stderr
+    assert "unknown group" not in proc.stderr
+
+
+def test_a_sweep_over_a_huge_integer_range_starts_without_listing_it(tmp_path):
+    proc = run_cli(["train", "-m", "sweep=blobs_mlp", *SMOKE, "hydra.sweeper.n_trials=1",
+                    "seed=range(0,100000000000)", "hydra.sweeper.sweep_dir=sw"], tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "MemoryError" not in proc.stderr and (tmp_path / "sw" / "optuna.db").is_file()
+
+
+def test_a_sweep_storage_that_is_a_fifo_is_refused_not_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "p.db")
+    proc = run_cli(["train", "-m", "sweep=blobs_mlp", *SMOKE, "hydra.sweeper.n_trials=1",
+                    f"hydra.sweeper.storage=sqlite:///{tmp_path / 'p.db'}"], tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert f"{tmp_path / 'p.db'} is not a regular file (a folder, fifo or device)" in " ".join(proc.stderr.split())
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_signal_a_library_swallows_still_ends_the_command_with_its_code(monkeypatch, capsys):
+    """`doctor` exited 0 after a SIGINT: something on its way caught the interrupt (`except BaseException`)."""
+    import os
+    import signal
+    import time
+
+    from trainctl import cli
+
+    def swallowing(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(2)
+        except BaseException:  # what a library did
+            pass
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "doctor", swallowing)
+    assert cli.main(["doctor"]) == 130
+    assert "stopped by SIGINT" in capsys.readouterr().err
+
+
+def test_a_lock_that_is_a_folder_is_named_not_a_traceback(tmp_path, trained_run):
+    run, _ = planted(tmp_path, trained_run)
+    lock = run / ".lock"
+    if lock.exists():
+        lock.unlink()
+    lock.mkdir()
+    proc = run_cli(["train", f"resume={run}", "trainer.epochs=2"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{lock} is not a file" in " ".join(proc.stderr.split())
+
+
+def test_sweep_report_of_a_results_file_that_is_no_text_is_named(tmp_path):
+    copy = tmp_path / "copy"
+    copied_optuna_sweep(copy, results=False)
+    (copy / "optimization_results.yaml").write_bytes(b"\xff\xfe: [\n\x00\x81")
+    proc = run_cli(["sweep-report", str(copy)], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "optimization_results.yaml is not a sweep's results file" in proc.stderr
+
+
+def test_a_signal_handled_inside_a_weakref_callback_still_stops_the_command_at_once(tmp_path):
+    """Python swallows an exception raised in a weakref callback (printing "Exception ignored"): a SIGTERM whose
+    handler ran there let a sweep run on and printed a traceback. Run as a process of its own, as the CLI is."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "swallow.py"
+    script.write_text(
+        "import gc, os, signal, sys, time, weakref\n"
+        "from trainctl import cli\n"
+        "def command(args):\n"
+        "    class Node: pass\n"
+        "    node = Node()\n"
+        "    def callback(_):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(1)  # the handler runs inside the callback\n"
+        "    ref = weakref.ref(node, callback)\n"
+        "    del node\n"
+        "    gc.collect()\n"
+        "    time.sleep(5)  # the signal, sent again, stops the command here\n"
+        "    return 0\n"
+        "cli.COMMANDS['doctor'] = command\n"
+        "t = time.monotonic()\n"
+        "rc = cli.main(['doctor'])\n"
+        "print('took', time.monotonic() - t)\n"
+        "sys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert float(proc.stdout.split("took")[1]) < 3
+    assert "stopped by SIGTERM" in proc.stderr
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr

@@ -75,8 +75,12 @@ def _doctor(args: list[str]) -> int:
 
 
 def _summary(args: list[str]) -> int:
+    from trainctl.config.hydra_args import check_flags, check_hydra_keys
     from trainctl.config.overrides import check_group_choices, expand_device_index
     from trainctl.components.plugins import load_plugins
+
+    check_flags(args)  # the same checks as train's: these commands compose the same config
+    check_hydra_keys(args)
 
     load_plugins()  # a plugin's model can be summarised too
     args = expand_device_index(args)
@@ -87,8 +91,12 @@ def _summary(args: list[str]) -> int:
 
 
 def _lr_find(args: list[str]) -> int:
+    from trainctl.config.hydra_args import check_flags, check_hydra_keys
     from trainctl.config.overrides import check_group_choices, expand_device_index
     from trainctl.components.plugins import load_plugins
+
+    check_flags(args)  # the same checks as train's: these commands compose the same config
+    check_hydra_keys(args)
 
     load_plugins()  # a plugin's model, dataset or optimizer can be tested too
     args = expand_device_index(args)
@@ -162,7 +170,14 @@ def _with_signals(argv: list[str] | None) -> int:
     if argv is None:  # the process's own command line
         ignore_signals_after_atexit()
     try:
-        return _main(args)
+        code = _main(args)
+        from trainctl.engine.signals import signal_pending, signal_text
+
+        signum = signal_pending()
+        if signum is not None:  # a library swallowed the interrupt (an `except BaseException`) and went on
+            print(f"stopped by {signal_text(signum)}", file=sys.stderr)
+            return 128 + signum
+        return code
     except KeyboardInterrupt as stop:  # a signal outside the training loop (that one reports its own stop)
         from trainctl.engine.signals import signal_text
 
@@ -235,5 +250,8 @@ def _main(args: list[str]) -> int:
         # a path the user gave that the system cannot use (too long, a loop of links, a folder for a file)
         from trainctl.errors import report_user_error
 
-        report_user_error(UserError(f"{e.filename}: {e.strerror}: give a path that exists and can be read"))
+        name = str(e.filename)
+        shown = name if len(name) <= 120 else f"{name[:60]}...({len(name):,} characters)"
+        report_user_error(UserError(f"trainctl {args[0]}: {shown}: {e.strerror}: give a path that exists and can "
+                                    "be read"))
         return 2

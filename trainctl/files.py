@@ -75,7 +75,11 @@ def lock_run_dir(run_dir: Path) -> bool:
         return False
     run_dir.mkdir(parents=True, exist_ok=True)
     created = not (key / LOCK_FILE).exists()
-    fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    lock = key / LOCK_FILE
+    if lock.is_symlink() or (lock.exists() and not lock.is_file()):  # a folder or fifo there: never opened
+        raise UserError(f"{lock} is not a regular file: trainctl keeps a run's lock there, and this one was made "
+                        "by someone else. Remove it if no trainctl process uses this run directory.")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -178,7 +178,8 @@ BAD_OVERRIDES: list[tuple[str, tuple[str, ...]]] = [
     ("+callbacks.x._target_=os.system +callbacks.x.command='touch {marker}'", ("os.system", "_target_")),
     ("'dataset.train_transforms=[{_target_: subprocess.Popen, args: \"touch {marker}\", shell: true}]'",
      ("subprocess.Popen", "train_transforms")),
-    ("'dataset.eval_transforms=[{_target_: os.system, command: \"touch {marker}\"}]'", ("os.system",)),
+    # blobs has no transforms: "dataset.eval_transforms is not a setting" names the key
+    ("'dataset.eval_transforms=[{_target_: os.system, command: \"touch {marker}\"}]'", ("os.system", "eval_transforms")),
     ("'+hydra.job_logging.handlers.x={class: logging.FileHandler, filename: {outside}/bashrc}'",
      ("hydra.job_logging", "hydra")),
     ("+hydra.callbacks.x._target_=os.system", ("hydra.callbacks", "hydra")),

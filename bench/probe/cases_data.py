@@ -218,7 +218,11 @@ def loop_followed(ctx) -> list[str]:
 
     for log in ctx.cwd.glob("runs/*/train.log"):
         text = log.read_text(errors="replace")
-        for m in re.finditer(r"(\d[\d,]*) (?:training )?(?:images|samples)", text):
+        # "(train 11 / val 1 / test 12)": train and val come from train/ (not "46 samples/s", a throughput)
+        for m in re.finditer(r"train (\d+) / val (\d+)", text):
+            if int(m.group(1)) + int(m.group(2)) > 12:
+                return [f"symlink loop followed: the log counts {m.group(0)!r} (the folder has 12 training images)"]
+        for m in re.finditer(r"(\d[\d,]*) (?:training )?(?:images|samples)(?!/s)", text):
             if int(m.group(1).replace(",", "")) > 12:
                 return [f"symlink loop followed: the log counts {m.group(0)!r} (the folder has 12 training images)"]
     return []

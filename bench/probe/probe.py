@@ -298,7 +298,7 @@ def main() -> int:
     base_env.update(HOME=str(work / "_basehome"), MPLCONFIGDIR=str(mpl), CUDA_VISIBLE_DEVICES="")
     print(f"probe: training the base runs in {work}/_base ...", flush=True)
     base = fixtures.make_base_runs(work / "_base", python, base_env)
-    if any(c.id.startswith("report-") for c in cases):
+    if any(c.id.startswith("report-") or c.cls in ("sweep-report", "signal") for c in cases):
         base["sweep"] = fixtures.make_base_sweep(work / "_base", python, base_env)
     print(f"probe: {len(cases)} cases, {args.jobs} workers, work dir {work}", flush=True)
     records: list[dict] = []

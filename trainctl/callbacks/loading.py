@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, ListConfig
 
-from trainctl.config.targets import builds, instantiate_target
+from trainctl.config.targets import builds, import_target, instantiate_target
 from trainctl.engine.events import EVENTS, Callback, StopTraining
 from trainctl.errors import UserError
 
@@ -86,6 +86,14 @@ def _configured(cfg: DictConfig) -> dict[str, Any]:
     if not isinstance(node, DictConfig):
         raise UserError(f"callbacks={node!r} must map names to {{_target_: ...}} nodes")
     return dict(node.items())
+
+
+def check_callback_targets(cfg: DictConfig) -> None:
+    """Each configured callback's `_target_` imported and checked, nothing called (for commands that run none)."""
+    for name, node in _configured(cfg).items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            key = name if name.startswith("callbacks[") else f"callbacks.{name}"
+            _callback_class(str(node._target_), import_target(str(node._target_), key), key)
 
 
 def user_callbacks(cfg: DictConfig) -> list[Callback]:

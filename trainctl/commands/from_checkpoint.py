@@ -66,6 +66,21 @@ def check_choice(options: dict[str, str], key: str, choices: tuple[str, ...]) ->
     return value
 
 
+def check_no_group_choice(overrides: list[str]) -> None:
+    """`model=cnn` or `device=cpu` among a checkpoint command's KEY=VALUE pairs: those change settings of the
+    stored config, and a whole group's choice is no setting (the weights fit the model the run built); merged
+    as one, it replaced the group's node with a word and failed with a message about something else."""
+    from trainctl.config.compose import GROUPS
+
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+") in GROUPS:
+            hint = (" This command runs on the CPU: it takes no device=." if key == "device" else
+                    f" A setting of it is changed with {key}.KEY=VALUE (the weights fit the {key} the run built).")
+            raise UserError(f"{override}: KEY=VALUE pairs here change settings of the checkpoint's stored config "
+                            f"(e.g. dataset.root=DIR), and {key} is a whole config group, not a setting.{hint}")
+
+
 @dataclass
 class RestoredRun:
     """A checkpoint's run rebuilt: its config, its data (on the CPU) and its model (on `device`, weights loaded)."""
@@ -104,6 +119,7 @@ def restore_run(ckpt: str, device_name: str, overrides: list[str], trusted: bool
                         "cannot tell which model to build for it.")
     check_stored_targets(stored_targets(state["config"]), overrides, trusted, source=f"checkpoint {path}")
     cfg = typed_config(state["config"])
+    check_no_group_choice(overrides)
     try:
         cfg.merge_with_dotlist(overrides)
     except Exception as e:  # omegaconf names the key and the expected type

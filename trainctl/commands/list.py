@@ -137,6 +137,9 @@ def run_list(args: list[str]) -> int:
     if len(args) == 1 and args[0] in SECTIONS:
         _print_section(make_console(), args[0])
         return 0
+    if len(args) > 1 and args[0] in SECTIONS:  # a section has keys, not options: `list trainer epochs`
+        raise UserError(f"{args[0]} is a section of the run's settings, with no options to pick: "
+                        f"trainctl list {args[0]} shows all its keys ({' '.join(args[1:])} is not needed)")
     if len(args) > 2 or (len(args) == 2 and args[0] in PRESET_GROUPS):
         raise UserError(f"trainctl list takes a group and, for {', '.join(GROUPS)}, an option, not "
                         f"{' '.join(args)}: e.g. trainctl list model cnn")

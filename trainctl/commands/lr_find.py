@@ -94,12 +94,14 @@ def run_lr_find(args: list[str]) -> int:
         raise UserError(f"trainctl lr-find takes key=value arguments only, not {flags[0]}. {USAGE}")
     options, overrides = parse(args)
     from trainctl.config.overrides import quote_paths
+    from trainctl.commands.summary import check_untrusted_parts
     from trainctl.config.validate import validate
     from trainctl.data.locate import check_available
 
     overrides = quote_paths(overrides)
     cfg = _compose(overrides)
     validate(cfg, overrides)
+    check_untrusted_parts(cfg)
     check_available(cfg.dataset)
     _show_log()
     test = _range_test(cfg, options)

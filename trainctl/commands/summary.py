@@ -59,6 +59,15 @@ def _checkpoint_notes(cfg: DictConfig) -> list[str]:
     return [f"{key}={cfg[key]}: no weights are loaded (they change no shape or count)."] + ([notice] if notice else [])
 
 
+def check_untrusted_parts(cfg: DictConfig) -> None:
+    """Every `_target_` the config names, checked as `train` checks it, though this command builds only a part."""
+    from trainctl.callbacks.loading import check_callback_targets
+    from trainctl.config.targets import check_component_targets
+
+    check_component_targets(cfg)
+    check_callback_targets(cfg)
+
+
 def run_summary(args: list[str]) -> int:
     if args and args[0] in ("-h", "--help"):
         print(USAGE)
@@ -75,6 +84,7 @@ def run_summary(args: list[str]) -> int:
     overrides = quote_paths(args)
     cfg = _compose(overrides)
     validate(cfg, overrides)
+    check_untrusted_parts(cfg)
     spec, notes = spec_from_config(cfg.dataset)
     if cfg.model.get("weights") is not None:
         if cfg.model.get("arch") is not None:  # a weights name is checked as training checks it, without a download

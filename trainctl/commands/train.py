@@ -58,6 +58,24 @@ def unresolvable_message(error: Exception, overrides: list[str]) -> str:
             "to another key that resolves (e.g. ${trainer.epochs}).")
 
 
+def _with_saved_source(error: UserError, overrides: list[str]) -> UserError:
+    """On resume, a bad value may come from the run's saved overrides rather than the command line: say which
+    file holds it and how to replace it, instead of "fix it on the command line"."""
+    resume = next((a.split("=", 1)[1] for a in _user_args if a.startswith("resume=")), None)
+    if resume is None:
+        return error
+    typed = {a.split("=", 1)[0].lstrip("+~") for a in _user_args}
+    text = str(error)
+    saved = [o for o in overrides if "=" in o and o.split("=", 1)[0].lstrip("+~") not in typed
+             and not o.startswith("hydra") and o in text]
+    if not saved:
+        return error
+    key = saved[0].split("=", 1)[0].lstrip("+~")
+    return UserError(f"{text}\n{saved[0]} is not on your command line: it is replayed from the saved overrides of "
+                     f"the run being resumed (resume={resume}, its .hydra/overrides.yaml). Give {key}=<value> on "
+                     "the command line to replace it, or remove the line from that file.")
+
+
 class Preflight(Callback):
     """Runs `preflight` on the composed config before Hydra makes the run or sweep directory."""
 
@@ -74,7 +92,7 @@ class Preflight(Callback):
             if multirun:  # each job of a grid, before the sweep directory exists (train() checks again)
                 check_grid(config, multirun_preflight)
         except UserError as e:
-            report_user_error(e)
+            report_user_error(_with_saved_source(e, raw_overrides(config.hydra.overrides.task)))
             sys.exit(EXIT_USER_ERROR)
         except OmegaConfBaseException as e:  # Hydra would only warn about a callback's error and go on
             report_user_error(UserError(unresolvable_message(e, raw_overrides(config.hydra.overrides.task))))
@@ -263,6 +281,16 @@ def register_sweeper() -> None:
 SHOW_CONFIG = ("--cfg", "-c", "--help", "-h")  # Hydra's flags that print the config instead of running
 
 
+def _package_flag(args: list[str]) -> str | None:
+    """The value of Hydra's `--package`/`-p` flag, or None."""
+    for i, arg in enumerate(args):
+        if arg in ("--package", "-p") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--package="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def run_train(args: list[str]) -> int:
     """Hand `args` to Hydra exactly as a `@hydra.main` script would receive them; report config errors that
     Hydra finds while composing in trainctl's words, with the user-error exit code."""
@@ -292,6 +320,13 @@ def run_train(args: list[str]) -> int:
         main()
     except KeyboardInterrupt:  # a signal outside the loop (engine.signals): no directory it made stays behind empty
         remove_interrupted_outputs()
+        raise
+    except SystemExit as e:
+        package = _package_flag(args)
+        if e.code == 1 and package is not None:  # Hydra wrote "package 'x' not found in config" and exits 1
+            raise UserError(f"--package {package}: the config has no key {package!r} to print; give one of its "
+                            "top-level keys (model, optimizer, trainer, ...) or a dotted key under them "
+                            "(--package model --cfg job)") from None
         raise
     except Exception as e:
         signum = signal_pending()

@@ -22,6 +22,7 @@ from trainctl.errors import UserError
 
 MAX_LENGTH = 1000  # characters; also keeps the parser's and the compiler's recursion shallow
 MAX_NODES = 200
+MAX_EXPONENT = 1024  # a fixed exponent on a variable base: 2 ** 1024 is past the largest float
 LIMIT = 1e300  # the largest magnitude a power may produce (floats end near 1.8e308)
 
 Value = Callable[[dict[str, float]], float]
@@ -78,6 +79,15 @@ def _format_env(env: dict[str, float]) -> str:
     return ", ".join(f"{k}={v}" for k, v in env.items())
 
 
+def _past_exponent(node: ast.BinOp) -> bool:
+    """`epoch ** 99999999999` is finite at epochs 0 and 1 only: a fixed exponent past what a float holds for a
+    base of 2, on a base that varies, is refused when the formula is read, whatever the run's length."""
+    exponent = node.right.operand if isinstance(node.right, ast.UnaryOp) else node.right
+    return (isinstance(node.op, ast.Pow) and isinstance(exponent, ast.Constant)
+            and isinstance(exponent.value, (int, float)) and not isinstance(node.left, ast.Constant)
+            and abs(exponent.value) > MAX_EXPONENT)
+
+
 def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable[..., float]:
     """A function of `variables` (as keyword arguments) computing `text` as a finite float; UserError names
     `key` if the formula is invalid, or when it cannot be computed for the values it is given."""
@@ -124,6 +134,8 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
             constant = CONSTANTS[node.id]
             return lambda env: constant
         if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
+            if _past_exponent(node):
+                too_large.append(node)
             op, left, right = OPERATORS[type(node.op)], build(node.left), build(node.right)
             return lambda env: op(left(env), right(env))
         if isinstance(node, ast.UnaryOp) and type(node.op) in OPERATORS:
@@ -141,6 +153,7 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
         raise refuse(f"'{ast.unparse(node)}' is not allowed in a formula (numbers, + - * / // % **, and {allowed}; "
                      "math.NAME works too)")
 
+    too_large: list[ast.BinOp] = []
     compute = build(tree.body)
 
     def formula(**env: float) -> float:
@@ -153,4 +166,9 @@ def compile_formula(text: str, variables: tuple[str, ...], key: str) -> Callable
         return value
 
     formula(**{v: 0 for v in variables})  # fail now, not in epoch 37
+    if too_large:  # what it gives at 2, the smallest base it overflows from; else (it vanishes) the rule itself
+        formula(**{v: 2 for v in variables})
+        raise refuse(f"the exponent in '{ast.unparse(too_large[0])[:80]}' is beyond +-{MAX_EXPONENT}: the power "
+                     f"overflows (or vanishes) for every base from 2 (or below 0.5). Use an exponent within "
+                     f"+-{MAX_EXPONENT}")
     return formula

@@ -83,6 +83,11 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
     omega = next((e for e in chain if isinstance(e, OmegaConfBaseException)), None)
     if omega is not None and getattr(omega, "full_key", None):
         key = str(omega.full_key)
+        if key == "_dummy_":  # Hydra resolves a config group's choice (`model=${x}`) in a scratch node of that name
+            culprit = next((o for o in overrides if "${" in o), "a config group's choice")
+            return (f"{culprit}: {str(omega).splitlines()[0]}. A config group's choice (model=..., optimizer=...) "
+                    "is an option's name, and a ${...} in it must name a setting that exists; `trainctl list` "
+                    "shows the options")
         if key.startswith("hydra.sweeper.params."):  # `+hydra.sweeper.params.trainer.epochs=...` nests dicts
             return (f"{key}: a dotted key inside hydra.sweeper.params is read as nested settings; write the "
                     "space as \"++hydra.sweeper.params={trainer.epochs:'int(interval(1,5))'}\" (a mapping, "
@@ -93,7 +98,7 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
             if parent and given.get(parent):  # name the option chosen: `model.hidden ... of model=cnn`
                 text = text.replace(f"is not a setting of {parent}", f"is not a setting of {parent}={given[parent]}", 1)
             presets = [o for o in overrides if o.split("=", 1)[0].lstrip("+") in ("experiment", "debug", "sweep")]
-            typed = any(key == k or key.startswith(k + ".") for k in given)
+            typed = any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in given)
             if presets and not typed and not key.startswith("hydra."):  # the user never typed it: say where from
                 text += (f" It is not on your command line: {', '.join(presets)} sets it, for another option of "
                          f"{key.rpartition('.')[0] or 'the config'}; drop that preset or keep its options.")

@@ -171,6 +171,19 @@ def import_target(path: str, key: str = "component") -> Any:
                         "(or installed) and the name is spelled right.") from None
 
 
+COMPONENT_GROUPS = ("model", "loss", "optimizer", "scheduler")  # the groups whose `_target_` check_kind knows
+
+
+def check_component_targets(cfg: DictConfig) -> None:
+    """Import each component `_target_` of `cfg` and check its kind, calling nothing: a command that builds only
+    part of the config (summary builds the model, lr-find no scheduler) refuses what `train` would refuse."""
+    for group in COMPONENT_GROUPS:
+        node = cfg.get(group)
+        if has_target(node):
+            path = str(node._target_)
+            check_kind(path, import_target(path, group), group)
+
+
 def instantiate_target(cfg: DictConfig, *args: Any, check: Callable[[str, Any, str], None] = check_kind,
                        key: str | None = None, **context: Any) -> Any:
     """Build `cfg._target_` with the node's other keys (and the `context` its signature takes); `key` names the

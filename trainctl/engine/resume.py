@@ -74,11 +74,16 @@ def check_no_links(run_dir: Path) -> None:
     """A resumed run writes into its directory (its log, event files, checkpoints, metrics): a symbolic link
     there would carry those writes, or the reads of its checkpoints, to wherever it points. trainctl never
     makes one, so a link means someone else shaped this directory: refuse it, naming the link."""
-    for name in ("train.log", "metrics.json", "model.txt"):  # files a resumed run appends to or rewrites
+    # Files a resumed run appends to, rewrites or reads at its end (the test pass loads best.pt): a folder or a
+    # fifo there would fail the run after it trained, or hang it.
+    for name in ("train.log", "metrics.json", "model.txt", "checkpoints/best.pt", "checkpoints/last.pt", ".lock"):
         if (run_dir / name).exists() and not (run_dir / name).is_file() and not (run_dir / name).is_symlink():
             raise UserError(f"{run_dir / name} is not a file: it is not a run directory trainctl wrote (or it was "
                             "edited since); remove it, or do not resume this run.")
     for path in sorted(run_dir.rglob("*")):
+        if not path.is_symlink() and not path.is_file() and not path.is_dir():  # a fifo, socket or device
+            raise UserError(f"{path} is a special file (a fifo, socket or device), which trainctl never writes in a "
+                            "run directory: remove it, or do not resume this run.")
         if path.is_symlink():
             raise UserError(f"{path} is a symbolic link (to {os.readlink(path)}): trainctl never makes links in a "
                             "run directory, and resuming writes into it, so a link would carry those writes (or "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any, Callable
@@ -57,6 +58,19 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise SignalInterrupt(signum)
 
 
+def _redeliver_swallowed(unraisable: Any) -> None:
+    """A signal whose handler ran inside a weakref callback or a `__del__`, where Python only prints the
+    exception ("Exception ignored in ...") and goes on: send it again, so it stops the command where it can."""
+    global _first
+    if isinstance(unraisable.exc_value, SignalInterrupt) and _first is not None:
+        signum, _first = _first, None
+        # From another thread, a moment later: sent from here, its handler would run inside this hook, swallowed
+        # again; the main thread handles it at its next step outside any callback.
+        threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _exit_at_shutdown(signum: int, frame: FrameType | None) -> None:
     """After the command's work: a signal while Python shuts down (its atexit hooks, library threads joining)
     ends it with the signal's code, not an 'Exception ignored' traceback."""
@@ -98,10 +112,13 @@ def install_process_handlers() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
         return lambda: None
     previous = {signum: signal.signal(signum, _raise_interrupt) for signum in STOP_SIGNALS}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _redeliver_swallowed
 
     def restore() -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        sys.unraisablehook = previous_hook
 
     return restore
 

@@ -22,6 +22,7 @@ sweep-report and the importances use); the trial gets `model.hidden=[w0,w1,...]`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -56,11 +57,12 @@ def _one(key: str, expression: Any, where: str) -> tuple[BaseDistribution, bool]
     return space.distributions[key], key in space.verbatim
 
 
-def _values(distribution: BaseDistribution) -> list[Any] | None:
+def _values(distribution: BaseDistribution) -> Sequence[Any] | None:
+    """The values a distribution takes; an integer range as a `range`, never listed (seed=range(0,1e11))."""
     if isinstance(distribution, CategoricalDistribution):
         return list(distribution.choices)
     if isinstance(distribution, IntDistribution) and not distribution.log:
-        return list(range(distribution.low, distribution.high + 1, distribution.step))
+        return range(distribution.low, distribution.high + 1, distribution.step)
     return None
 
 
@@ -88,7 +90,7 @@ def add_structure(space: SearchSpace, conditional: dict[str, Any] | None, depth:
             missing = [w for w in wanted if w not in options]
             if missing:
                 raise UserError(f"{where}.when.{other}: {missing} never occurs: {other} takes "
-                                f"{', '.join(map(str, options))}")
+                                f"{', '.join(map(str, options[:20]))}{' ...' if len(options) > 20 else ''}")
             when[other] = wanted
         space.conditional[key] = Condition(when, *_one(key, entry["values"], f"{where}.values"))
     for key, entry in (depth or {}).items():
@@ -100,7 +102,9 @@ def add_structure(space: SearchSpace, conditional: dict[str, Any] | None, depth:
             raise UserError(f"{where}: {key} is also sampled or set elsewhere in the sweep: sample it in one place")
         count, _ = _one(f"{key}.count", entry["count"], f"{where}.count")
         counts = _values(count)
-        if not counts or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        whole = bool(counts) and (counts[0] >= 0 if isinstance(counts, range) else  # a range: no walk over it
+                                  all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts))
+        if not counts or not whole:
             raise UserError(f"{where}.count={entry['count']} must give whole numbers >= 0, e.g. range(1, 4)")
         space.depth[key] = Depth(count, *_one(key, entry["width"], f"{where}.width"))
 
@@ -170,7 +174,8 @@ def candidates(space: SearchSpace) -> list[list[str]]:
             text = str(value) if condition.verbatim else format_value(value)
             found.append([*space.fixed, *(f"{k}={v}" for k, v in base.items()), f"{key}={text}"])
     for key, depth in space.depth.items():
-        most = max(_values(depth.count) or [0])
+        counts = _values(depth.count) or [0]
+        most = counts[-1] if isinstance(counts, range) else max(counts)  # a range ascends: no walk over it
         widths = _values(depth.width) or [depth.width.low, depth.width.high]
         for width in dict.fromkeys([widths[0], widths[-1]]):
             text = _width_text(width, depth.verbatim)

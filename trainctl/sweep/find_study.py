@@ -44,7 +44,7 @@ def _from_directory(folder: Path) -> tuple[str, str | None, list[str] | None]:
         try:
             data = yaml.safe_load(results.read_text()) or {}
             recorded, name, objectives = str(data["storage"]), data.get("study_name"), data.get("objectives")
-        except (yaml.YAMLError, KeyError, TypeError) as e:
+        except (yaml.YAMLError, KeyError, TypeError, ValueError, OSError) as e:  # ValueError: bytes no UTF-8
             raise UserError(f"{results} is not a sweep's results file ({_first_line(e)}): {GIVE}") from None
     for default, kind in DEFAULT_FILES.items():
         if (folder / default).is_file():
@@ -56,6 +56,10 @@ def _from_directory(folder: Path) -> tuple[str, str | None, list[str] | None]:
                             f"of another sweep directory ({elsewhere[0]}): it looks copied without its study. Copy "
                             f"that file into {folder}, or give it itself: trainctl sweep-report {elsewhere[0]}")
         return recorded, name, objectives
+    if (folder / "multirun.yaml").is_file():  # an Optuna sweep's directory without its study (grid dirs go elsewhere)
+        raise UserError(f"{folder} is an Optuna sweep directory without its study: it holds no "
+                        f"{' or '.join(DEFAULT_FILES)} (removed, or not copied with it). Copy the sweep's optuna.db "
+                        f"into {folder}, or give the storage itself: trainctl sweep-report sqlite:///PATH")
     inside = sorted(str(p) for p in [*folder.glob("*"), *folder.glob("*/*")] if _is_sweep_dir(p))
     hint = f" (sweep directories in it: {', '.join(inside[:5])}{', ...' if len(inside) > 5 else ''})" if inside else ""
     raise UserError(f"{folder} is not a sweep directory: it holds none of {RESULTS}, "
@@ -91,7 +95,8 @@ def _check_files(spec: str, target: str) -> None:
                         "sweep; run the sweep with the default storage to report on it later")
     for path in storage_files(spec):
         if not path.is_file():
-            raise UserError(f"{target}: the study's storage {path} does not exist; {GIVE}")
+            what = "is not a regular file (a folder, fifo or device)" if path.exists() else "does not exist"
+            raise UserError(f"{target}: the study's storage {path} {what}; {GIVE}")
         if spec.startswith("sqlite:"):
             check_intact(path, target)  # damaged (truncated) is not "no Optuna database"
             try:

@@ -47,9 +47,21 @@ class GridJob:
         return sum(times) if times else None
 
 
+OPTUNA_FILES = ("optuna.db", "optuna.journal")
+OPTUNA_RESULTS = "optimization_results.yaml"
+
+
 def is_grid_dir(path: Path) -> bool:
-    """A sweep directory Hydra's own (grid) sweeper wrote: multirun.yaml and job folders, no Optuna storage."""
-    return (path / MULTIRUN).is_file() and not any((path / n).exists() for n in ("optuna.db", "optuna.journal"))
+    """A sweep directory Hydra's own (grid) sweeper wrote: multirun.yaml and job folders, no Optuna storage, and
+    not an Optuna sweep's directory whose database was removed or not copied (its report is of that study only)."""
+    if not (path / MULTIRUN).is_file() or any((path / n).exists() for n in (*OPTUNA_FILES, OPTUNA_RESULTS)):
+        return False
+    saved = _read_yaml(path / MULTIRUN)
+    try:
+        sweeper = saved["hydra"]["runtime"]["choices"]["hydra/sweeper"]
+    except (KeyError, TypeError):
+        return True
+    return sweeper != "optuna"
 
 
 def _read_yaml(path: Path) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from trainctl.config.validate import INT64_MAX
 from trainctl.errors import UserError
 from trainctl.registry import did_you_mean
 from trainctl.sweep.algorithms import PRUNERS, SAMPLERS, is_target
@@ -90,6 +91,10 @@ def check_settings(settings: dict[str, Any]) -> None:
     """Raise UserError for the first setting that breaks its rule."""
     for key, (valid, expected) in RULES.items():
         value = settings.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT64_MAX:
+            # As every integer setting of trainctl's: n_trials=<80 digits> would otherwise sweep until killed.
+            raise UserError(f"{PREFIX}.{key}={str(value)[:20]}...({len(str(value))} digits) is too large: an "
+                            f"integer setting holds at most {INT64_MAX:,} (a 64-bit number); it must be {expected}")
         if not valid(value):
             hint = did_you_mean(str(value), list(NAMES[key])) if key in NAMES else ""
             raise UserError(f"{PREFIX}.{key}={value} is not valid: it must be {expected}{hint}")

@@ -101,6 +101,9 @@ def check_storage_files(setting: str | None, spec: str) -> None:
             raise UserError(f"{culprit}: the folder {path.parent} does not exist: create it first (mkdir -p "
                             f"{path.parent}) or correct the path; trainctl does not create it, so that a typo "
                             "cannot start a second, separate study")
+        if path.exists() and not path.is_file():  # a fifo would block SQLite's open for ever, a folder fail later
+            raise UserError(f"{culprit}: {path} is not a regular file (a folder, fifo or device): name a database "
+                            "file, or a path where one can be made")
         if spec.startswith("sqlite:"):
             check_intact(path, culprit)
 
