@@ -59,6 +59,25 @@ def parse_error_message(override: str, error: str) -> str:
     return text + " Check its brackets and quotes (a value in single quotes inside the shell's quotes is taken as is)"
 
 
+# Hydra plugins whose options users name from the README, and the package that brings each
+PLUGINS = {"submitit_slurm": "hydra-submitit-launcher", "submitit_local": "hydra-submitit-launcher",
+           "ray_aws": "hydra-ray-launcher", "rq": "hydra-rq-launcher"}
+
+
+def _missing_plugin(text: str) -> str | None:
+    """`hydra/launcher=submitit_slurm` without its plugin: what is installed and the package to install."""
+    found = re.search(r"Could not find '(hydra/\w+)/([^']+)'", text)
+    if found is None:
+        return None
+    group, option = found.groups()
+    listed = re.search(rf"Available options in '{group}':\s*(.*?)(?:Config search path|$)", text, re.S)
+    options = ", ".join(listed.group(1).split()) if listed else "none"
+    package = PLUGINS.get(option)
+    fix = f"pip install {package}" if package else "install the Hydra plugin that provides it"
+    return (f"{group}={option} is not installed: the options of {group} here are {options}. A Hydra plugin adds "
+            f"its options when it is installed: {fix}.")
+
+
 def explain(exc: BaseException, overrides: list[str]) -> str | None:
     """A user-facing message for a config error raised while Hydra composed the config; None when `exc` is not
     one (a bug, which keeps its traceback)."""
@@ -69,7 +88,7 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
     for e in chain:
         if isinstance(e, ValueError) and str(e).startswith("Only one of --run, --multirun"):
             return f"{e}: -m/--multirun runs, --cfg only prints the config; give one of them"
-        if isinstance(e, OSError):
+        if isinstance(e, OSError) and not isinstance(e, MissingConfigException):  # Hydra's is an IOError too
             where = f" {e.filename}" if e.filename else ""
             return (f"cannot create or read{where}: {e.strerror or e}. Check the path (hydra.run.dir, "
                     "hydra.sweep.dir, -cd/--config-dir) exists or can be created and is writable.")
@@ -115,7 +134,8 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
         if isinstance(e, OverrideParseException):
             return parse_error_message(e.override, str(e))
         if isinstance(e, MissingConfigException):
-            return f"{str(e).strip().splitlines()[0]} See `trainctl list` for the options of each group."
+            plugin = _missing_plugin(str(e))
+            return plugin or f"{str(e).strip().splitlines()[0]} See `trainctl list` for the options of each group."
         if isinstance(e, ConfigCompositionException):
             first = str(e).strip().splitlines()[0]
             match = re.search(r"Could not override '([^']+)'", first) or re.search(r"override '([^']+)'", first)

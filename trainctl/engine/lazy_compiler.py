@@ -39,6 +39,11 @@ class _StandIn(types.ModuleType):
         return fn
 
     def __getattr__(self, name: str) -> Any:
+        # `inspect.getmodule` asks every module in sys.modules for `__file__`; loading the compiler for that
+        # from inside another import (torch.distributed.tensor, during `torch.jit.trace`) is a circular import.
+        # `__path__` still loads it: importing a submodule (`torch._dynamo.config`) needs the real package.
+        if name.startswith("__") and name.endswith("__") and name != "__path__":
+            raise AttributeError(name)
         return getattr(self._real(), name)
 
     def _real(self) -> types.ModuleType:
