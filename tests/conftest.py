@@ -4,6 +4,7 @@ composition."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import subprocess as subprocess_module  # `run_cli` has a parameter named subprocess
 import sys
@@ -146,6 +147,25 @@ def needs_process(args: list[str], env: dict[str, str]) -> bool:
 def run_dirs(cwd: Path) -> list[Path]:
     runs = cwd / "runs"
     return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.exists() else []
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished `trainctl train experiment=smoke trainer.epochs=1`, trained once per session (per xdist
+    worker), for tests that need *a* trained run (its checkpoints, config, metrics) rather than a training of their
+    own. Other tests share it: read it, or change a copy (`copy_run`)."""
+    cwd = tmp_path_factory.mktemp("smoke")
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1"], cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [run] = run_dirs(cwd)
+    return run
+
+
+def copy_run(run: Path, cwd: Path, name: str = "") -> Path:
+    """A copy of the run directory `run` as `cwd/runs/<name or its own name>`, to change, resume or evaluate."""
+    target = cwd / "runs" / (name or run.name)
+    shutil.copytree(run, target)
+    return target
 
 
 def make_cifar_dataset(folder: Path, n_per_batch: int = 40, seed: int = 0) -> Path:
