@@ -58,6 +58,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker("cuda")]
 
 
+_file_seconds: dict[str, float] = {}  # test file -> its tests' setup, call and teardown seconds, summed
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::")[0]  # under xdist the controller gets every worker's reports
+    _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's list of the slowest tests
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """With `--durations=N`, the N slowest test files too: a file is what one xdist worker may hold, and the
+    suite keeps each under a minute."""
+    count = config.getoption("durations", None)
+    if count is None or not _file_seconds:
+        return
+    slowest = sorted(_file_seconds.items(), key=lambda kv: -kv[1])[:count or None]
+    terminalreporter.write_sep("=", f"slowest {len(slowest)} test files (their tests' durations summed)")
+    for path, seconds in slowest:
+        terminalreporter.write_line(f"{seconds:8.2f}s {path}")
+
+
 def with_test_device(args: list[str]) -> list[str]:
     """`args` plus device=cuda under `--device cuda`, for a command that takes a device and names none (a resume
     replays the device its run was started with)."""
