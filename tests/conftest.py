@@ -4,6 +4,7 @@ composition."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import subprocess as subprocess_module  # `run_cli` has a parameter named subprocess
 import sys
@@ -55,6 +56,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("cuda")]
+
+
+_file_seconds: dict[str, float] = {}  # test file -> its tests' setup, call and teardown seconds, summed
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::")[0]  # under xdist the controller gets every worker's reports
+    _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's list of the slowest tests
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """With `--durations=N`, the N slowest test files too: a file is what one xdist worker may hold, and the
+    suite keeps each under a minute."""
+    count = config.getoption("durations", None)
+    if count is None or not _file_seconds:
+        return
+    slowest = sorted(_file_seconds.items(), key=lambda kv: -kv[1])[:count or None]
+    terminalreporter.write_sep("=", f"slowest {len(slowest)} test files (their tests' durations summed)")
+    for path, seconds in slowest:
+        terminalreporter.write_line(f"{seconds:8.2f}s {path}")
 
 
 def with_test_device(args: list[str]) -> list[str]:
@@ -146,6 +168,25 @@ def needs_process(args: list[str], env: dict[str, str]) -> bool:
 def run_dirs(cwd: Path) -> list[Path]:
     runs = cwd / "runs"
     return sorted(p for p in runs.iterdir() if p.is_dir()) if runs.exists() else []
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished `trainctl train experiment=smoke trainer.epochs=1`, trained once per session (per xdist
+    worker), for tests that need *a* trained run (its checkpoints, config, metrics) rather than a training of their
+    own. Other tests share it: read it, or change a copy (`copy_run`)."""
+    cwd = tmp_path_factory.mktemp("smoke")
+    proc = run_cli(["train", "experiment=smoke", "trainer.epochs=1"], cwd)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [run] = run_dirs(cwd)
+    return run
+
+
+def copy_run(run: Path, cwd: Path, name: str = "") -> Path:
+    """A copy of the run directory `run` as `cwd/runs/<name or its own name>`, to change, resume or evaluate."""
+    target = cwd / "runs" / (name or run.name)
+    shutil.copytree(run, target)
+    return target
 
 
 def make_cifar_dataset(folder: Path, n_per_batch: int = 40, seed: int = 0) -> Path:
