@@ -61,19 +61,6 @@ def parse(args: list[str]) -> tuple[Any, list[str]]:
     return options, overrides
 
 
-def _compose(overrides: list[str]) -> DictConfig:
-    """The composed config; Hydra's errors told in trainctl's words, as `trainctl train` tells them."""
-    from trainctl.config.compose import compose
-    from trainctl.config.hydra_errors import explain
-
-    try:
-        return compose(overrides)
-    except Exception as e:
-        message = explain(e, overrides)
-        if message is None:
-            raise  # not a config error: a bug, with its traceback
-        raise UserError(message) from None
-
 
 def _show_log() -> None:
     """What the engine logs while building (init_from, model.freeze) goes to stderr, as in a training run."""
@@ -95,11 +82,12 @@ def run_lr_find(args: list[str]) -> int:
     options, overrides = parse(args)
     from trainctl.config.overrides import quote_paths
     from trainctl.commands.summary import check_untrusted_parts
+    from trainctl.config.hydra_errors import compose_explained
     from trainctl.config.validate import validate
     from trainctl.data.locate import check_available
 
     overrides = quote_paths(overrides)
-    cfg = _compose(overrides)
+    cfg = compose_explained(overrides)
     validate(cfg, overrides)
     check_untrusted_parts(cfg)
     check_available(cfg.dataset)

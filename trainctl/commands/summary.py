@@ -26,19 +26,6 @@ run of `trainctl train` with the same overrides would build it; nothing is train
 PARAMS_FLAG = "--params"
 
 
-def _compose(overrides: list[str]) -> DictConfig:
-    """The composed config; Hydra's errors told in trainctl's words, as `trainctl train` tells them."""
-    from trainctl.config.compose import compose
-    from trainctl.config.hydra_errors import explain
-
-    try:
-        return compose(overrides)
-    except Exception as e:
-        message = explain(e, overrides)
-        if message is None:
-            raise  # not a config error: a bug, with its traceback
-        raise UserError(message) from None
-
 
 def _checkpoint_notes(cfg: DictConfig) -> list[str]:
     """`init_from=`/`resume=` given to summary: the table is of the model the config builds, and code that the
@@ -78,11 +65,12 @@ def run_summary(args: list[str]) -> int:
     if flags:
         raise UserError(f"trainctl summary takes key=value overrides only, not {flags[0]}. {USAGE}")
     from trainctl.config.overrides import quote_paths
+    from trainctl.config.hydra_errors import compose_explained
     from trainctl.config.validate import validate
     from trainctl.data.shapes import spec_from_config
 
     overrides = quote_paths(args)
-    cfg = _compose(overrides)
+    cfg = compose_explained(overrides)
     validate(cfg, overrides)
     check_untrusted_parts(cfg)
     spec, notes = spec_from_config(cfg.dataset)

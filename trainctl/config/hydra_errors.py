@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from typing import Any
 
 
 TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
@@ -157,3 +158,18 @@ def explain(exc: BaseException, overrides: list[str]) -> str | None:
             return (f"{group}: {text.splitlines()[0]}: a config group takes an option's name (`trainctl list` "
                     "shows them); Hydra's own settings are keys such as hydra.run.dir=...")
     return None
+
+
+def compose_explained(overrides: list[str]) -> Any:
+    """The composed config for a command that composes without Hydra's app (summary, lr-find): Hydra's errors
+    told in trainctl's words, as `trainctl train` tells them."""
+    from trainctl.config.compose import compose
+    from trainctl.errors import UserError
+
+    try:
+        return compose(overrides)
+    except Exception as e:
+        message = explain(e, overrides)
+        if message is None:
+            raise  # not a config error: a bug, with its traceback
+        raise UserError(message) from None
