@@ -17,3 +17,10 @@ def report_user_error(error: BaseException) -> None:
 
     console = Console(stderr=True, highlight=False, emoji=False)  # `cuda:x:` in a message stays text
     console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+
+
+def what_raised(error: BaseException) -> str:
+    """`ValueError: its first line` (or just the type when it says nothing): how a failure in the user's own code
+    is quoted in the one-line message that names whose code it was."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__

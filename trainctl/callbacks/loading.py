@@ -24,7 +24,7 @@ from omegaconf import DictConfig, ListConfig
 
 from trainctl.config.targets import builds, import_target, instantiate_target
 from trainctl.engine.events import EVENTS, Callback, StopTraining
-from trainctl.errors import UserError
+from trainctl.errors import UserError, what_raised
 
 ENTRY_POINT_GROUP = "trainctl.callbacks"
 
@@ -50,9 +50,8 @@ def _guard(name: str, origin: str, event: str, method: Callable[..., Any]) -> Ca
             raise
         except Exception as e:
             logging.getLogger("trainctl.file").error("callback '%s' failed in %s", name, event, exc_info=True)
-            first = (str(e).strip().splitlines() or [""])[0]
-            raise UserError(f"callback '{name}' ({origin}) failed in {event}: {type(e).__name__}"
-                            f"{': ' + first if first else ''}. Its traceback is in the run's train.log.") from None
+            raise UserError(f"callback '{name}' ({origin}) failed in {event}: {what_raised(e)}. Its traceback "
+                            "is in the run's train.log.") from None
     return call
 
 

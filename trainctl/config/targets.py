@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from trainctl.errors import UserError
+from trainctl.errors import UserError, what_raised
 
 
 def has_target(cfg: DictConfig) -> bool:
@@ -213,6 +213,5 @@ def call_target(target: Any, path: str, key: str, /, *args: Any, **kwargs: Any) 
     except TypeError as e:
         raise UserError(f"cannot build {path} with {sorted(kwargs)}: {e}") from None
     except Exception as e:  # the user's own code refused its arguments: say whose code, and its first line
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise UserError(f"{key}: {path}({', '.join(sorted(kwargs))}) raised {type(e).__name__}"
-                        f"{': ' + first if first else ''}. Fix the class or its settings ({key}.*).") from None
+        raise UserError(f"{key}: {path}({', '.join(sorted(kwargs))}) raised {what_raised(e)}. "
+                        f"Fix the class or its settings ({key}.*).") from None

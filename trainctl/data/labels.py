@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from trainctl.data.user_targets import build_callable
-from trainctl.errors import UserError
+from trainctl.errors import UserError, what_raised
 
 
 def one_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -44,8 +44,7 @@ class LabelTransformedLoss(nn.Module):
             try:
                 out = fn(labels)
             except Exception as e:  # noqa: BLE001  (the user's code: say whose, and its first line)
-                first = (str(e).strip().splitlines() or [""])[0]
-                raise UserError(f"dataset.label_transforms.{i} raised {type(e).__name__}: {first}. It is called with "
+                raise UserError(f"dataset.label_transforms.{i} raised {what_raised(e)}. It is called with "
                                 f"a batch of labels of shape {list(labels.shape)} ({labels.dtype}).") from None
             if not isinstance(out, torch.Tensor) or out.shape[:1] != labels.shape[:1]:
                 raise UserError(f"dataset.label_transforms.{i} must return a tensor with one row per label "

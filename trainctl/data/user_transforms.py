@@ -23,7 +23,7 @@ from omegaconf import DictConfig, ListConfig
 from trainctl.data.splits import Transform
 from trainctl.data.transforms import image_transforms
 from trainctl.data.user_targets import build_callable
-from trainctl.errors import UserError
+from trainctl.errors import UserError, what_raised
 
 log = logging.getLogger("trainctl")
 OWN_KEYS = ("per_sample",)  # read here, never passed to the transform
@@ -69,8 +69,7 @@ def with_user_transforms(base: Transform, extra: list[Callable[[torch.Tensor], t
             try:
                 out = fn(x)
             except Exception as e:  # noqa: BLE001  (the user's code: say whose, and its first line)
-                first = (str(e).strip().splitlines() or [""])[0]
-                raise UserError(f"dataset.{key}.{i} raised {type(e).__name__}: {first}. It is called with a float "
+                raise UserError(f"dataset.{key}.{i} raised {what_raised(e)}. It is called with a float "
                                 f"batch of shape [N, C, H, W] on the training device.") from None
             if not isinstance(out, torch.Tensor) or out.shape != x.shape:
                 # the model was built for the dataset's shape: a transform that changes it would break it

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
+from trainctl.errors import what_raised
+
 log = logging.getLogger("trainctl")
 T = TypeVar("T")
 
@@ -43,9 +45,8 @@ def after_training(what: str, work: Callable[[], T]) -> T | None:
     try:
         return work()
     except Exception as e:  # noqa: BLE001  (any failure of an analysis: the run's result stands)
-        first = (str(e).strip().splitlines() or [""])[0]
-        log.warning("%s failed (%s%s); the run's metrics are saved, this is left out (traceback in train.log)",
-                    what, type(e).__name__, f": {first}" if first else "")
+        log.warning("%s failed (%s); the run's metrics are saved, this is left out (traceback in train.log)",
+                    what, what_raised(e))
         logging.getLogger("trainctl.file").error("%s failed", what, exc_info=True)
         return None
 
