@@ -19,6 +19,17 @@ from inprocess import NeedsProcess, run_in_process
 from trainctl.data.idx import write_idx
 
 NO_SYSTEM_DATA = "dataset.system_dirs=[]"  # tests never read the machine's real datasets
+# A user's model that reads a value back to the host every step: the GPU tests' host-sync case.
+READS_BACK_MODEL = (
+    "import math\nfrom torch import nn\n\n"
+    "class ReadsBack(nn.Module):\n"
+    "    def __init__(self, input_shape, num_classes, **mlp_settings):\n"
+    "        super().__init__()\n"
+    "        self.net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))\n\n"
+    "    def forward(self, x):\n"
+    "        out = self.net(x)\n"
+    "        self.last_max = out.max().item()  # the host waits for the GPU here\n"
+    "        return out\n")
 
 # `pytest --device cuda` (or TRAINCTL_TEST_DEVICE=cuda): every CLI run that trains or evaluates and names no
 # device runs with device=cuda, and the CUDA-only tests (marked `cuda`, in tests/gpu/) are collected. Without

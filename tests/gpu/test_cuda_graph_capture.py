@@ -9,7 +9,7 @@ import signal
 import pytest
 import torch
 
-from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
+from conftest import NO_SYSTEM_DATA, READS_BACK_MODEL, run_cli, run_dirs
 
 pytestmark = [pytest.mark.cuda, pytest.mark.slow]
 
@@ -64,16 +64,7 @@ def test_an_optimizer_without_a_capturable_step_runs_eagerly_and_says_why_once(t
 
 
 def test_a_host_sync_in_the_users_model_runs_eagerly_and_says_why_once(tmp_path, fake_fashion):
-    (tmp_path / "syncing.py").write_text(
-        "import math\nfrom torch import nn\n\n"
-        "class ReadsBack(nn.Module):\n"
-        "    def __init__(self, input_shape, num_classes, **mlp_settings):\n"
-        "        super().__init__()\n"
-        "        self.net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))\n\n"
-        "    def forward(self, x):\n"
-        "        out = self.net(x)\n"
-        "        self.last_max = out.max().item()  # the host waits for the GPU here\n"
-        "        return out\n")
+    (tmp_path / "syncing.py").write_text(READS_BACK_MODEL)
     _, metrics, log = train(tmp_path / "run", fake_fashion, "model=mlp", "+model._target_=syncing.ReadsBack",
                             env={"PYTHONPATH": str(tmp_path)})
     assert log.count(EAGER) == 1 and "the step makes the host wait for the GPU" in log, log[-3000:]

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from conftest import NO_SYSTEM_DATA, run_cli, run_dirs
+from conftest import NO_SYSTEM_DATA, READS_BACK_MODEL, run_cli, run_dirs
 
 pytestmark = [pytest.mark.cuda, pytest.mark.slow]
 
@@ -50,16 +50,7 @@ def test_each_option_trains_on_cuda_without_a_host_sync_per_step(tmp_path, fake_
 
 def test_a_sync_in_the_users_model_is_named(tmp_path, fake_fashion):
     """The check is real: a model that reads a value back every step fails the run, naming the line."""
-    source = (
-        "import math\nfrom torch import nn\n\n"
-        "class ReadsBack(nn.Module):\n"
-        "    def __init__(self, input_shape, num_classes, **mlp_settings):\n"
-        "        super().__init__()\n"
-        "        self.net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))\n\n"
-        "    def forward(self, x):\n"
-        "        out = self.net(x)\n"
-        "        self.last_max = out.max().item()  # the host waits for the GPU here\n"
-        "        return out\n")
+    source = READS_BACK_MODEL
     (tmp_path / "syncing.py").write_text(source)
     line = source.splitlines().index("        self.last_max = out.max().item()  # the host waits for the GPU here") + 1
     proc = run_cli(["train", "model=mlp", "+model._target_=syncing.ReadsBack", "dataset=fashionmnist",
